@@ -1,0 +1,83 @@
+"""The golden model: the integer IR executed in numpy. It is the specification.
+
+Torch must agree with it on every integer level; HLS C-simulation and RTL
+simulation must equal it bit for bit. It needs nothing but numpy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .ir import Graph, IRError, MatVec
+
+
+class OverflowError_(IRError):
+    """An accumulator left the range of its acc_bits: the IR is wrong."""
+
+
+@dataclass
+class Trace:
+    """Every layer's accumulators and output values for a batch of frames."""
+
+    inputs: np.ndarray                  # (N, mw0) input values
+    acc: dict[str, np.ndarray]          # layer -> (N, mh) accumulators
+    outputs: dict[str, np.ndarray]      # layer -> (N, mh) output values (bipolar as -1/+1)
+    logits: np.ndarray                  # (N, classes) float64
+
+    @property
+    def result(self) -> np.ndarray:
+        """The raw accumulators of the output layer, what the hardware emits."""
+        return self.outputs[list(self.outputs)[-1]]
+
+
+def accumulate(layer: MatVec, x: np.ndarray) -> np.ndarray:
+    """acc[n, c] = sum_i W[c, i] * x[n, i], exact in int64, range-checked."""
+    acc = x.astype(np.int64) @ layer.weights.astype(np.int64).T
+    lo, hi = -(1 << (layer.acc_bits - 1)), (1 << (layer.acc_bits - 1)) - 1
+    if acc.size and (acc.min() < lo or acc.max() > hi):
+        raise OverflowError_(f"layer {layer.name!r}: accumulator [{acc.min()}, {acc.max()}] "
+                             f"overflows acc_bits={layer.acc_bits}")
+    return acc
+
+
+def threshold_levels(layer: MatVec, acc: np.ndarray) -> np.ndarray:
+    """Multi-threshold unit: level = count(acc >= t), inverted per channel."""
+    assert layer.thresholds is not None and layer.threshold_invert is not None
+    count = (acc[:, :, None] >= layer.thresholds[None, :, :]).sum(axis=2).astype(np.int64)
+    top = layer.thresholds.shape[1]
+    return np.where(layer.threshold_invert[None, :], top - count, count)
+
+
+def level_values(layer: MatVec, levels: np.ndarray) -> np.ndarray:
+    """Output levels -> the values the next layer multiplies (bipolar 0/1 -> -1/+1)."""
+    assert layer.odtype is not None
+    return 2 * levels - 1 if layer.odtype.kind == "bipolar" else levels
+
+
+def run(graph: Graph, inputs: np.ndarray) -> Trace:
+    """Run integer input values (N, mw0) through the graph."""
+    x = np.asarray(inputs, dtype=np.int64)
+    if x.ndim != 2 or x.shape[1] != graph.layers[0].mw:
+        raise IRError(f"golden: inputs of shape {x.shape}, expected (N, {graph.layers[0].mw})")
+    it = graph.layers[0].itype
+    if x.size and (x.min() < it.min or x.max() > it.max or (it.kind == "bipolar" and np.any(x == 0))):
+        raise IRError(f"golden: input values outside {it}")
+    trace = Trace(inputs=x, acc={}, outputs={}, logits=np.zeros(0))
+    for layer in graph.layers:
+        acc = accumulate(layer, x)
+        trace.acc[layer.name] = acc
+        if layer.is_output:
+            x = acc
+        else:
+            x = level_values(layer, threshold_levels(layer, acc))
+        trace.outputs[layer.name] = x
+    out = graph.output
+    trace.logits = acc * out.out_scale[None, :].astype(np.float64) + out.out_bias[None, :].astype(np.float64)
+    return trace
+
+
+def predict(graph: Graph, inputs: np.ndarray) -> np.ndarray:
+    """Class index per frame from the golden logits."""
+    return np.argmax(run(graph, inputs).logits, axis=1)

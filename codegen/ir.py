@@ -1,0 +1,374 @@
+"""The integer, hardware-ready intermediate representation.
+
+The IR is the only contract between the frontends (which know torch) and the
+emitters (which know templates). It is deliberately small: a chain of
+matrix-vector layers, each with integer weights, the number formats of its
+input, weights and output, its folding and, for every layer but the last, a
+per-channel multi-threshold activation. It serialises to ``lbgen.json`` plus
+``.npy`` arrays so that golden model, simulation and report run without torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+IR_VERSION = 1
+
+#: Number kinds a stream element or a weight can have.
+#: ``bipolar``: value in {-1,+1}, stored as bit b = (v+1)/2 (1 bit).
+#: ``uint``: unsigned k-bit level in [0, 2^k-1].
+#: ``int``: signed k-bit two's complement.
+KINDS = ("bipolar", "uint", "int")
+
+
+class IRError(ValueError):
+    """An IR that breaks its own contract (bad shape, width or value)."""
+
+
+@dataclass(frozen=True)
+class DType:
+    """Number format of one stream element or one weight."""
+
+    kind: str
+    bits: int
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise IRError(f"unknown number kind {self.kind!r}; expected one of {KINDS}")
+        if self.kind == "bipolar" and self.bits != 1:
+            raise IRError("a bipolar value is 1 bit wide")
+        if not 1 <= self.bits <= 64:
+            raise IRError(f"bit width {self.bits} out of range 1..64")
+        if self.kind == "int" and self.bits < 2:
+            raise IRError("a signed integer needs at least 2 bits")
+
+    @property
+    def min(self) -> int:
+        return {"bipolar": -1, "uint": 0, "int": -(1 << (self.bits - 1))}[self.kind]
+
+    @property
+    def max(self) -> int:
+        return {"bipolar": 1, "uint": (1 << self.bits) - 1, "int": (1 << (self.bits - 1)) - 1}[self.kind]
+
+    def encode(self, values: np.ndarray) -> np.ndarray:
+        """Values -> the unsigned bit patterns the hardware carries (uint64)."""
+        v = np.asarray(values).astype(np.int64)
+        if v.size and (v.min() < self.min or v.max() > self.max):
+            raise IRError(f"value out of range for {self}: [{v.min()}, {v.max()}]")
+        if self.kind == "bipolar":
+            if v.size and np.any(v == 0):
+                raise IRError("0 is not a bipolar value")
+            return ((v + 1) // 2).astype(np.uint64)
+        mask = (1 << self.bits) - 1
+        return (v & mask).astype(np.uint64)
+
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        """Unsigned bit patterns -> values (int64)."""
+        c = np.asarray(codes).astype(np.int64) & ((1 << self.bits) - 1)
+        if self.kind == "bipolar":
+            return 2 * c - 1
+        if self.kind == "int":
+            sign = 1 << (self.bits - 1)
+            return (c ^ sign) - sign
+        return c
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "bits": self.bits}
+
+    @staticmethod
+    def from_json(d: dict) -> "DType":
+        return DType(str(d["kind"]), int(d["bits"]))
+
+    def __str__(self) -> str:
+        return "bipolar" if self.kind == "bipolar" else f"{self.kind}{self.bits}"
+
+
+def signed_bits_for(lo: int, hi: int) -> int:
+    """Smallest two's complement width holding every integer in [lo, hi]."""
+    bits = 2
+    while not (-(1 << (bits - 1)) <= lo and hi <= (1 << (bits - 1)) - 1):
+        bits += 1
+    return bits
+
+
+@dataclass(frozen=True)
+class InputQuant:
+    """How the host turns a float feature x into the input level the hardware takes.
+
+    level = round_half_even(clip(x, 0, levels*step) / step) in float32 for ``uint``;
+    bipolar: level = 1 if x >= 0 else 0. This mirrors the model's own input
+    quantizer, so the host can feed float features and match torch exactly.
+    """
+
+    dtype: DType
+    step: float
+
+    def quantize(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float32)
+        if self.dtype.kind == "bipolar":
+            return np.where(x >= 0, 1, -1).astype(np.int64)
+        if self.dtype.kind != "uint":
+            raise IRError(f"input quantizer of kind {self.dtype.kind} is not supported")
+        step = np.float32(self.step)
+        top = np.float32(self.dtype.max) * step
+        return np.rint(np.clip(x, np.float32(0), top) / step).astype(np.int64)
+
+    def to_json(self) -> dict:
+        return {"dtype": self.dtype.to_json(), "step": float(self.step)}
+
+    @staticmethod
+    def from_json(d: dict) -> "InputQuant":
+        return InputQuant(DType.from_json(d["dtype"]), float(d["step"]))
+
+
+@dataclass
+class Activation:
+    """A per-channel activation before threshold folding.
+
+    ``levels(acc)`` maps accumulators (int64, shape (R, channels)) to output
+    levels of ``out_dtype`` for every channel at once: the exact float
+    expression (bias, batch-norm, scales, clipping, rounding) that the
+    frontend found between this layer and the next quantizer. It is never
+    serialised: ``fold_thresholds`` replaces it with integer thresholds.
+    """
+
+    out_dtype: DType
+    levels: Callable[[np.ndarray], np.ndarray]
+    describe: str = ""
+
+
+@dataclass
+class MatVec:
+    """One fully connected layer: y = W x, then thresholds (or raw output).
+
+    Weights are the integer *values* (bipolar as -1/+1), shape (mh, mw).
+    Output channel c is computed by PE c % pe in neuron fold c // pe; input i
+    sits in lane i % simd of synapse fold i // simd.
+
+    A hidden layer carries ``thresholds`` (mh, n_thresholds), ascending per
+    row, and ``threshold_invert`` (mh,): the output level is
+    count(acc >= t) or, where inverted, (2^bits - 1) - count(acc >= t). The
+    last layer carries none and emits the raw accumulator; ``out_scale`` and
+    ``out_bias`` turn it into logits: logit = acc * out_scale + out_bias.
+    """
+
+    name: str
+    mw: int
+    mh: int
+    weights: np.ndarray
+    wtype: DType
+    itype: DType
+    source: str = ""  # the module path in the original model
+    pe: int = 1
+    simd: int = 1
+    acc_bits: int = 32
+    pe_kind: str = ""
+    activation: Optional[Activation] = None
+    thresholds: Optional[np.ndarray] = None
+    threshold_invert: Optional[np.ndarray] = None
+    odtype: Optional[DType] = None
+    out_scale: Optional[np.ndarray] = None
+    out_bias: Optional[np.ndarray] = None
+
+    # -- derived, never stored -------------------------------------------
+    @property
+    def nf(self) -> int:
+        """Neuron folds: output beats per frame."""
+        return self.mh // self.pe
+
+    @property
+    def sf(self) -> int:
+        """Synapse folds: input beats per output fold."""
+        return self.mw // self.simd
+
+    @property
+    def cycles(self) -> int:
+        """Cycles per frame at initiation interval 1."""
+        return self.nf * self.sf
+
+    @property
+    def is_output(self) -> bool:
+        return self.thresholds is None
+
+    @property
+    def out_dtype(self) -> DType:
+        """Format of one element of this layer's output stream."""
+        if self.thresholds is None:
+            return DType("int", self.acc_bits)
+        assert self.odtype is not None
+        return self.odtype
+
+    def acc_range(self) -> tuple[np.ndarray, np.ndarray]:
+        """Exact per-channel bounds of the accumulator over all inputs."""
+        w = self.weights.astype(np.int64)
+        lo_in, hi_in = self.itype.min, self.itype.max
+        if self.itype.kind == "bipolar":
+            # the input is +-1, never 0
+            return -np.abs(w).sum(axis=1), np.abs(w).sum(axis=1)
+        pos = np.where(w > 0, w, 0)
+        neg = np.where(w < 0, w, 0)
+        lo = pos.sum(axis=1) * lo_in + neg.sum(axis=1) * hi_in
+        hi = pos.sum(axis=1) * hi_in + neg.sum(axis=1) * lo_in
+        return lo, hi
+
+
+@dataclass
+class Graph:
+    """A quantized network as a chain of layers, input first."""
+
+    name: str
+    input: InputQuant
+    layers: list[MatVec] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def output(self) -> MatVec:
+        return self.layers[-1]
+
+    def layer(self, name: str) -> MatVec:
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise KeyError(name)
+
+    def replace(self, **changes: Any) -> "Graph":
+        return dataclasses.replace(self, **changes)
+
+    def validate(self) -> "Graph":
+        """Check the structural contract; raise IRError naming the layer."""
+        if not self.layers:
+            raise IRError("the graph has no compute layers")
+        prev_len, prev_type = None, self.input.dtype
+        for i, layer in enumerate(self.layers):
+            where = f"layer {layer.name!r}"
+            if layer.mw <= 0 or layer.mh <= 0:
+                raise IRError(f"{where}: zero-sized layer ({layer.mh}x{layer.mw})")
+            if layer.weights.shape != (layer.mh, layer.mw):
+                raise IRError(f"{where}: weights shape {layer.weights.shape} != ({layer.mh}, {layer.mw})")
+            if prev_len is not None and layer.mw != prev_len:
+                raise IRError(f"{where}: takes {layer.mw} inputs but the layer before gives {prev_len}")
+            if layer.itype != prev_type:
+                raise IRError(f"{where}: input type {layer.itype} != previous output {prev_type}")
+            w = layer.weights
+            if w.size and (w.min() < layer.wtype.min or w.max() > layer.wtype.max):
+                raise IRError(f"{where}: weights outside {layer.wtype}")
+            if layer.wtype.kind == "bipolar" and np.any(w == 0):
+                raise IRError(f"{where}: a bipolar weight is 0")
+            if layer.mh % layer.pe or layer.mw % layer.simd:
+                raise IRError(f"{where}: PE={layer.pe} must divide MH={layer.mh} and SIMD={layer.simd} must divide MW={layer.mw}")
+            last = i == len(self.layers) - 1
+            if not last and layer.thresholds is None and layer.activation is None:
+                raise IRError(f"{where}: a hidden layer needs an activation")
+            if last and (layer.thresholds is not None or layer.activation is not None):
+                raise IRError(f"{where}: the output layer emits raw accumulators")
+            prev_len = layer.mh
+            prev_type = layer.out_dtype if layer.activation is None else layer.activation.out_dtype
+        return self
+
+    # -- serialisation ------------------------------------------------------
+    _ARRAYS = ("weights", "thresholds", "threshold_invert", "out_scale", "out_bias")
+
+    def save(self, out_dir: Path) -> Path:
+        """Write ``lbgen.json`` and ``ir/<layer>.<array>.npy``; return the json path."""
+        out_dir = Path(out_dir)
+        arr_dir = out_dir / "ir"
+        arr_dir.mkdir(parents=True, exist_ok=True)
+        layers = []
+        for layer in self.layers:
+            if layer.activation is not None:
+                raise IRError(f"layer {layer.name!r}: fold thresholds before saving")
+            d: dict[str, Any] = {
+                "name": layer.name, "source": layer.source, "mw": layer.mw, "mh": layer.mh,
+                "wtype": layer.wtype.to_json(), "itype": layer.itype.to_json(),
+                "odtype": layer.odtype.to_json() if layer.odtype else None,
+                "pe": layer.pe, "simd": layer.simd, "acc_bits": layer.acc_bits,
+                "pe_kind": layer.pe_kind, "arrays": {},
+            }
+            for key in self._ARRAYS:
+                value = getattr(layer, key)
+                if value is not None:
+                    rel = f"ir/{layer.name}.{key}.npy"
+                    np.save(out_dir / rel, np.asarray(value), allow_pickle=False)
+                    d["arrays"][key] = rel
+            layers.append(d)
+        doc = {"lbgen_ir": IR_VERSION, "name": self.name, "input": self.input.to_json(),
+               "layers": layers, "meta": self.meta}
+        path = out_dir / "lbgen.json"
+        path.write_text(json.dumps(doc, indent=2) + "\n")
+        return path
+
+    @staticmethod
+    def load(out_dir: Path) -> "Graph":
+        """Read a graph written by ``save``; raise IRError naming what is wrong."""
+        out_dir = Path(out_dir)
+        path = out_dir / "lbgen.json"
+        try:
+            doc = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise IRError(f"{path}: not found (is this an lbgen output directory?)") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise IRError(f"{path}: not valid JSON ({exc})") from None
+        try:
+            if doc.get("lbgen_ir") != IR_VERSION:
+                raise IRError(f"{path}: IR version {doc.get('lbgen_ir')!r}, expected {IR_VERSION}")
+            layers = []
+            for d in doc["layers"]:
+                arrays = {}
+                for key, rel in d.get("arrays", {}).items():
+                    if key not in Graph._ARRAYS:
+                        raise IRError(f"{path}: layer {d['name']!r} has unknown array {key!r}")
+                    apath = (out_dir / rel).resolve()
+                    if out_dir.resolve() not in apath.parents:
+                        raise IRError(f"{path}: layer {d['name']!r} array {key} points outside the output directory")
+                    try:
+                        arrays[key] = np.load(apath, allow_pickle=False)
+                    except (OSError, ValueError) as exc:
+                        raise IRError(f"{apath}: cannot read array ({exc})") from None
+                layers.append(MatVec(
+                    name=str(d["name"]), source=str(d.get("source", "")),
+                    mw=int(d["mw"]), mh=int(d["mh"]),
+                    weights=arrays.get("weights"),
+                    wtype=DType.from_json(d["wtype"]), itype=DType.from_json(d["itype"]),
+                    odtype=DType.from_json(d["odtype"]) if d.get("odtype") else None,
+                    pe=int(d["pe"]), simd=int(d["simd"]), acc_bits=int(d["acc_bits"]),
+                    pe_kind=str(d["pe_kind"]),
+                    thresholds=arrays.get("thresholds"), threshold_invert=arrays.get("threshold_invert"),
+                    out_scale=arrays.get("out_scale"), out_bias=arrays.get("out_bias"),
+                ))
+            graph = Graph(name=str(doc["name"]), input=InputQuant.from_json(doc["input"]),
+                          layers=layers, meta=dict(doc.get("meta", {})))
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise IRError(f"{path}: malformed IR ({type(exc).__name__}: {exc})") from None
+        for layer in graph.layers:
+            if layer.weights is None:
+                raise IRError(f"{path}: layer {layer.name!r} has no weights")
+        graph.validate()
+        check_thresholds_shape(graph)
+        return graph
+
+
+def check_thresholds_shape(graph: Graph) -> None:
+    """Hidden layers need (mh, 2^bits-1) ascending thresholds that fit acc_bits."""
+    for layer in graph.layers[:-1]:
+        where = f"layer {layer.name!r}"
+        t = layer.thresholds
+        od = layer.odtype
+        if t is None or od is None or layer.threshold_invert is None:
+            raise IRError(f"{where}: missing thresholds")
+        n = 1 if od.kind == "bipolar" else (1 << od.bits) - 1
+        if t.shape != (layer.mh, n) or layer.threshold_invert.shape != (layer.mh,):
+            raise IRError(f"{where}: thresholds shape {t.shape}, expected ({layer.mh}, {n})")
+        if np.any(np.diff(t, axis=1) < 0):
+            raise IRError(f"{where}: thresholds are not ascending")
+        lo, hi = -(1 << (layer.acc_bits - 1)), (1 << (layer.acc_bits - 1)) - 1
+        if t.size and (t.min() < lo or t.max() > hi):
+            raise IRError(f"{where}: a threshold does not fit acc_bits={layer.acc_bits}")
+    out = graph.layers[-1]
+    if out.out_scale is None or out.out_bias is None:
+        raise IRError(f"layer {out.name!r}: the output layer needs out_scale and out_bias")
