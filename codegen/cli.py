@@ -1,0 +1,220 @@
+"""The ``lbgen`` command line: emit, sim, report.
+
+Usage errors (a bad option, a missing or unsafe file, a layer lbgen cannot
+build) print one message naming the culprit and exit with code 2; a
+simulation that disagrees with the golden model exits with code 1.
+"""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .errors import UsageError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="lbgen: quantized PyTorch models -> bit-exact Verilog and HLS C++.")
+out_console = Console()
+err_console = Console(stderr=True)
+
+
+class Target(str, Enum):
+    fpga = "fpga"
+
+
+class Simulator(str, Enum):
+    icarus = "icarus"
+    verilator = "verilator"
+    csim = "csim"
+    all = "all"
+
+
+def _fail(exc: Exception) -> None:
+    err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+@app.command()
+def emit(
+    model: Path = typer.Argument(..., help="model.pt: a whole nn.Module saved with torch.save"),
+    output: Path = typer.Option(Path("out"), "-o", "--output", help="output directory"),
+    target: Target = typer.Option(Target.fpga, "--target", help="what to build"),
+    w: Optional[int] = typer.Option(None, "--w", help="weight bits of hidden layers (checked against the model)"),
+    a: Optional[int] = typer.Option(None, "--a", help="activation bits of hidden layers (checked against the model)"),
+    acc: str = typer.Option("32", "--acc", help="accumulator width: 32 (default), another width, or auto"),
+    pe: Optional[int] = typer.Option(None, "--pe", help="output channels in parallel, every layer"),
+    simd: Optional[int] = typer.Option(None, "--simd", help="inputs in parallel, every layer"),
+    folding: Optional[Path] = typer.Option(None, "--folding", help="folding.json: {layer: {pe, simd}}"),
+    inputs: Optional[Path] = typer.Option(None, "--inputs", help="test vectors: .npy features or .npz with x, y"),
+    trust: bool = typer.Option(False, "--trust", help="allow the model file to run code when loaded (unsafe)"),
+    force: bool = typer.Option(False, "--force", help="replace an existing output directory"),
+) -> None:
+    """Compile a quantized model to Verilog + HLS C++ with test vectors."""
+    from .flow import EmitOptions, emit as run_emit
+    from .frontend.torch_frontend import load_module
+
+    try:
+        opts = EmitOptions(w=w, a=a, acc=acc, pe=pe, simd=simd, folding=folding, trust=trust)
+        from .flow import check_precision_options, parse_acc
+        check_precision_options(w, a)
+        parse_acc(acc)
+        for flag, value in (("--pe", pe), ("--simd", simd)):
+            if value is not None and value < 1:
+                raise UsageError(f"{flag} {value}: must be a positive integer")
+        module = load_module(model, trust=trust)
+        result = run_emit(module, output, opts, inputs=inputs, force=force, name=model.stem)
+    except UsageError as exc:
+        _fail(exc)
+        return
+    g = result.graph
+    out_console.print(f"[green]wrote[/] {output}/  ({len(g.layers)} layers, "
+                      f"{max(l.cycles for l in g.layers)} cycles/frame bound, {len(result.vectors.values)} test vectors)")
+    for line in result.checks:
+        out_console.print(f"  {line}")
+
+
+@app.command()
+def sim(
+    out_dir: Path = typer.Argument(..., help="an output directory written by lbgen emit"),
+    simulator: Simulator = typer.Option(Simulator.icarus, "--simulator", help="icarus, verilator, csim (g++ C-sim) or all"),
+    inputs: Optional[Path] = typer.Option(None, "--inputs", help="test vectors instead of out/sim: .npy features or .npz with x, y"),
+    frames: Optional[int] = typer.Option(None, "--frames", help="simulate only the first N vectors"),
+    seed: int = typer.Option(0, "--seed", help="seed of the random tvalid gaps and tready back-pressure"),
+    backpressure: float = typer.Option(0.3, "--backpressure", help="probability that tready is low in a cycle"),
+) -> None:
+    """Simulate out/ against the golden model, bit for bit; print cycles/frame and accuracy."""
+    from . import golden
+    from .flow import load_output, read_vectors
+    from .passes.folding import folding_bound
+
+    try:
+        graph = load_output(out_dir)
+        if inputs is not None:
+            vec = read_vectors(inputs, graph)
+            values, labels = vec.values, vec.labels
+        else:
+            values, labels = _stored_vectors(out_dir, graph)
+        if frames is not None:
+            if frames < 1:
+                raise UsageError(f"--frames {frames}: must be at least 1")
+            values = values[:frames]
+            labels = labels[:frames] if labels is not None else None
+        if not 0.0 <= backpressure < 1.0:
+            raise UsageError(f"--backpressure {backpressure}: must be in [0, 1)")
+    except UsageError as exc:
+        _fail(exc)
+        return
+    trace = golden.run(graph, values)
+    bound = folding_bound(graph)
+    chosen = ["csim", "icarus", "verilator"] if simulator == Simulator.all else [simulator.value]
+    ok = True
+    for name in chosen:
+        try:
+            ok &= _run_one(name, out_dir, graph, values, trace, seed, backpressure, bound, labels)
+        except UsageError as exc:
+            _fail(exc)
+    if labels is not None:
+        acc = float(np.mean(np.argmax(trace.logits, axis=1) == labels))
+        out_console.print(f"golden accuracy on {len(values)} frames: {100 * acc:.2f}%")
+    raise typer.Exit(0 if ok else 1)
+
+
+def _stored_vectors(out_dir: Path, graph) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    path = Path(out_dir) / "sim" / "inputs.npy"
+    try:
+        values = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{path}: cannot read the test vectors ({exc})") from None
+    if values.ndim != 2 or values.shape[1] != graph.layers[0].mw:
+        raise UsageError(f"{path}: shape {values.shape}, expected (N, {graph.layers[0].mw})")
+    labels = None
+    lpath = Path(out_dir) / "sim" / "labels.npy"
+    if lpath.exists():
+        try:
+            labels = np.load(lpath, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"{lpath}: cannot read the labels ({exc})") from None
+        if labels.shape != (values.shape[0],):
+            raise UsageError(f"{lpath}: {labels.shape} labels for {values.shape[0]} vectors")
+    return values.astype(np.int64), labels
+
+
+def _run_one(name, out_dir, graph, values, trace, seed, backpressure, bound, labels) -> bool:
+    expected = trace.result
+    if name == "csim":
+        from .csim import run_csim
+        with err_console.status("C-simulation (g++) ..."):
+            res = run_csim(Path(out_dir), values)
+        got, cycles, messages = res.result, None, []
+    else:
+        from .simulate import run_rtl
+        with err_console.status(f"RTL simulation ({name}, cocotb) ..."):
+            res = run_rtl(Path(out_dir), values, simulator=name, seed=seed, backpressure=backpressure)
+        got, cycles, messages = res.result, res.cycles_per_frame, list(res.mismatches)
+    exact = got is not None and got.shape == expected.shape and np.array_equal(got, expected) and not messages
+    status = "[green]bit-exact[/]" if exact else "[bold red]MISMATCH[/]"
+    line = f"{name}: {len(values)} frames {status} vs golden"
+    if cycles is not None:
+        line += f"; {cycles:.1f} cycles/frame measured, folding bound {bound}"
+    out_console.print(line)
+    if not exact:
+        if not messages and got is not None and got.shape == expected.shape:
+            n, c = np.argwhere(got != expected)[0]
+            messages = [f"layer {graph.output.name!r} frame {n} channel {c}: expected {expected[n, c]}, got {got[n, c]}"]
+        for m in messages[:5]:
+            out_console.print(f"  [red]{m}[/]")
+    if labels is not None and got is not None and got.shape == expected.shape:
+        out = graph.output
+        logits = got * out.out_scale[None, :] + out.out_bias[None, :]
+        acc = float(np.mean(np.argmax(logits, axis=1) == labels))
+        out_console.print(f"  hardware ({name}) accuracy on {len(values)} frames: {100 * acc:.2f}%")
+    return exact
+
+
+@app.command()
+def report(
+    out_dir: Path = typer.Argument(..., help="an output directory written by lbgen emit"),
+    clock_mhz: float = typer.Option(200.0, "--clock-mhz", help="clock for frames/s and latency"),
+) -> None:
+    """Per-layer table: PE kind, precision, folding, cycles, accumulator and weight memory."""
+    from .flow import load_output
+    from .passes.folding import folding_bound
+
+    try:
+        graph = load_output(out_dir)
+        if clock_mhz <= 0:
+            raise UsageError(f"--clock-mhz {clock_mhz}: must be positive")
+    except UsageError as exc:
+        _fail(exc)
+        return
+    table = Table(title=f"lbgen report: {graph.name}")
+    for col in ("layer", "module", "PE kind", "W", "A in", "out", "MW x MH", "PE x SIMD", "cycles/frame",
+                "acc bits", "weight bits"):
+        table.add_column(col, justify="right" if col not in ("layer", "module", "PE kind") else "left")
+    for l in graph.layers:
+        table.add_row(l.name, l.source, l.pe_kind, str(l.wtype), str(l.itype), str(l.out_dtype),
+                      f"{l.mw} x {l.mh}", f"{l.pe} x {l.simd}", str(l.cycles), str(l.acc_bits),
+                      str(l.mw * l.mh * l.wtype.bits))
+    out_console.print(table)
+    bound = folding_bound(graph)
+    fps = clock_mhz * 1e6 / bound
+    out_console.print(f"bottleneck {bound} cycles/frame -> {fps:,.0f} frames/s at {clock_mhz:g} MHz")
+
+
+def main() -> None:
+    try:
+        app()
+    except UsageError as exc:  # pragma: no cover - commands catch their own
+        err_console.print(f"[bold red]error:[/] {exc}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

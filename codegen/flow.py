@@ -1,0 +1,222 @@
+"""The pipeline behind ``lbgen emit``: frontend -> passes -> golden check -> emitters.
+
+Everything is computed and checked before the first file is written; the
+output directory is built in a temporary sibling and moved into place, so a
+failure leaves no half-written ``out/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from . import golden
+from .errors import UsageError
+from .ir import Graph, IRError
+from .passes.accumulators import size_accumulators
+from .passes.folding import apply_folding, folding_doc, read_folding
+from .passes.pe import assign_pe
+from .passes.thresholds import fold_thresholds
+
+#: vectors written when the user gives no --inputs
+DEFAULT_RANDOM_VECTORS = 32
+
+
+@dataclass
+class EmitOptions:
+    w: Optional[int] = None
+    a: Optional[int] = None
+    acc: str = "32"
+    pe: Optional[int] = None
+    simd: Optional[int] = None
+    folding: Optional[Path] = None
+    trust: bool = False
+
+
+@dataclass
+class Vectors:
+    """Test vectors: float features (if any), integer input values, labels."""
+
+    values: np.ndarray
+    features: Optional[np.ndarray] = None
+    labels: Optional[np.ndarray] = None
+
+
+@dataclass
+class EmitResult:
+    graph: Graph
+    vectors: Vectors
+    checks: list[str] = field(default_factory=list)
+
+
+def parse_acc(acc: str) -> str | int:
+    if str(acc) == "auto":
+        return "auto"
+    try:
+        bits = int(acc)
+    except ValueError:
+        raise UsageError(f"--acc {acc!r}: expected 'auto' or a bit width such as 32") from None
+    if not 2 <= bits <= 64:
+        raise UsageError(f"--acc {bits}: the accumulator width must be 2..64")
+    return bits
+
+
+def check_precision_options(w: Optional[int], a: Optional[int]) -> None:
+    if w is not None and not 1 <= w <= 8:
+        raise UsageError(f"--w {w}: weight bits must be 1..8")
+    if a is not None and not 1 <= a <= 8:
+        raise UsageError(f"--a {a}: activation bits must be 1..8")
+
+
+def build_graph(model, opts: EmitOptions, name: str = "model") -> Graph:
+    """An in-memory module -> the folded, hardware-ready IR."""
+    from .frontend.torch_frontend import lower
+
+    check_precision_options(opts.w, opts.a)
+    acc = parse_acc(opts.acc)
+    per_layer = read_folding(opts.folding) if opts.folding else None
+    graph = lower(model, w=opts.w, a=opts.a, name=name)
+    # cheap structural passes first, so a bad folding is reported before the slow fold
+    graph = apply_folding(graph, opts.pe, opts.simd, per_layer)
+    graph = assign_pe(graph)
+    graph = fold_thresholds(graph)
+    graph = size_accumulators(graph, acc)
+    graph.validate()
+    return graph
+
+
+def read_vectors(path: Optional[Path], graph: Graph, seed: int = 0) -> Vectors:
+    """--inputs: .npy float features or .npz with x (and y); none: random input values."""
+    if path is None:
+        rng = np.random.default_rng(seed)
+        it = graph.layers[0].itype
+        shape = (DEFAULT_RANDOM_VECTORS, graph.layers[0].mw)
+        values = rng.choice([-1, 1], size=shape) if it.kind == "bipolar" else rng.integers(it.min, it.max + 1, size=shape)
+        return Vectors(values=values.astype(np.int64))
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"--inputs file {str(path)!r} not found")
+    labels = None
+    try:
+        if path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                if "x" not in z:
+                    raise UsageError(f"--inputs file {str(path)!r}: an .npz needs an array 'x' (and optionally 'y')")
+                x = z["x"]
+                labels = z["y"] if "y" in z else None
+        else:
+            x = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--inputs file {str(path)!r} cannot be read: {exc}") from None
+    x = np.asarray(x)
+    if x.ndim < 2 or x.shape[0] == 0 or int(np.prod(x.shape[1:])) != graph.layers[0].mw:
+        raise UsageError(f"--inputs file {str(path)!r}: shape {x.shape}, expected (N, {graph.layers[0].mw})")
+    x = x.reshape(x.shape[0], -1).astype(np.float32)
+    if not np.all(np.isfinite(x)):
+        raise UsageError(f"--inputs file {str(path)!r}: contains NaN or Inf")
+    if labels is not None:
+        labels = np.asarray(labels).astype(np.int64).reshape(-1)
+        if labels.shape[0] != x.shape[0]:
+            raise UsageError(f"--inputs file {str(path)!r}: {labels.shape[0]} labels for {x.shape[0]} inputs")
+    return Vectors(values=graph.input.quantize(x), features=x, labels=labels)
+
+
+def compare_torch_golden(model, graph: Graph, vectors: Vectors) -> str:
+    """Torch on the float features vs golden on their levels: every level, every argmax."""
+    from .frontend.torch_frontend import reference_levels
+
+    if vectors.features is None:
+        return "torch vs golden: skipped (random integer vectors, no float features)"
+    ref = reference_levels(model, vectors.features)
+    if not np.array_equal(ref["input"], np.where(vectors.values < 0, 0, vectors.values)
+                          if graph.input.dtype.kind == "bipolar" else vectors.values):
+        raise UsageError("internal check failed: torch's input levels differ from lbgen's input quantizer")
+    trace = golden.run(graph, vectors.values)
+    for layer in graph.layers[:-1]:
+        want = ref[layer.name]
+        got = trace.outputs[layer.name]
+        got = (got + 1) // 2 if layer.odtype.kind == "bipolar" else got
+        if not np.array_equal(want, got):
+            n, c = np.argwhere(want != got)[0]
+            raise UsageError(f"internal check failed: layer {layer.name} ({layer.source}) frame {n} "
+                             f"channel {c}: torch level {want[n, c]}, golden {got[n, c]}")
+    t_arg = np.argmax(ref["logits"], axis=1)
+    g_arg = np.argmax(trace.logits, axis=1)
+    diff = float(np.max(np.abs(ref["logits"] - trace.logits)))
+    if not np.array_equal(t_arg, g_arg):
+        bad = int(np.argmax(t_arg != g_arg))
+        raise UsageError(f"internal check failed: frame {bad}: torch argmax {t_arg[bad]}, golden {g_arg[bad]}")
+    return (f"torch vs golden on {len(vectors.values)} vectors: every hidden level equal, "
+            f"argmax equal, max |logit difference| {diff:.3g}")
+
+
+def write_output(out: Path, force: bool, writer) -> Path:
+    """Run ``writer(tmp_dir)`` and move the result to ``out`` atomically-ish."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"output {str(out)!r} exists and is not a directory")
+    if out.exists() and any(out.iterdir()) and not force:
+        raise UsageError(f"output directory {str(out)!r} exists; pass --force to replace it")
+    parent = out.resolve().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.lbgen-", dir=parent))
+    except OSError as exc:
+        raise UsageError(f"output {str(out)!r}: cannot write there ({exc.strerror})") from None
+    try:
+        writer(tmp)
+        if out.exists():
+            old = parent / f".{out.name}.lbgen-old-{os.getpid()}"
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def emit(model, out: Path, opts: EmitOptions, inputs: Optional[Path] = None, force: bool = False,
+         name: str = "model", targets: tuple[str, ...] = ("rtl", "hls")) -> EmitResult:
+    """Compile ``model`` and write ``out/``: IR, RTL, HLS, vectors, folding."""
+    from .emit.hls import emit_hls
+    from .emit.rtl import emit_rtl
+
+    graph = build_graph(model, opts, name=name)
+    vectors = read_vectors(inputs, graph)
+    checks = [compare_torch_golden(model, graph, vectors)]
+    golden.run(graph, vectors.values)  # overflow is impossible; assert it on the vectors too
+
+    def writer(tmp: Path) -> None:
+        graph.save(tmp)
+        (tmp / "folding.json").write_text(json.dumps(folding_doc(graph), indent=2) + "\n")
+        (tmp / "sim").mkdir()
+        np.save(tmp / "sim" / "inputs.npy", vectors.values, allow_pickle=False)
+        if vectors.labels is not None:
+            np.save(tmp / "sim" / "labels.npy", vectors.labels, allow_pickle=False)
+        if "rtl" in targets:
+            emit_rtl(graph, tmp / "rtl")
+        if "hls" in targets:
+            emit_hls(graph, tmp / "hls")
+
+    write_output(out, force, writer)
+    return EmitResult(graph=graph, vectors=vectors, checks=checks)
+
+
+def load_output(out: Path) -> Graph:
+    out = Path(out)
+    if not out.is_dir():
+        raise UsageError(f"{str(out)!r} is not an lbgen output directory")
+    try:
+        return Graph.load(out)
+    except IRError as exc:
+        raise UsageError(str(exc)) from None

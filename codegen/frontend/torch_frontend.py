@@ -1,0 +1,405 @@
+"""PyTorch frontend: a saved ``nn.Module`` -> an unfolded integer IR graph.
+
+It is the only part of lbgen that knows torch. Loading never runs code from
+the file unless the user says ``--trust``; the network walk reports every
+unsupported module at once, before anything is written. The activation of a
+hidden layer is kept as a callable that runs the model's *own* torch modules
+on synthetic accumulators, so the thresholds folded from it reproduce torch's
+float arithmetic (batch-norm kernel, half-to-even rounding) exactly.
+"""
+
+from __future__ import annotations
+
+import inspect
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from ..errors import UsageError
+from ..ir import Activation, DType, Graph, InputQuant, MatVec
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - the set-up installs torch
+        raise UsageError("reading a .pt model needs torch (pip install torch==2.13.0)") from None
+    return torch
+
+
+# -- loading ------------------------------------------------------------------
+
+def _safe_globals() -> list:
+    """lbgen.quant classes and every torch.nn module class.
+
+    Constructing a torch.nn module from a pickle runs no user code, and
+    allowing all of them means a model with, say, an LSTM still loads and
+    gets the precise "unsupported layer" error instead of a pickle error.
+    """
+    import torch.nn as nn
+
+    from .. import quant
+
+    allowed = list(quant.SAFE_GLOBALS)
+    for _, cls in inspect.getmembers(nn.modules, inspect.isclass):
+        if issubclass(cls, nn.Module):
+            allowed.append(cls)
+    for mod_name in dir(nn.modules):
+        mod = getattr(nn.modules, mod_name)
+        if inspect.ismodule(mod):
+            for _, cls in inspect.getmembers(mod, inspect.isclass):
+                if issubclass(cls, nn.Module) and cls.__module__.startswith("torch.nn"):
+                    allowed.append(cls)
+    return allowed
+
+
+def load_module(path: Path, trust: bool = False):
+    """Load a whole module saved with ``torch.save``; refuse anything unsafe."""
+    torch = _torch()
+    path = Path(path)
+    if not path.exists():
+        raise UsageError(f"model file {str(path)!r} not found")
+    if not path.is_file():
+        raise UsageError(f"model file {str(path)!r} is not a file")
+    try:
+        if trust:
+            obj = torch.load(path, map_location="cpu", weights_only=False)
+        else:
+            with torch.serialization.safe_globals(_safe_globals()):
+                obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        msg = str(exc)
+        culprit = ""
+        for line in msg.splitlines():
+            if "Unsupported global" in line or "Unsupported operand" in line or "GLOBAL" in line:
+                culprit = line.strip()
+                break
+        raise UsageError(
+            f"model file {str(path)!r} refused: loading it would need code that lbgen does not "
+            f"allow-list ({culprit or msg.splitlines()[0] if msg else 'unpickling error'}). "
+            "Nothing from it was run. Pass --trust only if you trust this file.") from None
+    except (RuntimeError, EOFError, OSError, ValueError, AttributeError, ImportError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"model file {str(path)!r} cannot be read as a torch model: {first}") from None
+    if isinstance(obj, dict):
+        raise UsageError(f"model file {str(path)!r} holds a state_dict, not a module; "
+                         "save the whole module with torch.save(model)")
+    if not isinstance(obj, torch.nn.Module):
+        raise UsageError(f"model file {str(path)!r} holds a {type(obj).__name__}, not a torch.nn.Module")
+    return obj
+
+
+# -- walking --------------------------------------------------------------------
+
+@dataclass
+class Step:
+    """One module of the network in execution order."""
+
+    path: str
+    module: object
+
+
+def _walk(model) -> list[Step]:
+    """The modules in execution order: nested Sequentials, else torch.fx."""
+    import torch.nn as nn
+
+    def flatten(prefix: str, mod) -> list[Step]:
+        if isinstance(mod, nn.Sequential):
+            out = []
+            for name, child in mod.named_children():
+                out.extend(flatten(f"{prefix}.{name}" if prefix else name, child))
+            return out
+        return [Step(prefix or type(mod).__name__, mod)]
+
+    if isinstance(model, nn.Sequential):
+        return flatten("", model)
+    import torch.fx as fx
+
+    from .. import quant
+
+    class Tracer(fx.Tracer):
+        def is_leaf_module(self, m, qualname):  # quantizers are leaves, not traced through
+            return isinstance(m, quant.ALL_MODULES) or super().is_leaf_module(m, qualname)
+
+    try:
+        graph = Tracer().trace(model)
+    except Exception as exc:  # noqa: BLE001 - fx raises many kinds
+        raise UsageError(f"model {type(model).__name__}: cannot trace its forward with torch.fx ({exc})") from None
+    steps: list[Step] = []
+    prev = None
+    for node in graph.nodes:
+        if node.op in ("placeholder", "output"):
+            if node.op == "output":
+                args = node.args[0]
+                if args is not prev:
+                    raise UsageError(f"model {type(model).__name__}: only a single chain of layers is supported")
+            else:
+                prev = node
+            continue
+        if len(node.all_input_nodes) != 1 or node.all_input_nodes[0] is not prev:
+            raise UsageError(f"model {type(model).__name__}: node {node.name!r} is not part of a single "
+                             "chain of layers (branches and skips are not supported)")
+        if node.op == "call_module":
+            steps.append(Step(str(node.target), model.get_submodule(node.target)))
+        elif node.op in ("call_function", "call_method") and _fx_name(node.target) in _FX_SHAPE_OPS:
+            steps.append(Step(node.name, nn.Flatten()))
+        else:
+            steps.append(Step(node.name, _Unsupported(f"{node.op} {_fx_name(node.target)}")))
+        prev = node
+    return steps
+
+
+_FX_SHAPE_OPS = {"flatten", "view", "reshape"}
+
+
+def _fx_name(target) -> str:
+    return getattr(target, "__name__", str(target))
+
+
+class _Unsupported:
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+
+# -- classification -----------------------------------------------------------
+
+def _kinds():
+    import torch.nn as nn
+
+    from .. import quant
+    return {
+        "quantizer": quant.ACT_MODULES,
+        "linear": quant.LINEAR_MODULES,
+        # per-channel, monotone element-wise modules: folded into thresholds
+        "elementwise": (nn.BatchNorm1d, nn.ReLU, nn.ReLU6, nn.Hardtanh, nn.Identity, nn.Dropout),
+        "shape": (nn.Flatten,),
+    }
+
+
+def _kind_of(module) -> Optional[str]:
+    for kind, classes in _kinds().items():
+        if isinstance(module, classes):
+            return kind
+    return None
+
+
+def _type_name(module) -> str:
+    if isinstance(module, _Unsupported):
+        return module.what
+    return f"{type(module).__module__}.{type(module).__name__}"
+
+
+@dataclass
+class _Segment:
+    """A quantized linear layer with its input quantizer and what follows it."""
+
+    in_quant: Step
+    linear: Step
+    after: list[Step] = field(default_factory=list)  # element-wise modules
+    out_quant: Optional[Step] = None
+
+
+def _quant_dtype(q) -> DType:
+    kind = getattr(q, "kind", None)
+    if kind == "bipolar":
+        return DType("bipolar", 1)
+    return DType("uint", int(q.bits))
+
+
+def _weight_dtype(lin) -> DType:
+    if lin.weight_kind == "bipolar":
+        return DType("bipolar", 1)
+    return DType("int", int(lin.weight_bits))
+
+
+def _segments(steps: list[Step]) -> list[_Segment]:
+    """Group the chain into quantizer -> linear -> element-wise* -> quantizer."""
+    problems: list[str] = []
+    for s in steps:
+        if _kind_of(s.module) is None:
+            problems.append(f"{s.path} ({_type_name(s.module)})")
+    if problems:
+        raise UsageError("unsupported layers (lbgen supports lbgen.quant QuantAct/BinaryAct/"
+                         "BinaryLinear/IntLinear, BatchNorm1d, ReLU, ReLU6, Hardtanh, Identity, "
+                         "Dropout, Flatten): " + "; ".join(problems))
+    chain = [s for s in steps if _kind_of(s.module) != "shape"]
+    segments: list[_Segment] = []
+    pending_quant: Optional[Step] = None
+    current: Optional[_Segment] = None
+    for s in chain:
+        kind = _kind_of(s.module)
+        if kind == "quantizer":
+            if current is not None:
+                current.out_quant = s
+                segments.append(current)
+                current = None
+            elif pending_quant is not None:
+                raise UsageError(f"layer {s.path}: two activation quantizers in a row "
+                                 f"({pending_quant.path} and {s.path})")
+            pending_quant = s
+        elif kind == "linear":
+            if current is not None:
+                raise UsageError(f"layer {s.path}: its input is not quantized (no QuantAct/BinaryAct "
+                                 f"between {current.linear.path} and {s.path})")
+            if pending_quant is None:
+                raise UsageError(f"layer {s.path}: its input is not quantized; put a QuantAct or "
+                                 "BinaryAct in front of it")
+            current = _Segment(in_quant=pending_quant, linear=s)
+            pending_quant = None
+        else:  # element-wise
+            if current is None:
+                raise UsageError(f"layer {s.path} ({_type_name(s.module)}): element-wise layers must "
+                                 "follow a quantized linear layer")
+            current.after.append(s)
+    if pending_quant is not None and segments and current is None:
+        raise UsageError(f"layer {pending_quant.path}: the network ends in an activation quantizer; "
+                         "the last layer must be a linear layer that emits logits")
+    if current is None:
+        raise UsageError("the network has no quantized linear layer")
+    segments.append(current)
+    return segments
+
+
+# -- precision check ------------------------------------------------------------
+
+def check_bits(segments: list[_Segment], w: Optional[int], a: Optional[int]) -> None:
+    """--w/--a must match hidden layers; first and last layer may be wider."""
+    problems = []
+    n = len(segments)
+    for i, seg in enumerate(segments):
+        edge = i == 0 or i == n - 1
+        wb = int(seg.linear.module.weight_bits)
+        if w is not None and (wb < w if edge else wb != w):
+            problems.append(f"layer {seg.linear.path} has {wb}-bit weights, --w {w} "
+                            + ("asks for at least that" if edge else "asks for exactly that"))
+        ab = int(seg.in_quant.module.bits)
+        if a is not None and (ab < a if i == 0 else ab != a):
+            problems.append(f"activation {seg.in_quant.path} (input of {seg.linear.path}) has {ab} bits, "
+                            f"--a {a} " + ("asks for at least that" if i == 0 else "asks for exactly that"))
+    if problems:
+        raise UsageError("the model's quantizers disagree with the requested precision: " + "; ".join(problems))
+
+
+# -- lowering -------------------------------------------------------------------
+
+def _float(t) -> float:
+    return float(t.detach().reshape(()).item())
+
+
+def _activation_fn(seg: _Segment, in_step: float) -> Callable[[np.ndarray], np.ndarray]:
+    """acc (R, C) -> output levels, by running this model's own modules."""
+    torch = _torch()
+    lin = seg.linear.module
+    mods = [s.module for s in seg.after]
+    quantizer = seg.out_quant.module
+
+    def levels(acc: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            s = torch.from_numpy(np.ascontiguousarray(acc, dtype=np.int64)).double() * in_step
+            x = lin.epilogue(s)
+            for m in mods:
+                x = m(x)
+            return quantizer.levels(x).numpy().astype(np.int64)
+
+    return levels
+
+
+def _output_affine(seg: _Segment, in_step: float) -> tuple[np.ndarray, np.ndarray]:
+    """logit = acc * scale + bias for the last layer, in float64."""
+    torch = _torch()
+    import torch.nn as nn
+
+    lin = seg.linear.module
+    with torch.no_grad():
+        _, w_scale = lin.quant_weight()
+        scale = w_scale.double().numpy() * in_step
+        bias = lin.bias.double().numpy() if getattr(lin, "bias", None) is not None else np.zeros_like(scale)
+        for s in seg.after:
+            m = s.module
+            if isinstance(m, nn.BatchNorm1d):
+                inv = 1.0 / np.sqrt(m.running_var.double().numpy() + m.eps)
+                g = m.weight.double().numpy() if m.weight is not None else 1.0
+                b = m.bias.double().numpy() if m.bias is not None else 0.0
+                mean = m.running_mean.double().numpy()
+                scale, bias = scale * inv * g, (bias - mean) * inv * g + b
+            elif not isinstance(m, (nn.Identity, nn.Dropout)):
+                raise UsageError(f"layer {s.path} ({_type_name(m)}) after the last linear layer is not "
+                                 "supported: the output layer emits affine logits")
+    return scale, bias
+
+
+def lower(model, w: Optional[int] = None, a: Optional[int] = None, name: str = "model") -> Graph:
+    """Walk ``model`` and build the IR with activations still as callables."""
+    torch = _torch()
+    model.eval()
+    segments = _segments(_walk(model))
+    check_bits(segments, w, a)
+    layers: list[MatVec] = []
+    problems: list[str] = []
+    for i, seg in enumerate(segments):
+        lin = seg.linear.module
+        with torch.no_grad():
+            w_int, _ = lin.quant_weight()
+        weights = w_int.detach().double().numpy()
+        if not np.all(np.isfinite(weights)):
+            problems.append(f"layer {seg.linear.path}: weights are NaN or Inf")
+            continue
+        weights = np.rint(weights).astype(np.int64)
+        mh, mw = weights.shape
+        if mh == 0 or mw == 0:
+            problems.append(f"layer {seg.linear.path}: zero-sized ({mh}x{mw})")
+            continue
+        in_step = _float(seg.in_quant.module.step())
+        layer = MatVec(name=f"fc{i}", source=seg.linear.path, mw=mw, mh=mh, weights=weights,
+                       wtype=_weight_dtype(lin), itype=_quant_dtype(seg.in_quant.module))
+        if seg.out_quant is not None:
+            layer.activation = Activation(
+                out_dtype=_quant_dtype(seg.out_quant.module),
+                levels=_activation_fn(seg, in_step),
+                describe=" -> ".join([seg.linear.path + ".epilogue"] + [s.path for s in seg.after]
+                                     + [seg.out_quant.path]))
+        else:
+            layer.out_scale, layer.out_bias = _output_affine(seg, in_step)
+        layers.append(layer)
+    if problems:
+        raise UsageError("; ".join(problems))
+    first_q = segments[0].in_quant.module
+    graph = Graph(name=name, input=InputQuant(_quant_dtype(first_q), _float(first_q.step())), layers=layers,
+                  meta={"frontend": "torch", "modules": {l.name: l.source for l in layers}})
+    return graph.validate()
+
+
+def reference_levels(model, x: np.ndarray) -> dict[str, np.ndarray]:
+    """Run torch on float features; return each quantizer's integer levels.
+
+    Keys are the IR layer names whose *output* the quantizer produces
+    (``input`` for the model's input quantizer), values (N, C) int64 levels;
+    ``logits`` holds the float output.
+    """
+    torch = _torch()
+    model.eval()
+    segments = _segments(_walk(model))
+    names = {id(segments[0].in_quant.module): "input"}
+    for i, seg in enumerate(segments):
+        if seg.out_quant is not None:
+            names[id(seg.out_quant.module)] = f"fc{i}"
+    captured: dict[str, np.ndarray] = {}
+    hooks = []
+    for mod_id, key in names.items():
+        module = next(m for m in model.modules() if id(m) == mod_id)
+
+        def hook(m, inputs, output, key=key):
+            captured[key] = m.levels(inputs[0]).detach().numpy().astype(np.int64).reshape(inputs[0].shape[0], -1)
+
+        hooks.append(module.register_forward_hook(hook))
+    try:
+        with torch.no_grad():
+            logits = model(torch.from_numpy(np.asarray(x, dtype=np.float32)))
+    finally:
+        for h in hooks:
+            h.remove()
+    captured["logits"] = logits.detach().double().numpy()
+    return captured
