@@ -1,0 +1,56 @@
+"""Shared fixtures: small quantized models built in-test, and the shipped examples."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+from lbgen import quant
+
+ROOT = Path(__file__).resolve().parents[1]
+DIGITS = ROOT / "examples" / "digits"
+
+
+def random_bn(c: int, g: torch.Generator, negative: bool = True) -> nn.BatchNorm1d:
+    """A batch-norm with random statistics; gains of both signs when ``negative``."""
+    bn = nn.BatchNorm1d(c)
+    with torch.no_grad():
+        bn.running_mean.copy_(torch.randn(c, generator=g) * 3)
+        bn.running_var.copy_(torch.rand(c, generator=g) * 4 + 0.1)
+        w = torch.rand(c, generator=g) * 2 + 0.05
+        if negative:
+            w = w * torch.where(torch.rand(c, generator=g) < 0.4, -1.0, 1.0)
+        bn.weight.copy_(w)
+        bn.bias.copy_(torch.randn(c, generator=g))
+    return bn
+
+
+def small_mlp(seed: int, dims=(12, 8, 6, 4), w_hidden: int = 1, a_hidden: int = 2,
+              in_bits: int = 4, first_bits: int = 8, last_bits: int = 8) -> nn.Sequential:
+    """Input quantizer -> first (k-bit) -> hidden (binary or k-bit) ... -> last (k-bit)."""
+    g = torch.Generator().manual_seed(seed)
+    layers: list[nn.Module] = [quant.QuantAct(in_bits, clip=1.0)]
+    n = len(dims) - 1
+    for i in range(n):
+        bits = first_bits if i == 0 else last_bits if i == n - 1 else w_hidden
+        lin = quant.BinaryLinear(dims[i], dims[i + 1]) if bits == 1 else quant.IntLinear(dims[i], dims[i + 1], bits=bits)
+        with torch.no_grad():
+            lin.weight.copy_(torch.randn(dims[i + 1], dims[i], generator=g))
+            lin.bias.copy_(torch.randn(dims[i + 1], generator=g) * 0.5)
+        layers.append(lin)
+        if i < n - 1:
+            layers.append(random_bn(dims[i + 1], g))
+            layers.append(quant.BinaryAct() if a_hidden == 1 else quant.QuantAct(a_hidden, clip=1.5))
+    return nn.Sequential(*layers).eval()
+
+
+@pytest.fixture
+def features():
+    def make(n: int, width: int, seed: int = 0) -> np.ndarray:
+        rng = np.random.default_rng(seed)
+        return rng.uniform(-0.1, 1.1, size=(n, width)).astype(np.float32)
+    return make

@@ -1,0 +1,151 @@
+"""The command line: exit codes, messages that name the culprit, nothing half-written."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn as nn
+
+from lbgen import quant
+
+from conftest import DIGITS, small_mlp
+
+LBGEN = [sys.executable, "-m", "lbgen.cli"]
+
+
+def run(*args, cwd=None, env=None) -> subprocess.CompletedProcess:
+    return subprocess.run([*LBGEN, *map(str, args)], capture_output=True, text=True, cwd=cwd,
+                          env=env, timeout=300)
+
+
+def assert_usage_error(proc, *fragments, out: Path | None = None):
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 2, text
+    flat = " ".join(text.split())
+    for fragment in fragments:
+        assert fragment in flat, (fragment, text)
+    if out is not None:
+        assert not out.exists(), "output written despite the error"
+        leftovers = [p.name for p in out.parent.iterdir() if ".lbgen-" in p.name]
+        assert not leftovers, leftovers
+
+
+def test_help_lists_the_commands():
+    proc = run("--help")
+    assert proc.returncode == 0
+    for cmd in ("emit", "sim", "report"):
+        assert cmd in proc.stdout
+    assert run("emit", "--help").returncode == 0
+
+
+def test_lstm_and_sigmoid_named_in_one_error(tmp_path):
+    model = nn.Sequential(quant.QuantAct(2), nn.LSTM(4, 4), quant.BinaryLinear(4, 4), nn.Sigmoid())
+    torch.save(model, tmp_path / "m.pt")
+    out = tmp_path / "out"
+    proc = run("emit", tmp_path / "m.pt", "-o", out)
+    assert_usage_error(proc, "unsupported layers", "1 (torch.nn.modules.rnn.LSTM)",
+                       "3 (torch.nn.modules.activation.Sigmoid)", out=out)
+
+
+def test_w2_on_a_w1_model_names_the_layer(tmp_path):
+    out = tmp_path / "out"
+    proc = run("emit", DIGITS / "digits_w1a2.pt", "--target", "fpga", "--w", "2", "--a", "2", "-o", out)
+    assert_usage_error(proc, "layer 4 has 1-bit weights, --w 2", out=out)
+
+
+class _Evil:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"echo pwned > {self.marker}",))
+
+
+@pytest.mark.parametrize("container", ["torch.save", "raw pickle"])
+def test_code_running_pickle_is_refused_and_never_runs(tmp_path, container):
+    marker = tmp_path / "ran"
+    path = tmp_path / "evil.pt"
+    if container == "torch.save":
+        torch.save({"model": _Evil(marker)}, path)
+    else:
+        path.write_bytes(pickle.dumps(_Evil(marker)))
+    out = tmp_path / "out"
+    proc = run("emit", path, "-o", out)
+    assert_usage_error(proc, "refused", "Nothing from it was run", "--trust", out=out)
+    assert "system" in proc.stderr
+    assert not marker.exists()
+
+
+def test_custom_class_needs_trust(tmp_path):
+    pkg = tmp_path / "usermodels.py"
+    pkg.write_text(
+        "import torch.nn as nn\nfrom lbgen import quant\n"
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n        super().__init__()\n"
+        "        self.q = quant.QuantAct(2)\n        self.fc = quant.IntLinear(8, 4, bits=4)\n"
+        "    def forward(self, x):\n        return self.fc(self.q(x))\n")
+    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    subprocess.run([sys.executable, "-c", "import torch, usermodels; torch.save(usermodels.Net().eval(), 'net.pt')"],
+                   cwd=tmp_path, env=env, check=True)
+    out = tmp_path / "out"
+    proc = run("emit", tmp_path / "net.pt", "-o", out, env=env)
+    assert_usage_error(proc, "refused", "usermodels.Net", out=out)
+    proc = run("emit", tmp_path / "net.pt", "-o", out, "--trust", env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (out / "lbgen.json").is_file() and (out / "rtl" / "lbgen_top.v").is_file()
+
+
+def test_missing_file(tmp_path):
+    out = tmp_path / "out"
+    assert_usage_error(run("emit", tmp_path / "nope.pt", "-o", out), "nope.pt", "not found", out=out)
+
+
+def test_truncated_file(tmp_path):
+    data = (DIGITS / "digits_w1a2.pt").read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
+    out = tmp_path / "out"
+    assert_usage_error(run("emit", tmp_path / "cut.pt", "-o", out), "cut.pt", "cannot be read", out=out)
+
+
+def test_pe_that_does_not_divide(tmp_path):
+    out = tmp_path / "out"
+    proc = run("emit", DIGITS / "digits_w1a2.pt", "--pe", "3", "-o", out)
+    assert_usage_error(proc, "layer fc0 (1): PE=3 from --pe does not divide MH (outputs)=256", out=out)
+
+
+def test_bad_options(tmp_path):
+    out = tmp_path / "out"
+    assert_usage_error(run("emit", DIGITS / "digits_w1a2.pt", "--acc", "seven", "-o", out), "--acc", out=out)
+    assert_usage_error(run("emit", DIGITS / "digits_w1a2.pt", "--w", "9", "-o", out), "--w 9", out=out)
+    assert_usage_error(run("emit", DIGITS / "digits_w1a2.pt", "--target", "asic", "-o", out), "--target", out=out)
+    assert_usage_error(run("emit", DIGITS / "digits_w1a2.pt", "--nonsense", "-o", out), "--nonsense", out=out)
+
+
+def test_existing_output_needs_force_and_a_file_is_refused(tmp_path):
+    model = small_mlp(0, dims=(8, 4, 2))
+    torch.save(model, tmp_path / "m.pt")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    proc = run("emit", tmp_path / "m.pt", "-o", out)
+    assert proc.returncode == 2 and "--force" in proc.stderr
+    assert (out / "keep.txt").read_text() == "mine"
+    proc = run("emit", tmp_path / "m.pt", "-o", out, "--force")
+    assert proc.returncode == 0, proc.stderr
+    assert not (out / "keep.txt").exists() and (out / "lbgen.json").exists()
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    proc = run("emit", tmp_path / "m.pt", "-o", afile)
+    assert proc.returncode == 2 and "is not a directory" in proc.stderr
+    assert afile.read_text() == "x"
+
+
+def test_sim_and_report_refuse_a_directory_that_is_not_an_output(tmp_path):
+    assert_usage_error(run("sim", tmp_path), "lbgen.json", "not found")
+    assert_usage_error(run("report", tmp_path / "missing"), "not an lbgen output directory")
