@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import pickle
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
@@ -65,11 +66,13 @@ def load_module(path: Path, trust: bool = False):
     if not path.is_file():
         raise UsageError(f"model file {str(path)!r} is not a file")
     try:
-        if trust:
-            obj = torch.load(path, map_location="cpu", weights_only=False)
-        else:
-            with torch.serialization.safe_globals(_safe_globals()):
-                obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's own warnings; our error says what matters
+            if trust:
+                obj = torch.load(path, map_location="cpu", weights_only=False)
+            else:
+                with torch.serialization.safe_globals(_safe_globals()):
+                    obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         msg = str(exc)
         culprit = ""
