@@ -1,0 +1,233 @@
+"""Emit the Verilog design of a graph: static library + thin generated top.
+
+``emit_rtl(graph, rtl_dir)`` writes into ``rtl_dir``:
+
+* the static, hand-written library ``lb_*.v`` copied from ``templates/rtl``;
+* ``lbgen_top.v`` rendered from ``templates/rtl/lbgen_top.v.j2``: one
+  ``lb_mvau`` per layer, and between layers an ``lb_axis_dwc`` (when PE of
+  one layer differs from SIMD of the next) and an ``lb_axis_fifo``;
+* ``<layer>_weights.mem`` and ``<layer>_thresholds.mem`` ($readmemh);
+* ``filelist.f``: the library files, then the top, one per line.
+
+Every width, depth, file name and parameter is computed here (``rtl_plan``);
+the template only formats. ``rtl_interface`` returns the top's port widths
+and per-layer stream formats for testbenches.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import re
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from ..ir import Graph, IRError, MatVec, check_thresholds_shape
+from ..packing import threshold_word_bits, threshold_words, weight_words, write_mem
+from ..passes.pe import PE_KINDS, choose_pe
+
+TOP = "lbgen_top"
+TOP_TEMPLATE = "lbgen_top.v.j2"
+
+#: number kind -> W_KIND / IN_KIND parameter of lb_mvau
+KIND_CODE = {"bipolar": 0, "uint": 1, "int": 2}
+#: processing element -> PE_KIND parameter of lb_mvau
+PE_KIND_CODE = {"xnor": 0, "addsub": 1, "mac": 2}
+
+#: Verilog-2001 keywords a layer name must not become.
+_KEYWORDS = frozenset("""
+always and assign automatic begin buf bufif0 bufif1 case casex casez cell cmos config deassign
+default defparam design disable edge else end endcase endconfig endfunction endgenerate endmodule
+endprimitive endspecify endtable endtask event for force forever fork function generate genvar
+highz0 highz1 if ifnone incdir include initial inout input instance integer join large liblist
+library localparam macromodule medium module nand negedge nmos nor noshowcancelled not notif0
+notif1 or output parameter pmos posedge primitive pull0 pull1 pulldown pullup
+pulsestyle_onevent pulsestyle_ondetect rcmos real realtime reg release repeat rnmos rpmos rtran
+rtranif0 rtranif1 scalared showcancelled signed small specify specparam strong0 strong1 supply0
+supply1 table task time tran tranif0 tranif1 tri tri0 tri1 triand trior trireg unsigned use
+uwire vectored wait wand weak0 weak1 while wire wor xnor xor
+""".split())
+
+
+def rtl_library_dir():
+    """The static RTL library as an importlib Traversable (editable install or wheel)."""
+    return importlib.resources.files("lbgen.templates") / "rtl"
+
+
+def library_files() -> list[str]:
+    """Names of the static library files, in the order filelist.f lists them."""
+    return sorted(p.name for p in rtl_library_dir().iterdir()
+                  if p.name.startswith("lb_") and p.name.endswith(".v"))
+
+
+def verilog_ident(name: str) -> str:
+    """A layer name as a Verilog identifier (also used for its .mem files)."""
+    ident = re.sub(r"[^A-Za-z0-9_]", "_", name)
+    if not ident or not (ident[0].isalpha() or ident[0] == "_"):
+        ident = "l_" + ident
+    if ident in _KEYWORDS:
+        ident += "_"
+    return ident
+
+
+def _comment(text: str) -> str:
+    """Text safe inside a // comment."""
+    return " ".join(str(text).split())
+
+
+def _layer_ids(graph: Graph) -> list[str]:
+    ids = [verilog_ident(layer.name) for layer in graph.layers]
+    seen: dict[str, str] = {}
+    reserved = {TOP, "clk", "rst_n"}
+    for layer, ident in zip(graph.layers, ids):
+        if ident in seen:
+            raise IRError(f"layer {layer.name!r}: its Verilog name {ident!r} collides with layer {seen[ident]!r}")
+        if ident in reserved or ident.startswith("lb_") or ident.startswith("unused"):
+            raise IRError(f"layer {layer.name!r}: its Verilog name {ident!r} is reserved")
+        seen[ident] = layer.name
+    return ids
+
+
+def _pe_kind(layer: MatVec) -> str:
+    kind = layer.pe_kind or choose_pe(layer)
+    if kind not in PE_KINDS:
+        raise IRError(f"layer {layer.name!r}: unknown processing element {kind!r}")
+    w, x = layer.wtype.kind, layer.itype.kind
+    if kind == "xnor" and (w != "bipolar" or x != "bipolar"):
+        raise IRError(f"layer {layer.name!r}: xnor needs bipolar weights and inputs, not {layer.wtype} x {layer.itype}")
+    if kind == "addsub" and w != "bipolar":
+        raise IRError(f"layer {layer.name!r}: addsub needs bipolar weights, not {layer.wtype}")
+    return kind
+
+
+def _check(graph: Graph) -> None:
+    graph.validate()
+    for layer in graph.layers:
+        if layer.activation is not None:
+            raise IRError(f"layer {layer.name!r}: fold thresholds before emitting RTL")
+    check_thresholds_shape(graph)
+    for layer in graph.layers[:-1]:
+        assert layer.odtype is not None
+        if layer.odtype.kind == "int":
+            # the threshold unit produces unsigned levels 0..2^bits-1
+            raise IRError(f"layer {layer.name!r}: a hidden layer's output must be bipolar or uint, "
+                          f"not {layer.odtype}")
+    for layer in graph.layers:
+        _pe_kind(layer)
+
+
+def fifo_depth(dst: MatVec) -> int:
+    """Beats of the FIFO in front of a layer.
+
+    The engine takes its whole input frame (SF beats) during neuron fold 0 and
+    none during folds 1..NF-1. A FIFO holding one input frame lets the layer
+    before keep producing meanwhile, so neither side waits on the other's
+    fold pattern and the pipeline runs at the slowest layer's NF*SF; two
+    more beats cover the handshake latency.
+    """
+    return dst.sf + 2
+
+
+def rtl_plan(graph: Graph) -> dict[str, Any]:
+    """Everything the top template renders, computed from the graph."""
+    _check(graph)
+    ids = _layer_ids(graph)
+    layers = []
+    for layer, ident in zip(graph.layers, ids):
+        hidden = not layer.is_output
+        out_bits = layer.out_dtype.bits
+        n_thresh = layer.thresholds.shape[1] if hidden else 1
+        params = [
+            ("MW", layer.mw), ("MH", layer.mh), ("PE", layer.pe), ("SIMD", layer.simd),
+            ("WEIGHT_BITS", layer.wtype.bits), ("W_KIND", KIND_CODE[layer.wtype.kind]),
+            ("IN_BITS", layer.itype.bits), ("IN_KIND", KIND_CODE[layer.itype.kind]),
+            ("ACC_BITS", layer.acc_bits), ("PE_KIND", PE_KIND_CODE[_pe_kind(layer)]),
+            ("USE_THRESH", int(hidden)), ("N_THRESH", n_thresh),
+            ("OUT_BITS", out_bits if hidden else 1),
+            ("WEIGHT_FILE", f'"{ident}_weights.mem"'),
+            ("THRESH_FILE", f'"{ident}_thresholds.mem"' if hidden else '""'),
+        ]
+        layers.append({
+            "name": _comment(layer.name), "source": _comment(layer.source), "id": ident,
+            "mw": layer.mw, "mh": layer.mh, "pe": layer.pe, "simd": layer.simd,
+            "nf": layer.nf, "sf": layer.sf, "cycles": layer.cycles,
+            "itype": str(layer.itype), "wtype": str(layer.wtype), "otype": str(layer.out_dtype),
+            "pe_kind": _pe_kind(layer), "acc_bits": layer.acc_bits,
+            "in_w": layer.simd * layer.itype.bits, "out_w": layer.pe * out_bits,
+            "out_elem_bits": out_bits, "hidden": hidden,
+            "params": [(k, str(v)) for k, v in params],
+            "weights_mem": f"{ident}_weights.mem",
+            "weights_w": layer.pe * layer.simd * layer.wtype.bits,
+            "thresholds_mem": f"{ident}_thresholds.mem" if hidden else None,
+            "thresholds_w": threshold_word_bits(layer) if hidden else None,
+        })
+    links = []
+    for i, (src, dst) in enumerate(zip(graph.layers[:-1], graph.layers[1:])):
+        w = src.out_dtype.bits
+        dwc = src.pe != dst.simd
+        links.append({
+            "src": ids[i], "dst": ids[i + 1], "w": w, "in_n": src.pe, "out_n": dst.simd,
+            "frame": src.mh, "dwc": dwc, "fifo_w": dst.simd * w, "depth": fifo_depth(dst),
+            "fifo_in": f"{ids[i]}_dwc" if dwc else f"{ids[i]}_out",
+        })
+    first, last = graph.layers[0], graph.layers[-1]
+    return {
+        "top": TOP, "graph_name": _comment(graph.name),
+        "in_w": first.simd * first.itype.bits, "out_w": last.pe * last.acc_bits,
+        "in_per_beat": first.simd, "in_dtype": str(first.itype),
+        "out_per_beat": last.pe, "out_elem_bits": last.acc_bits,
+        "layers": layers, "links": links, "first": ids[0], "last": ids[-1],
+        "hidden": ids[:-1],
+    }
+
+
+def rtl_interface(graph: Graph) -> dict[str, Any]:
+    """Port widths of the top and the format of every layer's output stream.
+
+    IN_W = SIMD(first) * bits(input), OUT_W = PE(last) * acc_bits(last);
+    ``layers`` lists, per layer, the prefix of its ``<prefix>_out_tdata/
+    _tvalid/_tready`` wires in the top, elements per beat, element bits and
+    dtype, beats per frame.
+    """
+    plan = rtl_plan(graph)
+    first, last = graph.layers[0], graph.layers[-1]
+    return {
+        "top": TOP,
+        "IN_W": plan["in_w"], "OUT_W": plan["out_w"],
+        "in_per_beat": first.simd, "in_dtype": first.itype, "in_beats": first.sf,
+        "out_per_beat": last.pe, "out_dtype": last.out_dtype, "out_beats": last.nf,
+        "cycles_per_frame": max(layer.cycles for layer in graph.layers),
+        "layers": [
+            {"name": layer.name, "prefix": lp["id"], "tdata_w": lp["out_w"], "per_beat": layer.pe,
+             "elem_bits": lp["out_elem_bits"], "dtype": layer.out_dtype, "beats": layer.nf,
+             "cycles": layer.cycles}
+            for layer, lp in zip(graph.layers, plan["layers"])
+        ],
+    }
+
+
+def render_top(plan: dict[str, Any]) -> str:
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                             keep_trailing_newline=True, autoescape=False)
+    template = env.from_string((rtl_library_dir() / TOP_TEMPLATE).read_text())
+    return template.render(**plan)
+
+
+def emit_rtl(graph: Graph, rtl_dir: Path) -> None:
+    """Write the library, lbgen_top.v, the .mem files and filelist.f into rtl_dir."""
+    plan = rtl_plan(graph)
+    rtl_dir = Path(rtl_dir)
+    rtl_dir.mkdir(parents=True, exist_ok=True)
+    lib = library_files()
+    if not lib:
+        raise FileNotFoundError("the static RTL library (templates/rtl/lb_*.v) is missing from the install")
+    src = rtl_library_dir()
+    for name in lib:
+        (rtl_dir / name).write_text((src / name).read_text())
+    (rtl_dir / f"{TOP}.v").write_text(render_top(plan))
+    for layer, lp in zip(graph.layers, plan["layers"]):
+        write_mem(rtl_dir / lp["weights_mem"], weight_words(layer), lp["weights_w"])
+        if lp["thresholds_mem"]:
+            write_mem(rtl_dir / lp["thresholds_mem"], threshold_words(layer), lp["thresholds_w"])
+    (rtl_dir / "filelist.f").write_text("".join(f"{name}\n" for name in lib + [f"{TOP}.v"]))
