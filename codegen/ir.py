@@ -361,7 +361,9 @@ def check_thresholds_shape(graph: Graph) -> None:
         od = layer.odtype
         if t is None or od is None or layer.threshold_invert is None:
             raise IRError(f"{where}: missing thresholds")
-        n = 1 if od.kind == "bipolar" else (1 << od.bits) - 1
+        if od.kind not in ("uint", "bipolar"):
+            raise IRError(f"{where}: a hidden layer outputs threshold levels (uint or bipolar), not {od}")
+        n = (1 << od.bits) - 1
         if t.shape != (layer.mh, n) or layer.threshold_invert.shape != (layer.mh,):
             raise IRError(f"{where}: thresholds shape {t.shape}, expected ({layer.mh}, {n})")
         if np.any(np.diff(t, axis=1) < 0):
