@@ -1,0 +1,237 @@
+"""Emit HLS C++ (Vitis HLS style) for a folded, threshold-folded graph.
+
+``emit_hls(graph, hls_dir)`` writes into ``hls_dir``:
+
+* the hand-written header library (``lbgen*.hpp`` from the ``lbgen.hls``
+  package, i.e. the repository's ``hls/``), copied verbatim;
+* ``lbgen_top.h``    the top's declaration, beat widths and beats per frame;
+* ``lbgen_params.h`` one traits struct per layer plus its weight and
+  threshold ROMs, packed by ``lbgen.packing`` exactly as for the RTL;
+* ``lbgen_top.cpp``  the DATAFLOW top: streams between layers, an MVAU per
+  layer, a width converter wherever PE of a layer != SIMD of the next;
+* ``tb_csim.cpp``    the C-simulation testbench (``lbgen.csim`` builds and runs it).
+
+Templates render; every width, loop bound and constant is computed here.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import math
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from ..ir import DType, Graph, IRError, MatVec, check_thresholds_shape
+from ..packing import threshold_word_bits, threshold_words, weight_words
+from ..passes.pe import choose_pe
+
+#: the files a generated design consists of besides the library headers
+GENERATED = ("lbgen_top.h", "lbgen_params.h", "lbgen_top.cpp", "tb_csim.cpp")
+
+#: ap_types allow words up to 32768 bits (AP_INT_MAX_W); Vitis HLS as well
+AP_INT_LIMIT = 32768
+
+#: ROMs with at most this many words are put in LUTRAM, larger ones in BRAM
+LUTRAM_MAX_DEPTH = 64
+
+#: FIFO depth of the streams between layers
+STREAM_DEPTH = 2
+
+
+class HLSEmitError(IRError):
+    """A graph the HLS emitter cannot express (names the layer)."""
+
+
+def library_files() -> list[Any]:
+    """The header library shipped as package data of ``lbgen.hls``."""
+    root = importlib.resources.files("lbgen.hls")
+    files = sorted((f for f in root.iterdir() if f.name.endswith((".hpp", ".h"))), key=lambda f: f.name)
+    if not files:
+        raise HLSEmitError(f"no HLS library headers found in the lbgen.hls package ({root})")
+    return files
+
+
+def _template(name: str) -> jinja2.Template:
+    text = (importlib.resources.files("lbgen.templates") / "hls" / name).read_text()
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                             trim_blocks=True, lstrip_blocks=True, autoescape=False)
+    return env.from_string(text)
+
+
+def cpp_ident(name: str, taken: set[str]) -> str:
+    """A C identifier for a layer name, unique among ``taken`` (which it joins)."""
+    ident = re.sub(r"\W", "_", name, flags=re.ASCII) or "layer"
+    if ident[0].isdigit() or ident.startswith(("lbgen", "_")):
+        ident = "l_" + ident  # keep clear of the library's names and reserved ones
+    base, k = ident, 1
+    while ident in taken:
+        ident = f"{base}_{k}"
+        k += 1
+    taken.add(ident)
+    return ident
+
+
+def elem_type(dt: DType) -> str:
+    """The lbgen number-kind trait of a DType."""
+    if dt.kind == "bipolar":
+        return "lbgen::bipolar"
+    return f"lbgen::{dt.kind}_k<{dt.bits}>"
+
+
+def product_type(layer: MatVec) -> str:
+    kind = layer.pe_kind or choose_pe(layer)
+    if kind != choose_pe(layer):
+        raise HLSEmitError(f"layer {layer.name!r}: PE kind {kind!r} does not fit {layer.wtype} weights "
+                           f"x {layer.itype} inputs (expected {choose_pe(layer)!r})")
+    functor = {"xnor": "XnorPopcount", "addsub": "AddSub", "mac": "MulAdd"}.get(kind)
+    if functor is None:
+        raise HLSEmitError(f"layer {layer.name!r}: the HLS emitter has no {kind!r} processing element")
+    return f"lbgen::{functor}<{elem_type(layer.wtype)}, {elem_type(layer.itype)}>"
+
+
+def word_literal(word: int, bits: int) -> str:
+    """An exact C++ initializer for an ap_uint<bits> ROM word."""
+    assert 0 <= word < (1 << bits), (word, bits)
+    digits = max(1, (bits + 3) // 4)
+    if bits <= 64:
+        return f"0x{word:0{digits}x}ULL"
+    return f'ap_uint<{bits}>("0x{word:0{digits}x}", 16)'
+
+
+def limbs_literal(word: int, bits: int) -> str:
+    """The same word as a C initializer of ceil(bits/64) 64-bit limbs, least significant first."""
+    n = (bits + 63) // 64
+    return "{" + ", ".join(f"0x{(word >> (64 * k)) & ((1 << 64) - 1):x}ULL" for k in range(n)) + "}"
+
+
+def _rom_impl(depth: int) -> str:
+    return "lutram" if depth <= LUTRAM_MAX_DEPTH else "bram"
+
+
+def converter_bits(in_elems: int, out_elems: int, elem_bits: int) -> int:
+    """Widest word inside lbgen::width_convert (lbgen_stream.hpp) for these sizes."""
+    if in_elems % out_elems == 0 or out_elems % in_elems == 0:
+        return max(in_elems, out_elems) * elem_bits
+    return (in_elems + out_elems - 1) * elem_bits
+
+
+def hls_context(graph: Graph) -> dict[str, Any]:
+    """Everything the templates render, computed from the graph."""
+    graph.validate()
+    check_thresholds_shape(graph)
+    taken: set[str] = set()
+    layers: list[dict[str, Any]] = []
+    widths: list[tuple[int, str]] = []
+    for layer in graph.layers:
+        if layer.activation is not None:
+            raise HLSEmitError(f"layer {layer.name!r}: fold thresholds before emitting HLS")
+        ident = cpp_ident(layer.name, taken)
+        hidden = not layer.is_output
+        out_dt = layer.out_dtype
+        wwords = weight_words(layer)
+        wbits = layer.pe * layer.simd * layer.wtype.bits
+        d: dict[str, Any] = {
+            "name": layer.name, "ident": ident, "cfg": f"{ident}_config", "source": layer.source,
+            "mw": layer.mw, "mh": layer.mh, "pe": layer.pe, "simd": layer.simd,
+            "nf": layer.nf, "sf": layer.sf, "cycles": layer.cycles,
+            "acc_bits": layer.acc_bits, "out_bits": out_dt.bits,
+            "wtype": str(layer.wtype), "itype": str(layer.itype),
+            "otype": str(out_dt) if hidden else f"raw int{layer.acc_bits} accumulators",
+            "pe_kind": layer.pe_kind or choose_pe(layer),
+            "in_elem": elem_type(layer.itype), "weight_elem": elem_type(layer.wtype),
+            "product": product_type(layer),
+            "in_beat_bits": layer.simd * layer.itype.bits,
+            "weight_word_bits": wbits,
+            "out_beat_bits": layer.pe * out_dt.bits,
+            "weights": [word_literal(w, wbits) for w in wwords], "weight_depth": len(wwords),
+            "weight_limbs": [limbs_literal(w, wbits) for w in wwords], "weight_limb_count": (wbits + 63) // 64,
+            "weight_impl": _rom_impl(len(wwords)),
+            "thresholds": None, "thresh_limbs": None, "thresh_limb_count": 0,
+            "thresh_word_bits": 0, "invert_base": 0, "thresh_impl": "",
+        }
+        if hidden:
+            if out_dt.bits > 16:
+                raise HLSEmitError(f"layer {layer.name!r}: {out_dt} outputs need {(1 << out_dt.bits) - 1} "
+                                   f"thresholds per channel; the multi-threshold unit takes up to 16 bits")
+            t = int(layer.thresholds.shape[1])
+            tbits = threshold_word_bits(layer)
+            twords = threshold_words(layer)
+            d.update(
+                activation=f"lbgen::MultiThreshold<{layer.pe}, {t}, {layer.acc_bits}, {out_dt.bits}>",
+                thresholds=[word_literal(w, tbits) for w in twords],
+                thresh_limbs=[limbs_literal(w, tbits) for w in twords], thresh_limb_count=(tbits + 63) // 64,
+                thresh_word_bits=tbits, invert_base=layer.pe * t * layer.acc_bits,
+                thresh_impl=_rom_impl(layer.nf),
+            )
+            widths.append((tbits, f"{layer.name} threshold word"))
+        else:
+            d["activation"] = f"lbgen::RawAccumulator<{layer.pe}, {layer.acc_bits}>"
+        widths += [(wbits, f"{layer.name} weight word"), (d["in_beat_bits"], f"{layer.name} input beat"),
+                   (d["out_beat_bits"], f"{layer.name} output beat")]
+        layers.append(d)
+
+    # the dataflow: streams and steps
+    streams: list[dict[str, Any]] = []
+    steps: list[dict[str, Any]] = []
+    src = "in"
+    for i, (layer, d) in enumerate(zip(graph.layers, layers)):
+        last = i == len(layers) - 1
+        dst = "out" if last else f"{d['ident']}_out"
+        if not last:
+            streams.append({"name": dst, "type": f"{d['cfg']}::out_beat_t", "depth": STREAM_DEPTH})
+        args = [f"{d['ident']}_weights"] + ([f"{d['ident']}_thresholds"] if d["thresholds"] is not None else [])
+        steps.append({"kind": "mvau", "cfg": d["cfg"], "src": src, "dst": dst, "args": args,
+                      "trace_name": d["ident"],
+                      "comment": f"{layer.name}: {layer.mh}x{layer.mw} {d['pe_kind']}, "
+                                 f"{layer.sf} beats in, {layer.nf} beats out"})
+        src = dst
+        if not last:
+            nxt, nd = graph.layers[i + 1], layers[i + 1]
+            if layer.pe != nxt.simd:
+                conv = f"{nd['ident']}_in"
+                streams.append({"name": conv, "type": f"{nd['cfg']}::in_beat_t", "depth": STREAM_DEPTH})
+                steps.append({"kind": "convert", "src": src, "dst": conv, "in_elems": layer.pe,
+                              "out_elems": nxt.simd, "elem_bits": d["out_bits"], "frame": layer.mh,
+                              "comment": f"{layer.name} -> {nxt.name}: {layer.pe}-element beats to "
+                                         f"{nxt.simd}-element beats"})
+                widths.append((converter_bits(layer.pe, nxt.simd, d["out_bits"]),
+                               f"{layer.name} -> {nxt.name} width converter"))
+                src = conv
+
+    max_width, where = max(widths)
+    if max_width > AP_INT_LIMIT:
+        raise HLSEmitError(f"{where} is {max_width} bits wide, more than ap_int's {AP_INT_LIMIT}; "
+                           f"lower PE/SIMD of that layer")
+    first, last_layer = graph.layers[0], graph.layers[-1]
+    return {
+        "graph_name": graph.name,
+        "layers": layers, "streams": streams, "steps": steps,
+        "max_width": max_width,
+        "ap_int_max_w": max(1024, 1024 * math.ceil(max_width / 1024)),
+        "in_w": first.simd * first.itype.bits, "in_beats": first.sf, "in_elems": first.simd,
+        "in_dtype": str(first.itype),
+        "out_w": last_layer.pe * last_layer.acc_bits, "out_beats": last_layer.nf, "out_elems": last_layer.pe,
+        "out_dtype": f"int{last_layer.acc_bits}",
+    }
+
+
+def trace_names(graph: Graph) -> dict[str, str]:
+    """Layer name -> the name of its trace file (``<name>.hex``) in a C-sim trace directory."""
+    taken: set[str] = set()
+    return {layer.name: cpp_ident(layer.name, taken) for layer in graph.layers}
+
+
+def emit_hls(graph: Graph, hls_dir: Path) -> None:
+    """Write the HLS C++ of ``graph`` (library headers + generated files) into ``hls_dir``."""
+    ctx = hls_context(graph)
+    hls_dir = Path(hls_dir)
+    hls_dir.mkdir(parents=True, exist_ok=True)
+    for f in library_files():
+        with importlib.resources.as_file(f) as path:
+            shutil.copyfile(path, hls_dir / f.name)
+    for name in GENERATED:
+        (hls_dir / name).write_text(_template(name + ".j2").render(**ctx))
