@@ -21,8 +21,8 @@ from .errors import UsageError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="lbgen: quantized PyTorch models -> bit-exact Verilog and HLS C++.")
-out_console = Console()
-err_console = Console(stderr=True)
+out_console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 class Target(str, Enum):
@@ -147,34 +147,41 @@ def _stored_vectors(out_dir: Path, graph) -> tuple[np.ndarray, Optional[np.ndarr
 
 
 def _run_one(name, out_dir, graph, values, trace, seed, backpressure, bound, labels) -> bool:
+    """One executor against the golden trace; print the verdict, return True if bit-exact."""
     expected = trace.result
+    cycles = None
     if name == "csim":
-        from .csim import run_csim
-        with err_console.status("C-simulation (g++) ..."):
-            res = run_csim(Path(out_dir), values)
-        got, cycles, messages = res.result, None, []
+        from .csim import CsimError, run_csim
+        try:
+            with err_console.status("C-simulation (g++, the ap_int code HLS synthesises) ..."):
+                res = run_csim(Path(out_dir), values, native=False)
+        except CsimError as exc:
+            raise UsageError(str(exc)) from None
+        first = res.mismatch(trace)
+        messages = [first] if first else []
     else:
-        from .simulate import run_rtl
-        with err_console.status(f"RTL simulation ({name}, cocotb) ..."):
-            res = run_rtl(Path(out_dir), values, simulator=name, seed=seed, backpressure=backpressure)
-        got, cycles, messages = res.result, res.cycles_per_frame, list(res.mismatches)
-    exact = got is not None and got.shape == expected.shape and np.array_equal(got, expected) and not messages
+        from .simulate import ToolchainError, run_rtl
+        try:
+            with err_console.status(f"RTL simulation ({name}, cocotb) ..."):
+                res = run_rtl(Path(out_dir), values, simulator=name, seed=seed, backpressure=backpressure)
+        except ToolchainError as exc:
+            raise UsageError(str(exc)) from None
+        cycles, messages = res.cycles_per_frame, list(res.mismatches) + list(res.errors)
+    got = res.result
+    exact = got.shape == expected.shape and np.array_equal(got, expected) and not messages
     status = "[green]bit-exact[/]" if exact else "[bold red]MISMATCH[/]"
     line = f"{name}: {len(values)} frames {status} vs golden"
     if cycles is not None:
         line += f"; {cycles:.1f} cycles/frame measured, folding bound {bound}"
-    out_console.print(line)
-    if not exact:
-        if not messages and got is not None and got.shape == expected.shape:
-            n, c = np.argwhere(got != expected)[0]
-            messages = [f"layer {graph.output.name!r} frame {n} channel {c}: expected {expected[n, c]}, got {got[n, c]}"]
-        for m in messages[:5]:
-            out_console.print(f"  [red]{m}[/]")
-    if labels is not None and got is not None and got.shape == expected.shape:
+    out_console.print(line, highlight=False)
+    for message in messages[:5]:
+        out_console.print(f"  [red]{message}[/]", highlight=False)
+    if labels is not None and got.shape == expected.shape:
         out = graph.output
         logits = got * out.out_scale[None, :] + out.out_bias[None, :]
-        acc = float(np.mean(np.argmax(logits, axis=1) == labels))
-        out_console.print(f"  hardware ({name}) accuracy on {len(values)} frames: {100 * acc:.2f}%")
+        accuracy = float(np.mean(np.argmax(logits, axis=1) == labels))
+        out_console.print(f"  hardware ({name}) accuracy on {len(values)} frames: {100 * accuracy:.2f}%",
+                          highlight=False)
     return exact
 
 
