@@ -65,18 +65,22 @@ class DType:
             if v.size and np.any(v == 0):
                 raise IRError("0 is not a bipolar value")
             return ((v + 1) // 2).astype(np.uint64)
-        mask = (1 << self.bits) - 1
-        return (v & mask).astype(np.uint64)
+        # two's complement by wrapping to uint64, then keep the low bits
+        return v.astype(np.uint64) & np.uint64((1 << self.bits) - 1)
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
         """Unsigned bit patterns -> values (int64)."""
-        c = np.asarray(codes).astype(np.int64) & ((1 << self.bits) - 1)
+        c = np.asarray(codes).astype(np.uint64) & np.uint64((1 << self.bits) - 1)
         if self.kind == "bipolar":
-            return 2 * c - 1
+            return 2 * c.astype(np.int64) - 1
         if self.kind == "int":
-            sign = 1 << (self.bits - 1)
-            return (c ^ sign) - sign
-        return c
+            if self.bits == 64:
+                return c.view(np.int64)
+            sign = np.uint64(1 << (self.bits - 1))
+            return (c ^ sign).astype(np.int64) - np.int64(1 << (self.bits - 1))
+        if self.bits == 64 and c.size and c.max() > np.uint64(np.iinfo(np.int64).max):
+            raise IRError("a uint64 value does not fit the int64 the golden model computes in")
+        return c.astype(np.int64)
 
     def to_json(self) -> dict:
         return {"kind": self.kind, "bits": self.bits}
@@ -366,7 +370,7 @@ def check_thresholds_shape(graph: Graph) -> None:
         n = (1 << od.bits) - 1
         if t.shape != (layer.mh, n) or layer.threshold_invert.shape != (layer.mh,):
             raise IRError(f"{where}: thresholds shape {t.shape}, expected ({layer.mh}, {n})")
-        if np.any(np.diff(t, axis=1) < 0):
+        if np.any(t[:, 1:] < t[:, :-1]):  # not np.diff: it overflows at the int64 ends
             raise IRError(f"{where}: thresholds are not ascending")
         lo, hi = -(1 << (layer.acc_bits - 1)), (1 << (layer.acc_bits - 1)) - 1
         if t.size and (t.min() < lo or t.max() > hi):

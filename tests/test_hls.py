@@ -212,11 +212,20 @@ def test_emit_rejects_wrong_pe_kind(built):
         hls_context(g)
 
 
-@pytest.mark.xfail(raises=OverflowError, strict=False,
-                   reason="ir.DType.encode/decode mask (1 << 64) - 1 does not fit int64")
 def test_acc64_packing():
+    """64-bit accumulators pack and unpack exactly (thresholds at the int64 ends too)."""
+    from lbgen.packing import threshold_words, unpack_elements
+    from lbgen.ir import DType
     g = random_graph(5, [16, 12, 4], [I(8), I(8)], [U(8), U(2)], [(3, 4), (2, 6)], acc_bits=64)
+    layer = g.layers[0]
+    layer.thresholds[0, 0] = -(1 << 63)
+    layer.thresholds[-1, -1] = (1 << 63) - 1
     hls_context(g)
+    acc = DType("int", 64)
+    t = layer.thresholds.shape[1]
+    for nf, word in enumerate(threshold_words(layer)):
+        got = acc.decode(unpack_elements(word, 64, layer.pe * t)).reshape(layer.pe, t)
+        np.testing.assert_array_equal(got, layer.thresholds[nf * layer.pe:(nf + 1) * layer.pe])
 
 
 WIDTH_CONVERT_TB = r"""
