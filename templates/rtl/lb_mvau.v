@@ -213,9 +213,19 @@ module lb_mvau #(
   wire [IW-1:0] x1 = sel1 ? inr1 : bufq1;
 
   // ---- stage 2: products -----------------------------------------------
+  // Lane L = p*SIMD + s (PE p, SIMD lane s) sits at [L*PW +: PW] and takes
+  // weight code L of the ROM word. The lanes are computed in groups of four
+  // consecutive lanes (the last NL % 4 lanes one by one), each group one
+  // small combinational process writing its part of pd, and pd is
+  // registered as one word: an event-driven simulator evaluates a group
+  // once per change of its operands, and the product register (the input
+  // of every adder tree) changes once per cycle.
+  localparam NL = PE * SIMD;                     // lanes
+  localparam NG = NL / 4;                        // groups of four lanes
   reg            first2, last2, tl2;
   reg  [NFW-1:0] nf2;
-  wire [PE*SIMD*PW-1:0] prod2;
+  reg  [NL*PW-1:0] pd;             // products of the fold in stage 1
+  reg  [NL*PW-1:0] prod2;          // registered
 
   always @(posedge clk) begin
     if (en) begin
@@ -223,70 +233,83 @@ module lb_mvau #(
       last2  <= last1;
       tl2    <= tl1;
       nf2    <= nf1;
+      prod2  <= pd;
     end
   end
 
-  genvar p, s;
+  genvar p, s, q;
   generate
     if (PE_KIND == 0) begin : g_xnor
       for (p = 0; p < PE; p = p + 1) begin : g_pe
-        reg [SIMD-1:0] r;
-        always @(posedge clk) begin
-          if (en) r <= ~(w1[p*SIMD +: SIMD] ^ x1);
-        end
-        assign prod2[p*SIMD +: SIMD] = r;
+        always @* pd[p*SIMD +: SIMD] = ~(w1[p*SIMD +: SIMD] ^ x1);
       end
     end else begin : g_arith
-      // activation values, XV-bit signed, one per lane
-      wire [SIMD*XV-1:0] xv;
+      localparam [PW-1:0] ONE = 1;
+      localparam [0:0]    SW  = (W_KIND == 2) ? 1'b1 : 1'b0;  // signed weights
+      localparam          WB  = WEIGHT_BITS;
+      // activation values, PW-bit signed, one per SIMD lane s (and -x when
+      // the weights are bipolar); continuous assignments, so they settle
+      // before any lane group runs
       for (s = 0; s < SIMD; s = s + 1) begin : g_x
         wire [IN_BITS-1:0] c = x1[s*IN_BITS +: IN_BITS];
+        wire [PW-1:0]      xe;
         if (IN_KIND == 0) begin : g_bip
-          assign xv[s*XV +: XV] = c[0] ? 2'b01 : 2'b11;
+          assign xe = c[0] ? ONE : {PW{1'b1}};
         end else if (IN_KIND == 1) begin : g_uint
-          assign xv[s*XV +: XV] = {1'b0, c};
+          assign xe = {{(PW-IN_BITS){1'b0}}, c};
         end else begin : g_int
-          assign xv[s*XV +: XV] = c;
+          assign xe = {{(PW-IN_BITS){c[IN_BITS-1]}}, c};
+        end
+        if (PE_KIND == 1) begin : g_neg
+          wire [PW-1:0] xn = {PW{1'b0}} - xe;
         end
       end
-      for (p = 0; p < PE; p = p + 1) begin : g_pe
-        for (s = 0; s < SIMD; s = s + 1) begin : g_lane
-          wire [WEIGHT_BITS-1:0] wc = w1[(p*SIMD+s)*WEIGHT_BITS +: WEIGHT_BITS];
-          wire [XV-1:0]          xs = xv[s*XV +: XV];
-          wire [PW-1:0]          pr;
-          if (PE_KIND == 1) begin : g_addsub
-            // weight bit 1 is +1: add x; bit 0 is -1: subtract x
-            wire [PW-1:0] xe = {xs[XV-1], xs};
-            assign pr = wc[0] ? xe : {PW{1'b0}} - xe;
-          end else begin : g_mac
-            wire [WV-1:0] wv;
-            if (W_KIND == 0) begin : g_bip
-              assign wv = wc[0] ? 2'b01 : 2'b11;
-            end else if (W_KIND == 1) begin : g_uint
-              assign wv = {1'b0, wc};
-            end else begin : g_int
-              assign wv = wc;
-            end
-            // both operands sign-extended to PW: the low PW bits of the
-            // product are the exact signed product
-            wire [PW-1:0] we = {{(PW-WV){wv[WV-1]}}, wv};
-            wire [PW-1:0] xe = {{(PW-XV){xs[XV-1]}}, xs};
-            assign pr = we * xe;
-          end
-          reg [PW-1:0] r;
-          always @(posedge clk) begin
-            if (en) r <= pr;
-          end
-          assign prod2[(p*SIMD+s)*PW +: PW] = r;
+      // addsub: weight bit 1 is +1: x; bit 0 is -1: -x.
+      // mac: the weight as a PW-bit signed value times x; both operands are
+      // PW-bit signed, so the low PW bits of the product are the exact
+      // signed product.
+      for (q = 0; q < NG + NL % 4; q = q + 1) begin : g_q
+        localparam L = (q < NG) ? 4*q : 4*NG + (q - NG);  // first lane
+        localparam G = (q < NG) ? 4 : 1;                  // lanes
+        wire [G*WB-1:0] wg = w1[L*WB +: G*WB];            // their weight codes
+        if (PE_KIND == 1 && G == 4) begin : g_addsub4
+          always @* pd[L*PW +: 4*PW] = {
+            wg[3] ? g_x[(L+3)%SIMD].xe : g_x[(L+3)%SIMD].g_neg.xn,
+            wg[2] ? g_x[(L+2)%SIMD].xe : g_x[(L+2)%SIMD].g_neg.xn,
+            wg[1] ? g_x[(L+1)%SIMD].xe : g_x[(L+1)%SIMD].g_neg.xn,
+            wg[0] ? g_x[L%SIMD].xe     : g_x[L%SIMD].g_neg.xn};
+        end else if (PE_KIND == 1) begin : g_addsub1
+          always @* pd[L*PW +: PW] = wg[0] ? g_x[L%SIMD].xe : g_x[L%SIMD].g_neg.xn;
+        end else if (W_KIND == 0 && G == 4) begin : g_mac_bip4
+          // bipolar weight code b is the value 2b-1
+          always @* pd[L*PW +: 4*PW] = {
+            {{(PW-1){~wg[3]}}, 1'b1} * g_x[(L+3)%SIMD].xe,
+            {{(PW-1){~wg[2]}}, 1'b1} * g_x[(L+2)%SIMD].xe,
+            {{(PW-1){~wg[1]}}, 1'b1} * g_x[(L+1)%SIMD].xe,
+            {{(PW-1){~wg[0]}}, 1'b1} * g_x[L%SIMD].xe};
+        end else if (W_KIND == 0) begin : g_mac_bip1
+          always @* pd[L*PW +: PW] = {{(PW-1){~wg[0]}}, 1'b1} * g_x[L%SIMD].xe;
+        end else if (G == 4) begin : g_mac4
+          always @* pd[L*PW +: 4*PW] = {
+            {{(PW-WB){SW & wg[4*WB-1]}}, wg[3*WB +: WB]} * g_x[(L+3)%SIMD].xe,
+            {{(PW-WB){SW & wg[3*WB-1]}}, wg[2*WB +: WB]} * g_x[(L+2)%SIMD].xe,
+            {{(PW-WB){SW & wg[2*WB-1]}}, wg[WB +: WB]}   * g_x[(L+1)%SIMD].xe,
+            {{(PW-WB){SW & wg[WB-1]}},   wg[0 +: WB]}    * g_x[L%SIMD].xe};
+        end else begin : g_mac1
+          always @* pd[L*PW +: PW] = {{(PW-WB){SW & wg[WB-1]}}, wg} * g_x[L%SIMD].xe;
         end
       end
     end
   endgenerate
 
   // ---- stage 3: reduce (adder tree per PE) ------------------------------
+  // Per-PE results are gathered into one word by a small process per PE
+  // (here and in stages 4 and 5) and registered as one word, so that every
+  // consumer of a stage register sees one change per cycle.
   reg            first3, last3, tl3;
   reg  [NFW-1:0] nf3;
-  wire [PE*DW-1:0] dot3;
+  reg  [PE*DW-1:0] dotc;           // fold sums (combinational)
+  reg  [PE*DW-1:0] dot3;           // registered
 
   always @(posedge clk) begin
     if (en) begin
@@ -323,34 +346,35 @@ module lb_mvau #(
           .in(prod2[p*SIMD*PW +: SIMD*PW]), .sum(dot)
         );
       end
-      reg [DW-1:0] r;
-      always @(posedge clk) begin
-        if (en) r <= dot;
-      end
-      assign dot3[p*DW +: DW] = r;
+      always @* dotc[p*DW +: DW] = dot;
     end
   endgenerate
 
+  always @(posedge clk) begin
+    if (en) dot3 <= dotc;
+  end
+
   // ---- stage 4: accumulate ---------------------------------------------
-  reg              tl4;
-  wire [PE*ACC_BITS-1:0] acc4;
+  reg                    tl4;
+  reg  [PE*ACC_BITS-1:0] acc4;     // accumulators, channel p at [p*ACC_BITS +: ACC_BITS]
+  reg  [PE*ACC_BITS-1:0] acc_d;    // their next value, one process per channel
 
   generate
     for (p = 0; p < PE; p = p + 1) begin : g_acc
       wire [DW-1:0]       d = dot3[p*DW +: DW];
-      wire [ACC_BITS-1:0] dx;
+      wire [ACC_BITS-1:0] a = acc4[p*ACC_BITS +: ACC_BITS];
       if (DW < ACC_BITS) begin : g_ext
-        assign dx = {{(ACC_BITS-DW){d[DW-1]}}, d};
+        always @* acc_d[p*ACC_BITS +: ACC_BITS] = first3 ? {{(ACC_BITS-DW){d[DW-1]}}, d}
+                                                         : a + {{(ACC_BITS-DW){d[DW-1]}}, d};
       end else begin : g_same
-        assign dx = d;
+        always @* acc_d[p*ACC_BITS +: ACC_BITS] = first3 ? d : a + d;
       end
-      reg [ACC_BITS-1:0] a;
-      always @(posedge clk) begin
-        if (en && v3) a <= first3 ? dx : a + dx;
-      end
-      assign acc4[p*ACC_BITS +: ACC_BITS] = a;
     end
   endgenerate
+
+  always @(posedge clk) begin
+    if (en && v3) acc4 <= acc_d;
+  end
 
   always @(posedge clk) begin
     if (en) tl4 <= tl3;
@@ -367,6 +391,7 @@ module lb_mvau #(
   generate
     if (USE_THRESH != 0) begin : g_thr
       wire [TW-1:0] tq4;           // thresholds of the fold in stage 4
+      reg  [OW-1:0] levels;        // activation of every channel (combinational)
       lb_rom #(
         .DEPTH(NF), .WIDTH(TW), .ADDR_W(NFW), .INIT_FILE(THRESH_FILE)
       ) u_trom (
@@ -382,12 +407,13 @@ module lb_mvau #(
           .inv(tq4[PE*N_THRESH*ACC_BITS + p]),
           .level(level)
         );
-        reg [OUT_BITS-1:0] r;
-        always @(posedge clk) begin
-          if (en) r <= level;
-        end
-        assign out5[p*OUT_BITS +: OUT_BITS] = r;
+        always @* levels[p*OUT_BITS +: OUT_BITS] = level;
       end
+      reg [OW-1:0] r;
+      always @(posedge clk) begin
+        if (en) r <= levels;
+      end
+      assign out5 = r;
     end else begin : g_raw
       reg [OW-1:0] r;
       always @(posedge clk) begin
