@@ -31,15 +31,6 @@ module lb_axis_dwc #(
   output wire               m_axis_tvalid,
   input  wire               m_axis_tready
 );
-  function integer clog2;
-    input [31:0] value;
-    integer i;
-    begin
-      clog2 = 0;
-      for (i = 1; i < value; i = i * 2) clog2 = clog2 + 1;
-    end
-  endfunction
-
   function integer gcd;
     input [31:0] a;
     input [31:0] b;
@@ -70,7 +61,7 @@ module lb_axis_dwc #(
 
   localparam MIN_N    = (IN_N < OUT_N) ? IN_N : OUT_N;
   localparam CAP      = IN_N + OUT_N + MIN_N - gcd(IN_N, OUT_N);
-  localparam CW       = clog2(CAP + 1);
+  localparam CW       = $clog2(CAP + 1);
   localparam integer  IN_I   = IN_N;
   localparam integer  OUT_I  = OUT_N;
   localparam integer  ROOM_I = CAP - IN_N;

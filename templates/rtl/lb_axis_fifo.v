@@ -18,23 +18,14 @@ module lb_axis_fifo #(
   output wire             m_axis_tvalid,
   input  wire             m_axis_tready
 );
-  function integer clog2;
-    input [31:0] value;
-    integer i;
-    begin
-      clog2 = 0;
-      for (i = 1; i < value; i = i * 2) clog2 = clog2 + 1;
-    end
-  endfunction
-
   generate
     if (WIDTH < 1 || DEPTH < 1) begin : g_err_size
       lb_axis_fifo_error_WIDTH_DEPTH_must_be_positive u_err ();
     end
   endgenerate
 
-  localparam AW = (DEPTH > 1) ? clog2(DEPTH) : 1;
-  localparam CW = clog2(DEPTH + 1);
+  localparam AW = (DEPTH > 1) ? $clog2(DEPTH) : 1;
+  localparam CW = $clog2(DEPTH + 1);
   localparam integer  LAST_I   = DEPTH - 1;
   localparam integer  DEPTH_I  = DEPTH;
   localparam [AW-1:0] PTR_LAST = LAST_I[AW-1:0];

@@ -63,15 +63,6 @@ module lb_mvau #(
   input  wire                     m_axis_tready,
   output wire                     m_axis_tlast
 );
-  function integer clog2;
-    input [31:0] value;
-    integer i;
-    begin
-      clog2 = 0;
-      for (i = 1; i < value; i = i * 2) clog2 = clog2 + 1;
-    end
-  endfunction
-
   // ---- parameter checks: a failing check instantiates a module that does
   // ---- not exist, so elaboration stops with its name as the message.
   generate
@@ -113,10 +104,10 @@ module lb_mvau #(
   // ---- derived sizes ---------------------------------------------------
   localparam NF   = MH / PE;
   localparam SF   = MW / SIMD;
-  localparam NFW  = (NF > 1) ? clog2(NF) : 1;
-  localparam SFW  = (SF > 1) ? clog2(SF) : 1;
+  localparam NFW  = (NF > 1) ? $clog2(NF) : 1;
+  localparam SFW  = (SF > 1) ? $clog2(SF) : 1;
   localparam WD   = NF * SF;                         // weight ROM depth
-  localparam WAW  = (WD > 1) ? clog2(WD) : 1;
+  localparam WAW  = (WD > 1) ? $clog2(WD) : 1;
   localparam IW   = SIMD * IN_BITS;                  // input beat
   localparam WW   = PE * SIMD * WEIGHT_BITS;         // weight word
   localparam OE   = (USE_THRESH != 0) ? OUT_BITS : ACC_BITS;
@@ -127,8 +118,8 @@ module lb_mvau #(
   // product width per lane (xnor: one bit)
   localparam PW   = (PE_KIND == 0) ? 1 : (PE_KIND == 1) ? XV + 1 : WV + XV;
   // fold sum: popcount width (xnor) and the exact signed width of the sum
-  localparam PCW  = clog2(SIMD + 1);
-  localparam DWN  = (PE_KIND == 0) ? PCW + 1 : PW + clog2(SIMD);
+  localparam PCW  = $clog2(SIMD + 1);
+  localparam DWN  = (PE_KIND == 0) ? PCW + 1 : PW + $clog2(SIMD);
   localparam DW   = (DWN < ACC_BITS) ? DWN : ACC_BITS;
   localparam TW   = PE * (N_THRESH * ACC_BITS + 1);  // threshold word
 
