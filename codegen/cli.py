@@ -21,7 +21,8 @@ from .errors import UsageError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="lbgen: quantized PyTorch models -> bit-exact Verilog and HLS C++.")
-out_console = Console(soft_wrap=True)
+# a pipe or a CI log gets a wide console, so tables are not squeezed into 80 columns
+out_console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, soft_wrap=True)
 
 
