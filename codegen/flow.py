@@ -128,8 +128,8 @@ def read_vectors(path: Optional[Path], graph: Graph, seed: int = 0) -> Vectors:
     return Vectors(values=graph.input.quantize(x), features=x, labels=labels)
 
 
-def compare_torch_golden(model, graph: Graph, vectors: Vectors) -> str:
-    """Torch on the float features vs golden on their levels: every level, every argmax."""
+def compare_torch_golden(model, graph: Graph, vectors: Vectors, trace: golden.Trace) -> str:
+    """Torch on the float features vs golden (``trace``) on their levels: every level, every argmax."""
     from .frontend.torch_frontend import reference_levels
 
     if vectors.features is None:
@@ -138,7 +138,6 @@ def compare_torch_golden(model, graph: Graph, vectors: Vectors) -> str:
     if not np.array_equal(ref["input"], np.where(vectors.values < 0, 0, vectors.values)
                           if graph.input.dtype.kind == "bipolar" else vectors.values):
         raise UsageError("internal check failed: torch's input levels differ from lbgen's input quantizer")
-    trace = golden.run(graph, vectors.values)
     for layer in graph.layers[:-1]:
         want = ref[layer.name]
         got = trace.outputs[layer.name]
@@ -193,8 +192,8 @@ def emit(model, out: Path, opts: EmitOptions, inputs: Optional[Path] = None, for
 
     graph = build_graph(model, opts, name=name)
     vectors = read_vectors(inputs, graph)
-    checks = [compare_torch_golden(model, graph, vectors)]
-    golden.run(graph, vectors.values)  # overflow is impossible; assert it on the vectors too
+    trace = golden.run(graph, vectors.values)  # also asserts that no accumulator overflows
+    checks = [compare_torch_golden(model, graph, vectors, trace)]
 
     def writer(tmp: Path) -> None:
         graph.save(tmp)

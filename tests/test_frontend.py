@@ -11,7 +11,7 @@ import torch.nn as nn
 
 from lbgen import golden, quant
 from lbgen.errors import UsageError
-from lbgen.flow import EmitOptions, build_graph, compare_torch_golden, read_vectors, Vectors
+from lbgen.flow import EmitOptions, Vectors, build_graph
 from lbgen.frontend.torch_frontend import load_module, lower, reference_levels
 from lbgen.ir import Activation, DType, MatVec
 from lbgen.passes.accumulators import size_accumulators
