@@ -141,18 +141,22 @@ def build_csim(hls_dir: Path, build_dir: Path, *, native: bool = True, force: bo
         else:
             path.write_text(digest)
 
+    def run_cached(cmd: list[str], target: Path, digest: str, what: str) -> Path:
+        """Run ``cmd`` to make ``target`` unless it was made by the same digest."""
+        if up_to_date(target, digest):
+            return target
+        stamp(target, None)
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise CsimError(f"C-simulation {what} failed: {' '.join(cmd)}\n{proc.stdout}{proc.stderr}")
+        stamp(target, digest)
+        return target
+
     def compile_one(job: tuple[str, list[str], Path]) -> Path:
         src, flags, obj = job
         cmd = [cxx, *flags, "-c", str(hls_dir / src), "-o", str(obj)]
         digest = hashlib.sha256((" ".join(cmd) + sources.hexdigest()).encode()).hexdigest()
-        if up_to_date(obj, digest):
-            return obj
-        stamp(obj, None)
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise CsimError(f"C-simulation build failed: {' '.join(cmd)}\n{proc.stdout}{proc.stderr}")
-        stamp(obj, digest)
-        return obj
+        return run_cached(cmd, obj, digest, "build")
 
     jobs = [("lbgen_top.cpp", base + ([NATIVE_FLAG] if native else []), build_dir / f"lbgen_top.{binary.name}.o"),
             ("tb_csim.cpp", base, build_dir / "tb_csim.o")]
@@ -161,14 +165,7 @@ def build_csim(hls_dir: Path, build_dir: Path, *, native: bool = True, force: bo
     cmd = [cxx, *[str(o) for o in objs], "-o", str(binary)]
     digest = hashlib.sha256("\0".join([*cmd, *(o.with_name(o.name + ".sha256").read_text() for o in objs)])
                             .encode()).hexdigest()
-    if up_to_date(binary, digest):
-        return binary
-    stamp(binary, None)
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise CsimError(f"C-simulation link failed: {' '.join(cmd)}\n{proc.stdout}{proc.stderr}")
-    stamp(binary, digest)
-    return binary
+    return run_cached(cmd, binary, digest, "link")
 
 
 def _write_beats(path: Path, frames: list[list[int]], width: int) -> None:
