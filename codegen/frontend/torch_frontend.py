@@ -45,15 +45,11 @@ def _safe_globals() -> list:
     from .. import quant
 
     allowed = list(quant.SAFE_GLOBALS)
-    for _, cls in inspect.getmembers(nn.modules, inspect.isclass):
-        if issubclass(cls, nn.Module):
-            allowed.append(cls)
-    for mod_name in dir(nn.modules):
-        mod = getattr(nn.modules, mod_name)
-        if inspect.ismodule(mod):
-            for _, cls in inspect.getmembers(mod, inspect.isclass):
-                if issubclass(cls, nn.Module) and cls.__module__.startswith("torch.nn"):
-                    allowed.append(cls)
+    # every class defined in a submodule of torch.nn.modules, exported or not
+    for _, mod in inspect.getmembers(nn.modules, inspect.ismodule):
+        for _, cls in inspect.getmembers(mod, inspect.isclass):
+            if issubclass(cls, nn.Module) and cls.__module__.startswith("torch.nn") and cls not in allowed:
+                allowed.append(cls)
     return allowed
 
 
