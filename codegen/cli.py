@@ -58,17 +58,12 @@ def emit(
     force: bool = typer.Option(False, "--force", help="replace an existing output directory"),
 ) -> None:
     """Compile a quantized model to Verilog + HLS C++ with test vectors."""
-    from .flow import EmitOptions, emit as run_emit
+    from .flow import EmitOptions, check_options, emit as run_emit
     from .frontend.torch_frontend import load_module
 
     try:
         opts = EmitOptions(w=w, a=a, acc=acc, pe=pe, simd=simd, folding=folding, trust=trust)
-        from .flow import check_precision_options, parse_acc
-        check_precision_options(w, a)
-        parse_acc(acc)
-        for flag, value in (("--pe", pe), ("--simd", simd)):
-            if value is not None and value < 1:
-                raise UsageError(f"{flag} {value}: must be a positive integer")
+        check_options(opts)  # before loading, which may be slow
         module = load_module(model, trust=trust)
         result = run_emit(module, output, opts, inputs=inputs, force=force, name=model.stem)
     except UsageError as exc:

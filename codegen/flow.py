@@ -68,19 +68,23 @@ def parse_acc(acc: str) -> str | int:
     return bits
 
 
-def check_precision_options(w: Optional[int], a: Optional[int]) -> None:
-    if w is not None and not 1 <= w <= 8:
-        raise UsageError(f"--w {w}: weight bits must be 1..8")
-    if a is not None and not 1 <= a <= 8:
-        raise UsageError(f"--a {a}: activation bits must be 1..8")
+def check_options(opts: EmitOptions) -> str | int:
+    """Every option that needs no model; returns the parsed --acc."""
+    if opts.w is not None and not 1 <= opts.w <= 8:
+        raise UsageError(f"--w {opts.w}: weight bits must be 1..8")
+    if opts.a is not None and not 1 <= opts.a <= 8:
+        raise UsageError(f"--a {opts.a}: activation bits must be 1..8")
+    for flag, value in (("--pe", opts.pe), ("--simd", opts.simd)):
+        if value is not None and value < 1:
+            raise UsageError(f"{flag} {value}: must be a positive integer")
+    return parse_acc(opts.acc)
 
 
 def build_graph(model, opts: EmitOptions, name: str = "model") -> Graph:
     """An in-memory module -> the folded, hardware-ready IR."""
     from .frontend.torch_frontend import lower
 
-    check_precision_options(opts.w, opts.a)
-    acc = parse_acc(opts.acc)
+    acc = check_options(opts)
     per_layer = read_folding(opts.folding) if opts.folding else None
     graph = lower(model, w=opts.w, a=opts.a, name=name)
     # cheap structural passes first, so a bad folding is reported before the slow fold
