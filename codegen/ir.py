@@ -24,7 +24,23 @@ IR_VERSION = 1
 #: ``bipolar``: value in {-1,+1}, stored as bit b = (v+1)/2 (1 bit).
 #: ``uint``: unsigned k-bit level in [0, 2^k-1].
 #: ``int``: signed k-bit two's complement.
-KINDS = ("bipolar", "uint", "int")
+#: ``log2``: power-of-two weight, code = sign bit (top) + exponent field f
+#:     (k-1 bits): f = 0 is the value 0, else (-1)^sign * 2^(f-1); the
+#:     exponent runs 0 .. 2^(k-1)-2 (per-channel scales absorb the rest).
+#: ``hetero``: heterogeneous-bitwidth binarized weight, a sum of up to N
+#:     bipolar planes with integer plane scales k_0..k_{N-1} (``scales``):
+#:     value = sum over used planes i of k_i * (2*s_i - 1). Code (2N-1 bits):
+#:     bits [0, N) the plane signs s_i, bits [N, 2N-1) the mask: bit N+i-1
+#:     set when plane i (i >= 1) is used; plane 0 is always used, the mask is
+#:     a thermometer (plane i used => plane i-1 used) and the sign bit of an
+#:     unused plane is 0. Codes are not implied by values (two masks may
+#:     give one value), so such a layer carries its ``weight_codes``.
+KINDS = ("bipolar", "uint", "int", "log2", "hetero")
+#: log2 codes: sign + exponent field; 6 bits reach 2^30 already
+LOG2_BITS = (2, 6)
+#: hetero: number of planes and the largest plane scale
+HETERO_PLANES = (1, 4)
+HETERO_SCALE_MAX = 1 << 16
 
 
 class IRError(ValueError):
@@ -37,6 +53,7 @@ class DType:
 
     kind: str
     bits: int
+    scales: tuple[int, ...] = ()  # hetero only: the integer plane scales k_i
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -47,14 +64,68 @@ class DType:
             raise IRError(f"bit width {self.bits} out of range 1..64")
         if self.kind == "int" and self.bits < 2:
             raise IRError("a signed integer needs at least 2 bits")
+        if self.kind == "log2" and not LOG2_BITS[0] <= self.bits <= LOG2_BITS[1]:
+            raise IRError(f"a log2 weight takes {LOG2_BITS[0]}..{LOG2_BITS[1]} bits (sign + exponent field), "
+                          f"not {self.bits}")
+        object.__setattr__(self, "scales", tuple(int(k) for k in self.scales))
+        if self.kind == "hetero":
+            n = len(self.scales)
+            if not HETERO_PLANES[0] <= n <= HETERO_PLANES[1]:
+                raise IRError(f"a hetero weight has {HETERO_PLANES[0]}..{HETERO_PLANES[1]} planes, not {n}")
+            if self.bits != 2 * n - 1:
+                raise IRError(f"a hetero weight of {n} planes is {2 * n - 1} bits wide, not {self.bits}")
+            if any(not 1 <= k <= HETERO_SCALE_MAX for k in self.scales):
+                raise IRError(f"hetero plane scales must be integers in 1..{HETERO_SCALE_MAX}: {self.scales}")
+        elif self.scales:
+            raise IRError(f"only hetero weights have plane scales, not {self.kind}")
+
+    @property
+    def planes(self) -> int:
+        """Number of bipolar planes (hetero), else 0."""
+        return len(self.scales)
+
+    @property
+    def log2_max_exp(self) -> int:
+        return (1 << (self.bits - 1)) - 2
 
     @property
     def min(self) -> int:
+        if self.kind == "log2":
+            return -(1 << self.log2_max_exp)
+        if self.kind == "hetero":
+            return -sum(self.scales)
         return {"bipolar": -1, "uint": 0, "int": -(1 << (self.bits - 1))}[self.kind]
 
     @property
     def max(self) -> int:
+        if self.kind in ("log2", "hetero"):
+            return -self.min
         return {"bipolar": 1, "uint": (1 << self.bits) - 1, "int": (1 << (self.bits - 1)) - 1}[self.kind]
+
+    def check_codes(self, codes: np.ndarray) -> None:
+        """Raise IRError unless every code is a canonical code of this format."""
+        c = np.asarray(codes).astype(np.uint64)
+        if c.size and int(c.max()) >> self.bits:
+            raise IRError(f"a code does not fit {self.bits} bits")
+        if self.kind == "hetero" and c.size:
+            n = self.planes
+            used = self.plane_mask(c)
+            signs = (c[..., None] >> np.arange(n, dtype=np.uint64)) & np.uint64(1)
+            if np.any(used[..., 1:] & ~used[..., :-1]):
+                raise IRError("a hetero mask is not a thermometer (plane i used without plane i-1)")
+            if np.any(signs.astype(bool) & ~used):
+                raise IRError("a hetero code has a sign bit set on an unused plane")
+        if self.kind == "log2" and c.size:
+            field = c & np.uint64((1 << (self.bits - 1)) - 1)
+            if np.any((field == 0) & (c != 0)):
+                raise IRError("a log2 zero code has its sign bit set")
+
+    def plane_mask(self, codes: np.ndarray) -> np.ndarray:
+        """hetero codes -> (..., N) bool: which planes each weight uses."""
+        c = np.asarray(codes).astype(np.uint64)
+        n = self.planes
+        mask = (c[..., None] >> (np.uint64(n) + np.arange(n - 1, dtype=np.uint64))) & np.uint64(1)
+        return np.concatenate([np.ones(c.shape + (1,), dtype=bool), mask.astype(bool)], axis=-1)
 
     def encode(self, values: np.ndarray) -> np.ndarray:
         """Values -> the unsigned bit patterns the hardware carries (uint64)."""
@@ -65,6 +136,19 @@ class DType:
             if v.size and np.any(v == 0):
                 raise IRError("0 is not a bipolar value")
             return ((v + 1) // 2).astype(np.uint64)
+        if self.kind == "log2":
+            mag = np.abs(v)
+            exp = np.zeros_like(mag)
+            nz = mag > 0
+            exp[nz] = np.round(np.log2(mag[nz].astype(np.float64))).astype(np.int64)
+            if np.any(nz & (np.left_shift(1, exp) != mag)):
+                bad = v[nz & (np.left_shift(1, exp) != mag)].ravel()[0]
+                raise IRError(f"{bad} is not a log2 value (0 or +-2^e)")
+            field = np.where(nz, exp + 1, 0).astype(np.uint64)
+            sign = (v < 0).astype(np.uint64) << np.uint64(self.bits - 1)
+            return field | sign
+        if self.kind == "hetero":
+            raise IRError("hetero weights have no code implied by their value; the layer carries weight_codes")
         # two's complement by wrapping to uint64, then keep the low bits
         return v.astype(np.uint64) & np.uint64((1 << self.bits) - 1)
 
@@ -73,6 +157,17 @@ class DType:
         c = np.asarray(codes).astype(np.uint64) & np.uint64((1 << self.bits) - 1)
         if self.kind == "bipolar":
             return 2 * c.astype(np.int64) - 1
+        if self.kind == "log2":
+            field = (c & np.uint64((1 << (self.bits - 1)) - 1)).astype(np.int64)
+            sign = ((c >> np.uint64(self.bits - 1)) & np.uint64(1)).astype(np.int64)
+            mag = np.where(field > 0, np.left_shift(1, np.maximum(field - 1, 0)), 0)
+            return np.where(sign == 1, -mag, mag).astype(np.int64)
+        if self.kind == "hetero":
+            n = self.planes
+            used = self.plane_mask(c)
+            signs = ((c[..., None] >> np.arange(n, dtype=np.uint64)) & np.uint64(1)).astype(np.int64)
+            k = np.array(self.scales, dtype=np.int64)
+            return np.sum(np.where(used, k * (2 * signs - 1), 0), axis=-1).astype(np.int64)
         if self.kind == "int":
             if self.bits == 64:
                 return c.view(np.int64)
@@ -83,14 +178,24 @@ class DType:
         return c.astype(np.int64)
 
     def to_json(self) -> dict:
-        return {"kind": self.kind, "bits": self.bits}
+        d: dict[str, Any] = {"kind": self.kind, "bits": self.bits}
+        if self.scales:
+            d["scales"] = list(self.scales)
+        return d
 
     @staticmethod
     def from_json(d: dict) -> "DType":
-        return DType(str(d["kind"]), int(d["bits"]))
+        scales = d.get("scales", [])
+        if not isinstance(scales, list):
+            raise IRError(f"number format {d!r}: scales must be a list")
+        return DType(str(d["kind"]), int(d["bits"]), tuple(int(k) for k in scales))
 
     def __str__(self) -> str:
-        return "bipolar" if self.kind == "bipolar" else f"{self.kind}{self.bits}"
+        if self.kind == "bipolar":
+            return "bipolar"
+        if self.kind == "hetero":
+            return f"hetero{self.planes}[{','.join(str(k) for k in self.scales)}]"
+        return f"{self.kind}{self.bits}"
 
 
 def signed_bits_for(lo: int, hi: int) -> int:
@@ -179,6 +284,22 @@ class MatVec:
     odtype: Optional[DType] = None
     out_scale: Optional[np.ndarray] = None
     out_bias: Optional[np.ndarray] = None
+    #: (mh, mw) uint64 codes of the weights, for formats whose code is not
+    #: implied by the value (hetero); None: ``wtype.encode(weights)``
+    weight_codes: Optional[np.ndarray] = None
+
+    def codes(self) -> np.ndarray:
+        """The weight codes the hardware stores, (mh, mw) uint64."""
+        if self.weight_codes is not None:
+            return np.asarray(self.weight_codes).astype(np.uint64)
+        return self.wtype.encode(self.weights)
+
+    @property
+    def weight_bits_avg(self) -> float:
+        """Realised bits per weight: the mean number of planes used (hetero), else the code width."""
+        if self.wtype.kind == "hetero":
+            return float(self.wtype.plane_mask(self.codes()).sum(axis=-1).mean())
+        return float(self.wtype.bits)
 
     # -- derived, never stored -------------------------------------------
     @property
@@ -264,6 +385,7 @@ class Graph:
                 raise IRError(f"{where}: weights outside {layer.wtype}")
             if layer.wtype.kind == "bipolar" and np.any(w == 0):
                 raise IRError(f"{where}: a bipolar weight is 0")
+            _check_weight_codes(layer, where)
             if layer.mh % layer.pe or layer.mw % layer.simd:
                 raise IRError(f"{where}: PE={layer.pe} must divide MH={layer.mh} and SIMD={layer.simd} must divide MW={layer.mw}")
             last = i == len(self.layers) - 1
@@ -276,7 +398,7 @@ class Graph:
         return self
 
     # -- serialisation ------------------------------------------------------
-    _ARRAYS = ("weights", "thresholds", "threshold_invert", "out_scale", "out_bias")
+    _ARRAYS = ("weights", "weight_codes", "thresholds", "threshold_invert", "out_scale", "out_bias")
 
     def save(self, out_dir: Path) -> Path:
         """Write ``lbgen.json`` and ``ir/<layer>.<array>.npy``; return the json path."""
@@ -344,6 +466,7 @@ class Graph:
                     pe_kind=str(d["pe_kind"]),
                     thresholds=arrays.get("thresholds"), threshold_invert=arrays.get("threshold_invert"),
                     out_scale=arrays.get("out_scale"), out_bias=arrays.get("out_bias"),
+                    weight_codes=arrays.get("weight_codes"),
                 ))
             graph = Graph(name=str(doc["name"]), input=InputQuant.from_json(doc["input"]),
                           layers=layers, meta=dict(doc.get("meta", {})))
@@ -355,6 +478,35 @@ class Graph:
         graph.validate()
         check_thresholds_shape(graph)
         return graph
+
+
+def _check_weight_codes(layer: MatVec, where: str) -> None:
+    """Weights and their codes agree, and every code is canonical."""
+    wt = layer.wtype
+    codes = layer.weight_codes
+    if wt.kind == "hetero" and codes is None:
+        raise IRError(f"{where}: hetero weights need weight_codes (plane signs and masks)")
+    if codes is None:
+        try:
+            wt.encode(layer.weights)
+        except IRError as exc:
+            raise IRError(f"{where}: weights are not {wt} values: {exc}") from None
+        return
+    codes = np.asarray(codes)
+    if codes.shape != (layer.mh, layer.mw) or codes.dtype.kind not in "ui":
+        raise IRError(f"{where}: weight_codes must be ({layer.mh}, {layer.mw}) integers, "
+                      f"got {codes.shape} {codes.dtype}")
+    if codes.size and codes.min() < 0:
+        raise IRError(f"{where}: a weight code is negative")
+    try:
+        wt.check_codes(codes)
+    except IRError as exc:
+        raise IRError(f"{where}: {exc}") from None
+    decoded = wt.decode(codes)
+    if not np.array_equal(decoded, layer.weights):
+        r, c = np.argwhere(decoded != layer.weights)[0]
+        raise IRError(f"{where}: weight [{r}, {c}] is {layer.weights[r, c]} but its code "
+                      f"{int(codes[r, c])} means {decoded[r, c]}")
 
 
 def check_thresholds_shape(graph: Graph) -> None:

@@ -33,7 +33,7 @@ def unpack_elements(word: int, width: int, count: int) -> np.ndarray:
 
 
 def weight_words(layer: MatVec) -> list[int]:
-    codes = layer.wtype.encode(layer.weights)  # (mh, mw)
+    codes = layer.codes()  # (mh, mw)
     # (nf, pe, sf, simd) -> (nf, sf, pe, simd)
     tiles = codes.reshape(layer.nf, layer.pe, layer.sf, layer.simd).transpose(0, 2, 1, 3)
     return [pack_elements(tiles[nf, sf], layer.wtype.bits)

@@ -14,12 +14,17 @@ from .passes.pe import choose_pe
 
 def random_layer(rng: np.random.Generator, name: str, mw: int, mh: int, wtype: DType, itype: DType,
                  odtype: DType | None, pe: int, simd: int, acc_bits: int | None = None) -> MatVec:
+    codes = None
     if wtype.kind == "bipolar":
         w = rng.choice([-1, 1], size=(mh, mw))
+    elif wtype.kind in ("log2", "hetero"):
+        codes = random_codes(rng, wtype, (mh, mw))
+        w = wtype.decode(codes)
+        codes = codes if wtype.kind == "hetero" else None
     else:
         w = rng.integers(wtype.min, wtype.max + 1, size=(mh, mw))
     layer = MatVec(name=name, mw=mw, mh=mh, weights=w.astype(np.int64), wtype=wtype, itype=itype,
-                   source=name, pe=pe, simd=simd)
+                   source=name, pe=pe, simd=simd, weight_codes=codes)
     lo, hi = layer.acc_range()
     layer.acc_bits = acc_bits or signed_bits_for(int(lo.min()), int(hi.max()) + 1)
     if odtype is not None:
@@ -36,6 +41,21 @@ def random_layer(rng: np.random.Generator, name: str, mw: int, mh: int, wtype: D
         layer.out_bias = rng.uniform(-1, 1, size=mh)
     layer.pe_kind = choose_pe(layer)
     return layer
+
+
+def random_codes(rng: np.random.Generator, wtype: DType, shape: tuple[int, ...]) -> np.ndarray:
+    """Uniformly random canonical codes of a log2 or hetero format."""
+    if wtype.kind == "log2":
+        field = rng.integers(0, 1 << (wtype.bits - 1), size=shape).astype(np.uint64)
+        sign = (rng.random(shape) < 0.5) & (field > 0)
+        return field | (sign.astype(np.uint64) << np.uint64(wtype.bits - 1))
+    assert wtype.kind == "hetero"
+    n = wtype.planes
+    count = rng.integers(1, n + 1, size=shape)              # planes used, 1..n
+    used = np.arange(n)[None, :] < count.reshape(-1, 1)     # (size, n)
+    signs = (rng.random(used.shape) < 0.5) & used
+    bits = np.concatenate([signs, used[:, 1:]], axis=1).astype(np.uint64)
+    return (bits << np.arange(2 * n - 1, dtype=np.uint64)).sum(axis=1).astype(np.uint64).reshape(shape)
 
 
 def random_graph(seed: int, dims: list[int], wtypes: list[DType], atypes: list[DType],
