@@ -45,45 +45,47 @@ def _evaluate(layer: MatVec, acc: np.ndarray) -> np.ndarray:
     return levels
 
 
-def threshold_count(thresholds: np.ndarray, acc: np.ndarray) -> np.ndarray:
-    """count_j(acc[:, c] >= thresholds[c, j]) for every channel, without an (R, C, T) array."""
-    return np.stack([np.searchsorted(thresholds[c], acc[:, c], side="right")
-                     for c in range(thresholds.shape[0])], axis=1)
-
-
 def fold_layer(layer: MatVec) -> MatVec:
-    """Replace ``layer.activation`` by checked thresholds."""
+    """Replace ``layer.activation`` by checked thresholds.
+
+    One pass over every reachable accumulator value of every channel does
+    both jobs: it counts, per channel, how many values give each level (the
+    thresholds are t_j = lo + #{acc : g(acc) < j}), and it checks that g (the
+    level, or top - level on a falling channel) never decreases as the
+    accumulator grows. A non-decreasing integer g on [lo, hi] is exactly
+    count(acc >= t_j), so the check proves the threshold unit equal to the
+    float expression on the whole reachable range.
+    """
     act = layer.activation
     assert act is not None
     top = (1 << act.out_dtype.bits) - 1
     lo, hi = layer.acc_range()
     ends = _evaluate(layer, np.stack([lo, hi]))
     invert = ends[1] < ends[0]  # a falling channel (e.g. negative batch-norm gain)
-    # t_j = lo + #{acc in range : g(acc) < j}, g = level (or top - level): a histogram of g
     hist = np.zeros((layer.mh, top + 1), dtype=np.int64)
     channel = np.arange(layer.mh, dtype=np.int64)[None, :]
+    prev_row = np.zeros(layer.mh, dtype=np.int64)  # g at the last value of the chunk before
     for acc, inside in _ranges(layer):
         lv = _evaluate(layer, acc)
         g = np.where(invert[None, :], top - lv, lv)
         hist += np.bincount((channel * (top + 1) + g)[inside], minlength=layer.mh * (top + 1)
                             ).reshape(layer.mh, top + 1)
-    below = np.cumsum(hist, axis=1)[:, :top]
-    thresholds = lo[:, None] + below
-    folded = dataclasses.replace(layer, activation=None, thresholds=thresholds,
-                                 threshold_invert=invert, odtype=act.out_dtype)
-    # the exhaustive check: the threshold unit equals the float expression everywhere
-    for acc, inside in _ranges(layer):
-        want = _evaluate(layer, acc)
-        count = threshold_count(thresholds, acc)
-        got = np.where(invert[None, :], top - count, count)
-        bad = inside & (got != want)
-        if bad.any():
-            r, c = np.argwhere(bad)[0]
+        # outside a channel's range: 0 below it, top above it, so the column is
+        # non-decreasing exactly when g is on the range
+        col = np.where(inside, g, np.where(acc < lo[None, :], 0, top))
+        steps = np.diff(np.concatenate([prev_row[None, :], col]), axis=0)
+        if np.any(steps < 0):
+            r, c = np.argwhere(steps < 0)[0]
+            at = acc[r, c]
             raise UsageError(
                 f"layer {layer.source or layer.name} channel {c}: the activation is not monotone in the "
-                f"accumulator (at acc={acc[r, c]} thresholds give {got[r, c]}, the float expression "
-                f"{want[r, c]}); it cannot be folded into thresholds")
-    return folded
+                f"accumulator (its level at acc={acc[r, c]} goes back against the level at acc={acc[r, c] - 1}); "
+                "it cannot be folded into thresholds")
+        prev_row = col[-1]
+    below = np.cumsum(hist, axis=1)[:, :top]
+    thresholds = lo[:, None] + below
+    return dataclasses.replace(layer, activation=None, thresholds=thresholds,
+                               threshold_invert=invert, odtype=act.out_dtype)
 
 
 def fold_thresholds(graph: Graph) -> Graph:
