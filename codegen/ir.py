@@ -195,6 +195,8 @@ class DType:
             return "bipolar"
         if self.kind == "hetero":
             return f"hetero{self.planes}[{','.join(str(k) for k in self.scales)}]"
+        if self.kind == "log2":
+            return f"log2:{self.bits}"  # as --w spells it; "log24" would read as a number
         return f"{self.kind}{self.bits}"
 
 
