@@ -2,7 +2,12 @@
 //
 // Conventions (docs/emit-contract.md, DESIGN.md "Numbers"):
 //   * element i of any packed word (stream beat, ROM word) sits at bits [i*W +: W];
-//   * bipolar: value -1/+1 carried as bit (v+1)/2; uint k: the level; int k: two's complement.
+//   * bipolar: value -1/+1 carried as bit (v+1)/2; uint k: the level; int k: two's complement;
+//   * log2 k (weights): sign bit on top + exponent field f of k-1 bits: f = 0 is 0,
+//     else (-1)^sign * 2^(f-1);
+//   * hetero (weights): N bipolar planes with constant integer scales K_i (the
+//     value is sum over used planes of K_i * (2*s_i - 1)), 2N-1 bits: plane
+//     signs s_i at bits [0, N), a thermometer mask at bits [N, 2N-1).
 //
 // Vitis HLS style; C-simulation compiles with plain g++ -std=c++14 against the
 // Apache-2.0 ap_types headers. If a design uses words wider than 1024 bits,
@@ -72,6 +77,77 @@ struct int_k {
     }
 };
 
+// Power-of-two weight of B bits (lbgen.ir KINDS "log2"): code = sign bit
+// (bit B-1) + exponent field f (bits [0, B-1)); f = 0 is the value 0, else
+// (-1)^sign * 2^(f-1). Exponents run 0 .. MAX_EXP = 2^(B-1) - 2. A zero code
+// has its sign bit clear.
+template <unsigned B>
+struct log2_k {
+    static_assert(B >= 2 && B <= 6, "log2_k: 2..6 bits (sign + exponent field; 6 bits reach 2^30)");
+    static const unsigned BITS = B;
+    static const bool SIGNED = true;
+    static const unsigned FIELD_BITS = B - 1;
+    static const unsigned MAX_EXP = (1u << (B - 1)) - 2;
+    typedef ap_int<MAX_EXP + 2> value_t;  // -2^MAX_EXP .. 2^MAX_EXP
+
+    static bool negative(const ap_uint<B> &code) {
+#pragma HLS INLINE
+        return code[B - 1];
+    }
+    static ap_uint<B - 1> field(const ap_uint<B> &code) {
+#pragma HLS INLINE
+        return code.range(B - 2, 0);
+    }
+    static value_t value(const ap_uint<B> &code) {
+#pragma HLS INLINE
+        const unsigned f = field(code);
+        const value_t mag = (f == 0) ? value_t(0) : value_t(value_t(1) << (f - 1));
+        return negative(code) ? value_t(-mag) : mag;
+    }
+};
+
+// Heterogeneous-bitwidth binarized weight (lbgen.ir KINDS "hetero"; Fromm et
+// al. 2018): N = 1..4 bipolar planes with constant integer scales K0..K{N-1}
+// (template parameters, the same for every weight of a layer; unused trailing
+// ones are 0). value = sum over used planes i of K_i * (2*s_i - 1).
+// Code of 2N-1 bits: bit i (i < N) is plane i's sign s_i; bit N+i-1 (1 <= i < N)
+// says plane i is used. Plane 0 is always used, the mask is a thermometer and
+// the sign bit of an unused plane is 0 (lbgen.ir checks the codes).
+template <unsigned N, unsigned K0, unsigned K1 = 0, unsigned K2 = 0, unsigned K3 = 0>
+struct hetero {
+    static_assert(N >= 1 && N <= 4, "hetero: 1..4 planes");
+    static_assert(K0 >= 1 && (N < 2 || K1 >= 1) && (N < 3 || K2 >= 1) && (N < 4 || K3 >= 1),
+                  "hetero: the scale of every plane is at least 1");
+    static_assert((N >= 2 || K1 == 0) && (N >= 3 || K2 == 0) && (N >= 4 || K3 == 0),
+                  "hetero: give exactly N plane scales");
+    static const unsigned BITS = 2 * N - 1;
+    static const bool SIGNED = true;
+    static const unsigned PLANES = N;
+    // sum of the scales: the largest |value|
+    static const unsigned long long SCALE_SUM =
+        (unsigned long long)K0 + (unsigned long long)K1 + (unsigned long long)K2 + (unsigned long long)K3;
+    typedef ap_int<bits_for(SCALE_SUM) + 1> value_t;
+
+    static constexpr unsigned scale(unsigned i) { return i == 0 ? K0 : i == 1 ? K1 : i == 2 ? K2 : K3; }
+    static bool sign(const ap_uint<BITS> &code, unsigned i) {
+#pragma HLS INLINE
+        return code[i];
+    }
+    static bool used(const ap_uint<BITS> &code, unsigned i) {
+#pragma HLS INLINE
+        return i == 0 ? true : (bool)code[N + i - 1];
+    }
+    static value_t value(const ap_uint<BITS> &code) {
+#pragma HLS INLINE
+        value_t v = 0;
+        for (unsigned i = 0; i < N; i++) {
+#pragma HLS UNROLL
+            if (used(code, i)) v = sign(code, i) ? value_t(v + value_t(scale(i))) : value_t(v - value_t(scale(i)));
+        }
+        return v;
+    }
+};
+
 template <class A, class B>
 struct is_same {
     static const bool value = false;
@@ -87,6 +163,24 @@ struct is_bipolar {
 };
 template <>
 struct is_bipolar<bipolar> {
+    static const bool value = true;
+};
+
+template <class K>
+struct is_log2 {
+    static const bool value = false;
+};
+template <unsigned B>
+struct is_log2<log2_k<B> > {
+    static const bool value = true;
+};
+
+template <class K>
+struct is_hetero {
+    static const bool value = false;
+};
+template <unsigned N, unsigned K0, unsigned K1, unsigned K2, unsigned K3>
+struct is_hetero<hetero<N, K0, K1, K2, K3> > {
     static const bool value = true;
 };
 

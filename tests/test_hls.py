@@ -22,10 +22,18 @@ import pytest
 from lbgen import golden
 from lbgen.csim import CsimError, ap_types_include, build_csim, run_csim
 from lbgen.emit.hls import GENERATED, HLSEmitError, emit_hls, hls_context, library_files
-from lbgen.ir import DType, Graph
+from lbgen.ir import DType, Graph, MatVec, signed_bits_for
 from lbgen.testing import random_graph, random_inputs
 
 B = DType("bipolar", 1)
+
+
+def L2(bits: int) -> DType:
+    return DType("log2", bits)
+
+
+def H(*scales: int) -> DType:
+    return DType("hetero", 2 * len(scales) - 1, tuple(scales))
 
 
 def U(bits: int) -> DType:
@@ -54,12 +62,65 @@ GRAPHS = {
     "wide": ([128, 64, 10], [I(4), I(4)], [U(4), U(4)], [(16, 32), (5, 16)], 32),
     # 63-bit accumulators (64 trips DType.encode in ir.py, see test_acc64_packing) and 8-bit operands
     "acc63": ([16, 12, 4], [I(8), I(8)], [U(8), U(2)], [(3, 4), (2, 6)], 63),
+    # shift-add: log2 weights of 2..6 bits x uint 1..8 / bipolar inputs; SIMD 1 / partial / full,
+    # PE 1 / partial / full; converters down (4 -> 1), same, up (1 -> 10), general (5 -> 2)
+    "log2": ([20, 12, 12, 10, 10, 6], [L2(6), L2(2), L2(3), L2(4), L2(5)], [U(8), U(1), U(3), B, U(2)],
+             [(4, 5), (12, 1), (1, 12), (5, 10), (3, 2)], None),
+    # masked planes: 1..4 planes, bipolar and uint inputs; layers 2 and 5 have large scales whose
+    # planes cancel (see CANCEL), so K_0 * P_0 far exceeds their exact (tiny) accumulators
+    "hetero": ([24, 16, 12, 10, 8, 8, 6],
+               [H(7), H(3, 1), H(40000, 39999, 1), H(5, 3, 2, 1), H(4, 2, 1), H(65536, 40000, 25535, 1)],
+               [B, U(2), B, U(3), B, U(4)], [(16, 24), (1, 1), (5, 4), (2, 5), (4, 2), (3, 8)], None),
+    # both new kinds with 32-bit accumulators; signed inputs to the planes
+    "lowbit32": ([18, 12, 9, 6, 4], [H(8, 4, 2), L2(3), H(2, 1), L2(4)], [I(4), U(2), B, U(5)],
+                 [(3, 6), (9, 3), (3, 9), (1, 2)], 32),
 }
+
+#: layers (graph -> indices) whose hetero codes use every plane with signs that cancel
+CANCEL = {"hetero": (2, 5)}
 
 N_FRAMES = 300
 
 # layer names that are not C identifiers or clash with the generated code's names
 ODD_NAMES = {"mixed": ["features.0", "features.2", "2nd", "lbgen_top"]}
+
+
+def cancelling_codes(rng: np.random.Generator, wtype: DType, shape: tuple[int, int]) -> np.ndarray:
+    """hetero codes using all N planes with signs +-(+, -, ..., -, random): +-(K_0 - K_1 - ... +- K_{N-1}).
+
+    With scales like (65536, 40000, 25535, 1) every value is 0 or +-2 while a plane sum times its
+    scale reaches 65536 * SIMD * xmax: exact only if the planes are combined wide enough."""
+    n = wtype.planes
+    signs = np.zeros(shape + (n,), dtype=np.uint64)
+    signs[..., 0] = 1
+    if n > 1:
+        signs[..., n - 1] = rng.random(shape) < 0.5
+    flip = rng.random(shape) < 0.5
+    signs[flip] = 1 - signs[flip]
+    bits = np.concatenate([signs, np.ones(shape + (n - 1,), dtype=np.uint64)], axis=-1)
+    return (bits << np.arange(2 * n - 1, dtype=np.uint64)).sum(axis=-1).astype(np.uint64)
+
+
+def use_codes(layer: MatVec, codes: np.ndarray, rng: np.random.Generator, acc_bits: int | None) -> None:
+    """Give a random layer other hetero codes; re-size its accumulator and thresholds as random_graph does."""
+    layer.weight_codes = codes
+    layer.weights = layer.wtype.decode(codes)
+    lo, hi = layer.acc_range()
+    layer.acc_bits = acc_bits or signed_bits_for(int(lo.min()), int(hi.max()) + 1)
+    if layer.thresholds is not None:
+        t = rng.integers(lo[:, None] - 1, hi[:, None] + 2, size=layer.thresholds.shape)
+        amax = (1 << (layer.acc_bits - 1)) - 1
+        layer.thresholds = np.sort(np.clip(t, -amax - 1, amax), axis=1).astype(np.int64)
+
+
+def make_graph(seed: int, name: str) -> Graph:
+    dims, wts, ats, fold, acc = GRAPHS[name]
+    g = random_graph(seed, dims, wts, ats, fold, acc_bits=acc)
+    rng = np.random.default_rng(seed)
+    for i in CANCEL.get(name, ()):
+        layer = g.layers[i]
+        use_codes(layer, cancelling_codes(rng, layer.wtype, (layer.mh, layer.mw)), rng, acc)
+    return g.validate()
 
 
 @dataclass
@@ -81,8 +142,8 @@ def edge_inputs(graph: Graph) -> np.ndarray:
 def built(tmp_path_factory) -> dict[str, Built]:
     root = tmp_path_factory.mktemp("hls")
     result = {}
-    for seed, (name, (dims, wts, ats, fold, acc)) in enumerate(GRAPHS.items()):
-        g = random_graph(100 + seed, dims, wts, ats, fold, acc_bits=acc)
+    for seed, name in enumerate(GRAPHS):
+        g = make_graph(100 + seed, name)
         for layer, new in zip(g.layers, ODD_NAMES.get(name, [])):
             layer.name = new
         out = root / name
@@ -125,7 +186,7 @@ def test_csim_bit_exact(built, name, native):
 
 def test_pe_kinds_and_converters_covered(built):
     kinds = {layer.pe_kind for b in built.values() for layer in b.graph.layers}
-    assert kinds == {"xnor", "addsub", "mac"}
+    assert kinds == {"xnor", "addsub", "mac", "shift", "planes"}
     modes = set()
     for b in built.values():
         for a, n in zip(b.graph.layers, b.graph.layers[1:]):
@@ -298,3 +359,150 @@ def test_mnist_sized_throughput(tmp_path):
     assert r.mismatch(golden.run(g, x)) is None
     print(f"mnist w2a2: build {r.build_seconds:.1f}s, {r.frames_per_second:.0f} frames/s")
     assert r.frames_per_second > 500
+
+
+# ---------------------------------------------------------------------------
+# log2 and hetero weights (shift and planes PEs)
+# ---------------------------------------------------------------------------
+
+TRAITS_TB = r"""
+#include "lbgen_pe.hpp"
+#include <cstdio>
+// every code of a kind: "<code> <value()> <native value>"
+template <class K>
+void dump(const char *name) {
+    std::printf("%s\n", name);
+    for (unsigned c = 0; c < (1u << K::BITS); c++)
+        std::printf("%u %lld %lld\n", c, (long long)K::value(ap_uint<K::BITS>(c)).to_int64(),
+                    (long long)lbgen::native::value<K>::get(c));
+}
+int main() {
+%CASES%
+    return 0;
+}
+"""
+
+TRAIT_KINDS = [L2(b) for b in range(2, 7)] + [H(7), H(3, 1), H(8, 4, 2), H(5, 3, 2, 1), H(65536, 65536, 65536, 65536)]
+
+
+def test_weight_traits_decode_like_the_ir(tmp_path):
+    """log2_k<B> and hetero<N, K...>: value(code) and the native model equal DType.decode for every code."""
+    from lbgen.emit.hls import elem_type
+    cases = [f'    dump<{elem_type(dt)} >("{dt}");' for dt in TRAIT_KINDS]
+    src = tmp_path / "tb_traits.cpp"
+    src.write_text(TRAITS_TB.replace("%CASES%", "\n".join(cases)))
+    hls = Path(str(importlib.resources.files("lbgen.hls")))
+    exe = tmp_path / "tb_traits"
+    proc = subprocess.run(["g++", "-std=c++14", "-O1", "-w", "-DLBGEN_CSIM_NATIVE", f"-I{ap_types_include()}",
+                           f"-I{hls}", str(src), "-o", str(exe)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split("\n")
+    for dt in TRAIT_KINDS:
+        i = out.index(str(dt))
+        rows = np.array([[int(v) for v in line.split()] for line in out[i + 1:i + 1 + (1 << dt.bits)]])
+        codes = rows[:, 0].astype(np.uint64)
+        want = dt.decode(codes)
+        if dt.kind == "hetero":  # non-canonical codes (sign bit of an unused plane) have no IR value
+            canonical = ~np.any((((codes[:, None] >> np.arange(dt.planes, dtype=np.uint64)) & np.uint64(1))
+                                 .astype(bool)) & ~dt.plane_mask(codes), axis=1)
+            rows, want = rows[canonical], want[canonical]
+        np.testing.assert_array_equal(rows[:, 1], want, err_msg=str(dt))
+        np.testing.assert_array_equal(rows[:, 2], want, err_msg=str(dt))
+
+
+def test_cancelling_planes_exceed_the_accumulator(built):
+    """The large-scale layers really test the wide plane sums: K_0 * (a fold's plane-0 sum) can
+    reach far beyond what the layer's exact accumulator holds."""
+    g = built["hetero"].graph
+    for i in CANCEL["hetero"]:
+        layer = g.layers[i]
+        xmax = max(abs(layer.itype.min), layer.itype.max)
+        assert layer.wtype.scales[0] * layer.simd * xmax > 1000 * (1 << (layer.acc_bits - 1)), layer.name
+        assert set(np.unique(layer.weights)) <= {-2, 0, 2}
+
+
+def test_emit_log2_and_hetero_types(built):
+    ctx = hls_context(built["hetero"].graph)
+    assert ctx["layers"][2]["weight_elem"] == "lbgen::hetero<3, 40000, 39999, 1>"
+    assert ctx["layers"][2]["product"] == "lbgen::MaskedPlanes<lbgen::hetero<3, 40000, 39999, 1>, lbgen::bipolar>"
+    ctx = hls_context(built["log2"].graph)
+    assert ctx["layers"][0]["product"] == "lbgen::ShiftAdd<lbgen::log2_k<6>, lbgen::uint_k<8>>"
+    params = (built["hetero"].out / "hls" / "lbgen_params.h").read_text()
+    assert "hetero 4 planes, scales (5, 3, 2, 1), 7-bit codes" in params
+    assert "planes (bits) used per weight on average" in params
+    params = (built["log2"].out / "hls" / "lbgen_params.h").read_text()
+    assert "log2 6-bit (sign bit + 5-bit exponent field; 0, +-2^0..+-2^30) weights x uint8 inputs" in params
+
+
+def test_emit_rejects_mismatched_log2_and_hetero(built):
+    g = Graph.load(built["log2"].out)
+    g.layers[1].pe_kind = "mac"
+    with pytest.raises(HLSEmitError, match=r"fc1.*'mac' does not fit log2"):
+        hls_context(g)
+    g = Graph.load(built["hetero"].out)
+    g.layers[3].pe_kind = "shift"
+    with pytest.raises(HLSEmitError, match=r"fc3.*'shift' does not fit hetero"):
+        hls_context(g)
+    g = Graph.load(built["log2"].out)
+    layer = g.layers[0]
+    layer.itype = L2(3)  # a weight format as input elements
+    with pytest.raises(HLSEmitError, match="fc0.*weight format"):
+        from lbgen.emit.hls import product_type
+        product_type(layer)
+
+
+def sweep_graph(seed: int, pairs: list[tuple[DType, DType]]) -> Graph:
+    """One chain with a layer per (weight type, input type), random sizes and foldings."""
+    rng = np.random.default_rng(seed)
+    dims = [int(rng.choice([6, 8, 12])) for _ in range(len(pairs) + 1)]
+    fold = []
+    for i, (wt, it) in enumerate(pairs):
+        mw, mh = dims[i], dims[i + 1]
+        out_wide = i + 1 < len(pairs) and pairs[i + 1][1].bits > 6  # 127/255 thresholds per channel
+        pes = [d for d in range(1, mh + 1) if mh % d == 0 and (d <= 2 or not out_wide)]
+        fold.append((int(rng.choice(pes)), int(rng.choice([d for d in range(1, mw + 1) if mw % d == 0]))))
+    return random_graph(seed, dims, [wt for wt, _ in pairs], [it for _, it in pairs], fold)
+
+
+SWEEP_INPUTS = [B] + [U(b) for b in range(1, 9)]
+SWEEP_HETERO = [H(3), H(1, 1), H(6, 3), H(4, 2, 1), H(9, 5, 3), H(8, 4, 2, 1), H(7, 5, 3, 1), H(1000, 999, 3, 1)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["log2", "hetero"])
+def test_lowbit_sweep(tmp_path, kind):
+    """Every log2 width 2..6 (every hetero plane count 1..4, several scales) x bipolar and uint 1..8 inputs,
+    one chain per kind, exact accumulators, both C-simulation modes."""
+    weights = [L2(b) for b in range(2, 7)] if kind == "log2" else SWEEP_HETERO
+    pairs = [(wt, it) for wt in weights for it in SWEEP_INPUTS]
+    np.random.default_rng(3).shuffle(pairs)
+    g = sweep_graph(11 if kind == "log2" else 12, pairs)
+    g.save(tmp_path)
+    emit_hls(g, tmp_path / "hls")
+    x = np.concatenate([edge_inputs(g), random_inputs(g, 300)])
+    trace = golden.run(g, x)
+    for native in (True, False):
+        r = run_csim(tmp_path, x, native=native)
+        problem = r.mismatch(trace)
+        assert problem is None, problem
+        print(f"{kind} sweep ({len(pairs)} layers) {'native' if native else 'ap_int'}: "
+              f"build {r.build_seconds:.1f}s, {r.frames_per_second:.0f} frames/s")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("wtype", [H(4, 2, 1), L2(4)], ids=["hetero", "log2"])
+def test_digits_sized_throughput(tmp_path, wtype):
+    """A 64-256-256-10 MLP of hetero or log2 weights, uint2 activations: C-sim frames/s, native vs ap_int."""
+    g = random_graph(8, [64, 256, 256, 10], [wtype] * 3, [U(2)] * 3, [(16, 16), (16, 16), (2, 16)])
+    g.save(tmp_path)
+    emit_hls(g, tmp_path / "hls")
+    x = random_inputs(g, 1000)
+    trace = golden.run(g, x)
+    fps = {}
+    for native in (True, False):
+        r = run_csim(tmp_path, x, native=native)
+        assert r.mismatch(trace) is None
+        fps[native] = r.frames_per_second
+        print(f"digits-sized {wtype}: {'native' if native else 'ap_int'} build {r.build_seconds:.1f}s, "
+              f"{r.frames_per_second:.0f} frames/s")
+    assert fps[True] > 500

@@ -75,21 +75,52 @@ def cpp_ident(name: str, taken: set[str]) -> str:
     return ident
 
 
+#: number kinds that only weights have (the library has no stream element of them)
+WEIGHT_ONLY_KINDS = ("log2", "hetero")
+
+#: PE kind -> product functor of hls/lbgen_pe.hpp
+PRODUCTS = {"xnor": "XnorPopcount", "addsub": "AddSub", "mac": "MulAdd", "shift": "ShiftAdd",
+            "planes": "MaskedPlanes"}
+
+
 def elem_type(dt: DType) -> str:
-    """The lbgen number-kind trait of a DType."""
+    """The lbgen number-kind trait of a DType (hls/lbgen_common.hpp)."""
     if dt.kind == "bipolar":
         return "lbgen::bipolar"
+    if dt.kind == "hetero":
+        # lbgen::hetero<N, K0, ...>: the plane scales are template parameters (unsigned)
+        if any(not 1 <= k < (1 << 32) for k in dt.scales):
+            raise HLSEmitError(f"{dt}: hetero plane scales must be in 1..2^32-1 for lbgen::hetero")
+        return f"lbgen::hetero<{dt.planes}, {', '.join(str(k) for k in dt.scales)}>"
     return f"lbgen::{dt.kind}_k<{dt.bits}>"
+
+
+def format_note(dt: DType) -> str:
+    """A human-readable description of a number format for the generated comments."""
+    if dt.kind == "log2":
+        return (f"log2 {dt.bits}-bit (sign bit + {dt.bits - 1}-bit exponent field; "
+                f"0, +-2^0..+-2^{dt.log2_max_exp})")
+    if dt.kind == "hetero":
+        return (f"hetero {dt.planes} plane{'s' if dt.planes > 1 else ''}, scales "
+                f"({', '.join(str(k) for k in dt.scales)}), {dt.bits}-bit codes "
+                f"(signs [0,{dt.planes}), mask [{dt.planes},{dt.bits}))")
+    if dt.kind == "bipolar":
+        return "bipolar"
+    return f"{dt.kind}{dt.bits}"
 
 
 def product_type(layer: MatVec) -> str:
     kind = layer.pe_kind or choose_pe(layer)
+    where = f"layer {layer.name!r}"
+    if layer.itype.kind in WEIGHT_ONLY_KINDS:
+        raise HLSEmitError(f"{where}: {layer.itype} is a weight format; the HLS library has no {layer.itype.kind} "
+                           f"input elements (inputs are bipolar, uint or int)")
     if kind != choose_pe(layer):
-        raise HLSEmitError(f"layer {layer.name!r}: PE kind {kind!r} does not fit {layer.wtype} weights "
+        raise HLSEmitError(f"{where}: PE kind {kind!r} does not fit {layer.wtype} weights "
                            f"x {layer.itype} inputs (expected {choose_pe(layer)!r})")
-    functor = {"xnor": "XnorPopcount", "addsub": "AddSub", "mac": "MulAdd"}.get(kind)
+    functor = PRODUCTS.get(kind)
     if functor is None:
-        raise HLSEmitError(f"layer {layer.name!r}: the HLS emitter has no {kind!r} processing element")
+        raise HLSEmitError(f"{where}: the HLS emitter has no {kind!r} processing element")
     return f"lbgen::{functor}<{elem_type(layer.wtype)}, {elem_type(layer.itype)}>"
 
 
@@ -139,7 +170,9 @@ def hls_context(graph: Graph) -> dict[str, Any]:
             "mw": layer.mw, "mh": layer.mh, "pe": layer.pe, "simd": layer.simd,
             "nf": layer.nf, "sf": layer.sf, "cycles": layer.cycles,
             "acc_bits": layer.acc_bits, "out_bits": out_dt.bits,
-            "wtype": str(layer.wtype), "itype": str(layer.itype),
+            "wtype": format_note(layer.wtype), "itype": format_note(layer.itype),
+            "weight_note": (f"{layer.weight_bits_avg:.3f} planes (bits) used per weight on average"
+                            if layer.wtype.kind == "hetero" else ""),
             "otype": str(out_dt) if hidden else f"raw int{layer.acc_bits} accumulators",
             "pe_kind": layer.pe_kind or choose_pe(layer),
             "in_elem": elem_type(layer.itype), "weight_elem": elem_type(layer.wtype),
