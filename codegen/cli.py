@@ -47,8 +47,14 @@ def emit(
     model: Path = typer.Argument(..., help="model.pt: a whole nn.Module saved with torch.save"),
     output: Path = typer.Option(Path("out"), "-o", "--output", help="output directory"),
     target: Target = typer.Option(Target.fpga, "--target", help="what to build"),
-    w: Optional[int] = typer.Option(None, "--w", help="weight bits of hidden layers (checked against the model)"),
+    w: Optional[str] = typer.Option(
+        None, "--w", help="weight format of hidden layers, checked against the model: 1 (binary), 2..8 "
+        "(signed integer), log2:K (power of two, K = 2..6 bits), or an average like 1.4 (heterogeneous "
+        "binarization); omit to take the model's own (mixed precision)"),
     a: Optional[int] = typer.Option(None, "--a", help="activation bits of hidden layers (checked against the model)"),
+    hetero_dist: Optional[str] = typer.Option(
+        None, "--hetero-dist", help="with --w 1.4 etc.: fractions of 1-, 2-, 3-plane weights, e.g. 0.7,0.2,0.1 "
+        "(checked against the model)"),
     acc: str = typer.Option("32", "--acc", help="accumulator width: 32 (default), another width, or auto"),
     pe: Optional[int] = typer.Option(None, "--pe", help="output channels in parallel, every layer"),
     simd: Optional[int] = typer.Option(None, "--simd", help="inputs in parallel, every layer"),
@@ -62,7 +68,8 @@ def emit(
     from .frontend.torch_frontend import load_module
 
     try:
-        opts = EmitOptions(w=w, a=a, acc=acc, pe=pe, simd=simd, folding=folding, trust=trust)
+        opts = EmitOptions(w=w, a=a, acc=acc, pe=pe, simd=simd, folding=folding, trust=trust,
+                           hetero_dist=hetero_dist)
         check_options(opts)  # before loading, which may be slow
         module = load_module(model, trust=trust)
         result = run_emit(module, output, opts, inputs=inputs, force=force, name=model.stem)
@@ -198,13 +205,14 @@ def report(
         _fail(exc)
         return
     table = Table(title=f"lbgen report: {graph.name}")
-    for col in ("layer", "module", "PE kind", "W", "A in", "out", "MW x MH", "PE x SIMD", "cycles/frame",
-                "acc bits", "weight bits"):
+    for col in ("layer", "module", "PE kind", "W", "bits/weight", "A in", "out", "MW x MH", "PE x SIMD",
+                "cycles/frame", "acc bits", "weight bits"):
         table.add_column(col, justify="right" if col not in ("layer", "module", "PE kind") else "left")
     for l in graph.layers:
-        table.add_row(l.name, l.source, l.pe_kind, str(l.wtype), str(l.itype), str(l.out_dtype),
-                      f"{l.mw} x {l.mh}", f"{l.pe} x {l.simd}", str(l.cycles), str(l.acc_bits),
-                      str(l.mw * l.mh * l.wtype.bits))
+        # realised bits per weight: the mean planes used (hetero), else the code width
+        table.add_row(l.name, l.source, l.pe_kind, str(l.wtype), f"{l.weight_bits_avg:.3g}", str(l.itype),
+                      str(l.out_dtype), f"{l.mw} x {l.mh}", f"{l.pe} x {l.simd}", str(l.cycles),
+                      str(l.acc_bits), str(l.mw * l.mh * l.wtype.bits))
     out_console.print(table)
     bound = folding_bound(graph)
     fps = clock_mhz * 1e6 / bound

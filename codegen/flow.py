@@ -31,13 +31,14 @@ DEFAULT_RANDOM_VECTORS = 32
 
 @dataclass
 class EmitOptions:
-    w: Optional[int] = None
+    w: Optional[str] = None       # --w text: "1", "4", "log2:4", "1.4" (lbgen.precision)
     a: Optional[int] = None
     acc: str = "32"
     pe: Optional[int] = None
     simd: Optional[int] = None
     folding: Optional[Path] = None
     trust: bool = False
+    hetero_dist: Optional[str] = None  # --hetero-dist text: "0.7,0.2,0.1"
 
 
 @dataclass
@@ -68,10 +69,20 @@ def parse_acc(acc: str) -> str | int:
     return bits
 
 
+def parse_precision(opts: EmitOptions):
+    """--w and --hetero-dist -> (WeightSpec or None, distribution or None)."""
+    from .precision import parse_hetero_dist, parse_weight_spec
+
+    spec = parse_weight_spec(str(opts.w)) if opts.w is not None else None
+    dist = parse_hetero_dist(opts.hetero_dist) if opts.hetero_dist is not None else None
+    if dist is not None and (spec is None or spec.kind != "hetero"):
+        raise UsageError("--hetero-dist needs a heterogeneous --w such as --w 1.4")
+    return spec, dist
+
+
 def check_options(opts: EmitOptions) -> str | int:
     """Every option that needs no model; returns the parsed --acc."""
-    if opts.w is not None and not 1 <= opts.w <= 8:
-        raise UsageError(f"--w {opts.w}: weight bits must be 1..8")
+    parse_precision(opts)
     if opts.a is not None and not 1 <= opts.a <= 8:
         raise UsageError(f"--a {opts.a}: activation bits must be 1..8")
     for flag, value in (("--pe", opts.pe), ("--simd", opts.simd)):
@@ -86,7 +97,8 @@ def build_graph(model, opts: EmitOptions, name: str = "model") -> Graph:
 
     acc = check_options(opts)
     per_layer = read_folding(opts.folding) if opts.folding else None
-    graph = lower(model, w=opts.w, a=opts.a, name=name)
+    spec, dist = parse_precision(opts)
+    graph = lower(model, w=spec, a=opts.a, name=name, hetero_dist=dist)
     # cheap structural passes first, so a bad folding is reported before the slow fold
     graph = apply_folding(graph, opts.pe, opts.simd, per_layer)
     graph = assign_pe(graph)

@@ -9,14 +9,19 @@ import pytest
 import torch
 import torch.nn as nn
 
+from lbgen.ir import DType
 from lbgen.quant import (
     ALL_MODULES,
+    HETERO_MAX_PLANES,
     SAFE_GLOBALS,
     BinaryAct,
     BinaryLinear,
+    HeteroBinaryLinear,
     IntLinear,
+    Log2Linear,
     QuantAct,
     QuantLinearBase,
+    default_hetero_dist,
     snap_step,
 )
 
@@ -334,6 +339,349 @@ def test_binary_linear_weight_ste_mask():
 
 
 # --------------------------------------------------------------------------
+# Exactness helper: forward == integer model x scales, bit for bit
+# --------------------------------------------------------------------------
+
+
+def _assert_exact(lin: QuantLinearBase, bits: int = 4, n: int = 300, seed: int = 0, clip: float = 1.3):
+    """Feed ``levels * step`` of a QuantAct; the forward must equal
+    ``((acc_int * step) * w_scale + bias).float()`` with acc_int computed in int64."""
+    q = QuantAct(bits, clip=clip)
+    step = q.step()
+    rng = np.random.default_rng(seed)
+    levels = rng.integers(0, 2**bits, size=(n, lin.in_features))
+    levels[0] = 2**bits - 1  # the largest input
+    x = torch.from_numpy(levels).float() * step
+    assert torch.equal(x.double(), torch.from_numpy(levels).double() * step.double())  # exact input
+    with torch.no_grad():
+        y = lin(x)
+        w_int, w_scale = lin.quant_weight()
+    wi = w_int.double().numpy()
+    assert np.array_equal(wi, np.rint(wi))
+    acc = levels.astype(np.int64) @ wi.astype(np.int64).T
+    expect = torch.from_numpy(acc).double() * step.double() * w_scale.double()
+    if lin.bias is not None:
+        expect = expect + lin.bias.detach().double()
+    assert y.dtype == torch.float32
+    assert torch.equal(y, expect.float())
+    return acc
+
+
+# --------------------------------------------------------------------------
+# Log2Linear
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bits", [2, 3, 4, 5, 6])
+def test_log2_quant_weight_contract(bits):
+    torch.manual_seed(bits)
+    lin = Log2Linear(50, 20, bits=bits)
+    assert lin.weight_kind == "log2" and lin.weight_bits == bits
+    e_max = 2 ** (bits - 1) - 2  # the IR's largest exponent
+    assert lin.max_exp == e_max == DType("log2", bits).log2_max_exp
+    w_int, w_scale = lin.quant_weight()
+    assert w_int.shape == (20, 50) and w_int.dtype == torch.float32
+    assert w_scale.shape == (20,) and bool((w_scale > 0).all())
+    mag = w_int.detach().abs()
+    nz = mag > 0
+    assert torch.equal(mag, torch.round(mag))
+    assert torch.equal(torch.exp2(torch.round(torch.log2(mag[nz]))), mag[nz])  # powers of two
+    assert mag.max() <= 2**e_max
+    # the row maximum maps to the largest exponent; the scale is max|w| / 2^e_max
+    w = lin.weight.detach()
+    assert torch.equal(mag.amax(dim=1), torch.full((20,), float(2**e_max)))
+    assert torch.equal(w_scale.detach(), w.abs().amax(dim=1) / 2**e_max)
+    # signs follow the latent weights; the IR encodes every value
+    assert bool((torch.sign(w_int.detach())[nz] == torch.sign(w)[nz]).all())
+    codes = DType("log2", bits).encode(w_int.detach().numpy().astype(np.int64))
+    assert np.array_equal(DType("log2", bits).decode(codes), w_int.detach().numpy().astype(np.int64))
+
+
+def test_log2_rounding_is_in_the_log_domain():
+    lin = Log2Linear(12, 1, bits=4, bias=False)  # exponents 0..6: integer weights 1..64
+    b = 2.0**-0.5  # the boundary between 2^0 and 2^-1 (relative to the row maximum)
+    z = 2.0**-6.5  # the boundary between the smallest exponent and zero
+    row = [1.0, -0.72, 0.70, float(np.nextafter(np.float32(b), np.float32(1))),
+           float(np.nextafter(np.float32(b), np.float32(0))), 0.36, -0.35, 0.1,
+           float(np.nextafter(np.float32(z), np.float32(1))), float(np.nextafter(np.float32(z), np.float32(0))),
+           0.0, -1e-9]
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor([row]))
+    w_int, w_scale = lin.quant_weight()
+    # linear rounding would put 0.72 at 0.5 (the midpoint of 0.5 and 1 is 0.75); the log domain puts it at 1
+    assert w_int[0].tolist() == [64, -64, 32, 64, 32, 32, -16, 8, 1, 0, 0, 0]
+    assert w_scale.item() == 1.0 / 64
+
+
+@pytest.mark.parametrize("bits", [2, 3, 4, 5])
+def test_log2_matches_numpy_reference(bits):
+    torch.manual_seed(10 + bits)
+    lin = Log2Linear(200, 16, bits=bits)
+    with torch.no_grad():
+        lin.weight.mul_(torch.exp(torch.randn(16, 200) * 2))  # a wide dynamic range
+    w = lin.weight.detach().numpy().astype(np.float64)
+    u = np.abs(w) / np.abs(w).max(axis=1, keepdims=True)
+    e_max = 2 ** (bits - 1) - 2
+    with np.errstate(divide="ignore"):
+        e = np.round(np.log2(u))
+    ref = np.where(e >= -e_max, np.sign(w) * 2.0 ** (e + e_max), 0.0)
+    # skip values within 1e-6 (relative, in log2) of a rounding boundary
+    frac = np.log2(np.where(u > 0, u, 1.0)) % 1.0
+    safe = np.abs(frac - 0.5) > 1e-6
+    got = lin.quant_weight()[0].detach().numpy()
+    assert safe.mean() > 0.99
+    np.testing.assert_array_equal(got[safe], ref[safe])
+
+
+@pytest.mark.parametrize("bits", [2, 3, 4, 5])
+@pytest.mark.parametrize("abits", [1, 4, 8])
+def test_log2_forward_is_exact(bits, abits):
+    torch.manual_seed(bits * 10 + abits)
+    lin = Log2Linear(64, 24, bits=bits).eval()
+    _assert_exact(lin, bits=abits, seed=bits)
+
+
+def test_log2_6bit_forward_is_exact_within_the_bound():
+    torch.manual_seed(3)
+    lin = Log2Linear(40, 8, bits=6, bias=False).eval()
+    acc = _assert_exact(lin, bits=1)  # 0/1 inputs: |acc| <= 40 * 2^30 < 2^37
+    assert np.abs(acc).max() > 2**31
+
+
+def test_log2_ste_and_training_forward_value():
+    torch.manual_seed(0)
+    lin = Log2Linear(16, 8, bits=4).train()
+    x = torch.rand(32, 16)
+    y = lin(x)
+    lin.eval()
+    with torch.no_grad():
+        y_eval = lin(x)
+    assert torch.equal(y.detach(), y_eval)  # the STE adds exactly zero
+    lin.train()
+    y.sum().backward()
+    assert lin.weight.grad is not None and lin.weight.grad.abs().sum() > 0
+    assert lin.bias.grad is not None
+    # STE in the integer domain: d w_int / d w = 1 / w_scale
+    lin.zero_grad()
+    w_int, w_scale = lin.quant_weight()
+    w_int.sum().backward()
+    expect = (1.0 / w_scale.detach())[:, None].expand(8, 16).clone()
+    # plus the scale's own gradient on each row's maximum
+    g = lin.weight.grad
+    mask = lin.weight.detach().abs() < lin.weight.detach().abs().amax(dim=1, keepdim=True)
+    assert torch.allclose(g[mask], expect[mask])
+
+
+def test_log2_bits_validation():
+    for bad in [1, 7, 0, 8, 4.0, True, "4"]:
+        with pytest.raises(ValueError, match=r"bits .* 2\.\.6"):
+            Log2Linear(4, 4, bits=bad)
+
+
+def test_log2_zero_row():
+    lin = Log2Linear(8, 3, bits=3)
+    with torch.no_grad():
+        lin.weight[1].zero_()
+    w_int, w_scale = lin.quant_weight()
+    assert bool((w_scale > 0).all()) and torch.isfinite(w_int).all()
+    assert w_int[1].abs().sum() == 0
+
+
+# --------------------------------------------------------------------------
+# HeteroBinaryLinear
+# --------------------------------------------------------------------------
+
+
+def _hetero(out=48, inp=64, seed=0, **kw) -> HeteroBinaryLinear:
+    torch.manual_seed(seed)
+    lin = HeteroBinaryLinear(inp, out, **kw)
+    with torch.no_grad():
+        lin.weight.copy_(torch.randn(out, inp) * torch.rand(out, 1))  # rows of different scale
+    return lin
+
+
+def _plane_histogram(count: torch.Tensor, planes: int) -> list[int]:
+    return [int((count == j).sum()) for j in range(1, planes + 1)]
+
+
+@pytest.mark.parametrize("b,dist", [(1.4, None), (1.4, (0.6, 0.4)), (1.2, None), (1.8, None), (2.0, None),
+                                    (2.5, None), (3.0, None), (1.5, (0.6, 0.3, 0.1)), (1.4, (0.65, 0.3, 0.05))])
+@pytest.mark.parametrize("shape", [(48, 64), (7, 13), (10, 3)])
+def test_hetero_mask_fractions_match_p(b, dist, shape):
+    lin = _hetero(*shape, avg_bits=b, dist=dist)
+    p = lin.dist
+    assert len(p) == lin.planes <= HETERO_MAX_PLANES
+    n = shape[0] * shape[1]
+    for mode in ("train", "eval"):
+        lin.train(mode == "train")
+        codes, scales, _ = lin.quant_codes()
+        used = DType("hetero", 2 * lin.planes - 1, scales).plane_mask(codes.numpy())
+        count = torch.from_numpy(used.sum(axis=-1))
+        hist = _plane_histogram(count, lin.planes)
+        for j, (got, frac) in enumerate(zip(hist, p)):
+            assert abs(got - frac * n) <= 1.0, (j, hist, p)  # one weight per layer
+        assert abs(count.double().mean().item() - b) <= 1.0 / n + 1e-9
+
+
+@pytest.mark.parametrize("b,dist,frac_bits", [(1.4, None, 3), (1.4, (0.6, 0.4), 3), (2.5, None, 4), (1.3, None, 0)])
+def test_hetero_codes_decode_to_the_integer_weights(b, dist, frac_bits):
+    lin = _hetero(avg_bits=b, dist=dist, frac_bits=frac_bits).eval()
+    w_int, w_scale = lin.quant_weight()
+    codes, scales, w_scale2 = lin.quant_codes()
+    n = lin.planes
+    assert len(scales) == n and scales[0] == 2**frac_bits and all(k >= 1 for k in scales)
+    assert torch.equal(w_scale, w_scale2)
+    dt = DType("hetero", 2 * n - 1, scales)
+    c = codes.numpy()
+    dt.check_codes(c)  # thermometer masks, no sign bits on unused planes
+    assert np.array_equal(dt.decode(c), w_int.numpy().astype(np.int64))
+    # w_scale = mean|w_c| * a_0 / 2^F
+    expect = lin.weight.detach().abs().mean(dim=1) * (float(lin.plane_a0) / 2**frac_bits)
+    assert torch.equal(w_scale, expect)
+
+
+def test_hetero_residual_binarization_values():
+    lin = _hetero(avg_bits=1.4).eval()
+    w_int, _ = lin.quant_weight()
+    k0, k1, k2 = lin.plane_scales.tolist()
+    count = lin.plane_count
+    w = lin.weight.detach()
+    one = w_int[count == 1]
+    assert set(one.abs().unique().tolist()) == {float(k0)}
+    assert bool((torch.sign(one) == torch.sign(w[count == 1]) + (w[count == 1] == 0)).all())
+    two = w_int[count == 2].abs().unique().tolist()
+    assert set(two) <= {float(k0 + k1), float(abs(k0 - k1))}
+    three = set(w_int[count == 3].abs().unique().tolist())
+    assert three <= {float(abs(k0 + s1 * k1 + s2 * k2)) for s1 in (-1, 1) for s2 in (-1, 1)}
+
+
+def test_hetero_middle_out_gives_more_planes_to_larger_residuals():
+    lin = _hetero(96, 80, seed=4, avg_bits=1.4).eval()
+    count = lin.plane_count.reshape(-1)
+    w = lin.weight.detach().double()
+    v = (w / w.abs().mean(dim=1, keepdim=True)).reshape(-1)
+    a0 = float(lin.plane_a0)
+    assert a0 == pytest.approx(float(v.abs().mean()), rel=1e-6)
+    r1 = (v.abs() - a0).abs()  # |v - a0 sign(v)|
+    assert r1[count >= 2].min() >= r1[count == 1].max()
+    # and plane 2 among the plane-1 weights by the next residual
+    k = lin.plane_scales.tolist()
+    r = v - a0 * torch.where(v >= 0, 1.0, -1.0)
+    r2 = (r.abs() - k[1] * a0 / 2**lin.frac_bits).abs()
+    assert r2[count == 3].min() >= r2[count == 2].max()
+
+
+@pytest.mark.parametrize("abits", [1, 2, 4, 8])
+@pytest.mark.parametrize("b", [1.4, 2.2])
+def test_hetero_forward_is_exact(abits, b):
+    lin = _hetero(32, 96, seed=abits, avg_bits=b).eval()
+    _assert_exact(lin, bits=abits, seed=abits)
+    lin.train()
+    _assert_exact(lin, bits=abits, seed=abits + 1)  # training forward (fresh masks) too
+
+
+def test_hetero_masks_recomputed_in_training_fixed_in_eval():
+    lin = _hetero(avg_bits=1.4).train()
+    c1 = lin.quant_codes()[0]
+    with torch.no_grad():
+        lin.weight.mul_(torch.exp(torch.randn_like(lin.weight)))  # reshuffle the magnitudes
+    c2 = lin.quant_codes()[0]
+    n = lin.planes
+    assert not torch.equal(c1 >> n, c2 >> n)  # training: new masks
+    lin.eval()  # fixes them
+    frozen = lin.plane_count.clone()
+    scales = lin.plane_scales.clone()
+    assert torch.equal(frozen.long() - 1, ((c2 >> n) & 1) + ((c2 >> (n + 1)) & 1))
+    with torch.no_grad():
+        lin.weight.mul_(torch.exp(torch.randn_like(lin.weight)))
+    c3 = lin.quant_codes()[0]
+    assert torch.equal(lin.plane_count, frozen) and torch.equal(lin.plane_scales, scales)
+    assert torch.equal(c3 >> n, c2 >> n)  # eval: masks fixed
+    lin.eval()  # already in eval: nothing changes
+    assert torch.equal(lin.plane_count, frozen)
+    lin.freeze()  # explicitly: recomputed
+    assert not torch.equal(lin.plane_count, frozen)
+
+
+def test_hetero_ste_gradients():
+    lin = _hetero(16, 24, avg_bits=1.4).train()
+    x = torch.rand(40, 24)
+    y = lin(x)
+    with torch.no_grad():
+        y_eval = lin.eval()(x)
+    lin.train()
+    assert torch.equal(y.detach(), y_eval)  # the masks the eval switch froze are the training ones
+    y.square().sum().backward()
+    assert lin.weight.grad is not None and lin.weight.grad.abs().sum() > 0
+    assert lin.bias.grad is not None
+    lin.zero_grad()
+    w_int, w_scale = lin.quant_weight()
+    (w_int * 1.0).sum().backward()
+    g = lin.weight.grad
+    assert torch.isfinite(g).all() and g.abs().sum() > 0
+
+
+def test_hetero_trains():
+    torch.manual_seed(0)
+    net = nn.Sequential(QuantAct(4), IntLinear(20, 32), nn.BatchNorm1d(32), BinaryAct(),
+                        HeteroBinaryLinear(32, 32, avg_bits=1.4), nn.BatchNorm1d(32), QuantAct(2, learn_clip=True),
+                        Log2Linear(32, 32, bits=4), nn.BatchNorm1d(32), QuantAct(2), IntLinear(32, 5))
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    x, y = torch.rand(128, 20), torch.randint(0, 5, (128,))
+    losses = []
+    for _ in range(40):
+        opt.zero_grad()
+        loss = nn.functional.cross_entropy(net(x), y)
+        loss.backward()
+        losses.append(loss.item())
+        opt.step()
+    for name, p in net.named_parameters():
+        assert p.grad is not None, name
+    assert losses[-1] < losses[0] * 0.8
+
+
+def test_hetero_default_distribution():
+    lin = HeteroBinaryLinear(8, 8)
+    assert lin.avg_bits == 1.4 and lin.weight_bits == 1.4 and lin.dist == (0.7, 0.2, 0.1)
+    assert lin.weight_kind == "hetero" and lin.planes == 3 and lin.frac_bits == 3
+    assert HeteroBinaryLinear(8, 8, avg_bits=1.4, dist=[0.6, 0.4]).planes == 2
+    assert HeteroBinaryLinear(8, 8, avg_bits=1.4, dist=[0.6, 0.4, 0.0]).dist == (0.6, 0.4)
+    assert HeteroBinaryLinear(8, 8, avg_bits=2.5).dist == default_hetero_dist(2.5)
+
+
+def test_hetero_bad_arguments():
+    with pytest.raises(ValueError, match=r"P=\[0\.5, 0\.3, 0\.2\] averages 1\.7 bits .* target B=1\.4"):
+        HeteroBinaryLinear(8, 8, avg_bits=1.4, dist=(0.5, 0.3, 0.2))
+    with pytest.raises(ValueError, match=r"P=\[0\.4, 0\.3, 0\.2, 0\.1\] has 4 entries, .* 1\.\.3 planes"):
+        HeteroBinaryLinear(8, 8, avg_bits=2.0, dist=(0.4, 0.3, 0.2, 0.1))
+    with pytest.raises(ValueError, match="sums to 0.9"):
+        HeteroBinaryLinear(8, 8, avg_bits=1.4, dist=(0.6, 0.2, 0.1))
+    with pytest.raises(ValueError, match="negative"):
+        HeteroBinaryLinear(8, 8, avg_bits=1.4, dist=(0.8, -0.2, 0.4))
+    for bad in (1.0, 0.5, 3.5, float("nan"), True, "1.4", None):
+        with pytest.raises(ValueError, match=r"avg_bits .*\(1, 3\]"):
+            HeteroBinaryLinear(8, 8, avg_bits=bad)
+    for bad in (-1, 13, 2.0, True):
+        with pytest.raises(ValueError, match="frac_bits"):
+            HeteroBinaryLinear(8, 8, frac_bits=bad)
+
+
+def test_hetero_zero_row_and_tiny_layer():
+    lin = _hetero(3, 8)
+    with torch.no_grad():
+        lin.weight[1].zero_()
+    for mode in (True, False):
+        lin.train(mode)
+        w_int, w_scale = lin.quant_weight()
+        assert bool((w_scale > 0).all()) and torch.isfinite(w_int).all()
+    lin = _hetero(1, 2).eval()  # 2 weights: round(0.3 * 2) = 1 two-plane weight, round(0.2) = 0 three-plane
+    assert _plane_histogram(lin.plane_count, 3) == [1, 1, 0]
+    assert lin.plane_scales[2] >= 1
+    codes, scales, _ = lin.quant_codes()
+    DType("hetero", 5, scales).check_codes(codes.numpy())
+
+
+# --------------------------------------------------------------------------
 # Whole network, serialization
 # --------------------------------------------------------------------------
 
@@ -400,6 +748,41 @@ def test_weights_only_round_trip(tmp_path):
             assert all(torch.equal(a, b) for a, b in zip(m1.quant_weight(), m2.quant_weight()))
 
 
+def test_weights_only_round_trip_log2_and_hetero(tmp_path):
+    torch.manual_seed(1)
+    net = nn.Sequential(QuantAct(4), IntLinear(16, 24), nn.BatchNorm1d(24), QuantAct(2),
+                        HeteroBinaryLinear(24, 24, avg_bits=1.4), nn.BatchNorm1d(24), BinaryAct(),
+                        HeteroBinaryLinear(24, 24, avg_bits=1.6, dist=(0.6, 0.2, 0.2), frac_bits=4),
+                        nn.BatchNorm1d(24), QuantAct(4), Log2Linear(24, 24, bits=5), nn.BatchNorm1d(24),
+                        QuantAct(3), IntLinear(24, 4)).train()
+    net(torch.rand(64, 16))
+    net.eval()
+    x = torch.rand(50, 16)
+    with torch.no_grad():
+        y = net(x)
+    path = tmp_path / "net.pt"
+    torch.save(net, path)
+    with torch.serialization.safe_globals([*SAFE_GLOBALS, nn.Sequential, nn.BatchNorm1d]):
+        net2 = torch.load(path, weights_only=True)
+    assert not net2.training
+    with torch.no_grad():
+        assert torch.equal(net2(x), y)
+    for m1, m2 in zip(net.modules(), net2.modules()):
+        assert type(m1) is type(m2)
+        if isinstance(m1, QuantLinearBase):
+            assert (m2.weight_kind, m2.weight_bits) == (m1.weight_kind, m1.weight_bits)
+            assert all(torch.equal(a, b) for a, b in zip(m1.quant_weight(), m2.quant_weight()))
+        if isinstance(m1, HeteroBinaryLinear):
+            assert (m2.avg_bits, m2.dist, m2.planes, m2.frac_bits) == (m1.avg_bits, m1.dist, m1.planes, m1.frac_bits)
+            assert torch.equal(m2.plane_count, m1.plane_count) and torch.equal(m2.plane_scales, m1.plane_scales)
+            (c1, k1, _), (c2, k2, _) = m1.quant_codes(), m2.quant_codes()
+            assert torch.equal(c1, c2) and k1 == k2
+        if isinstance(m1, Log2Linear):
+            assert (m2.max_exp, m2.n_exponents) == (m1.max_exp, m1.n_exponents)
+    # the state dict carries the fixed masks
+    assert {"4.plane_count", "4.plane_scales", "4.plane_a0"} <= set(net2.state_dict())
+
+
 def test_weights_only_rejects_without_allowlist(tmp_path):
     path = tmp_path / "q.pt"
     torch.save(QuantAct(2), path)
@@ -408,8 +791,9 @@ def test_weights_only_rejects_without_allowlist(tmp_path):
 
 
 def test_exports():
-    assert set(SAFE_GLOBALS) >= {QuantAct, BinaryAct, BinaryLinear, IntLinear}
-    assert set(ALL_MODULES) >= {QuantAct, BinaryAct, BinaryLinear, IntLinear, QuantLinearBase}
+    assert set(SAFE_GLOBALS) >= {QuantAct, BinaryAct, BinaryLinear, IntLinear, Log2Linear, HeteroBinaryLinear}
+    assert set(ALL_MODULES) >= {QuantAct, BinaryAct, BinaryLinear, IntLinear, QuantLinearBase, Log2Linear,
+                                HeteroBinaryLinear}
     for cls in SAFE_GLOBALS:
         assert cls.__module__.startswith("lbgen.quant")
 
@@ -421,7 +805,14 @@ def test_exports():
 _DIGITS = __import__("pathlib").Path(__file__).resolve().parents[1] / "examples" / "digits"
 
 
-@pytest.mark.parametrize("name", ["w1a2", "w1a1"])
+def _shipped():
+    import json
+
+    results = json.loads((_DIGITS / "results.json").read_text())
+    return [n for n, e in results["models"].items() if "file" in e]
+
+
+@pytest.mark.parametrize("name", _shipped())
 def test_shipped_digits_model(name):
     import json
 

@@ -15,12 +15,14 @@ import pickle
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
 from ..errors import UsageError
-from ..ir import Activation, DType, Graph, InputQuant, MatVec
+from ..ir import Activation, DType, Graph, InputQuant, IRError, MatVec
+from ..precision import (EXACT_ACC_LIMIT, HETERO_DIST_TOL, WeightSpec, check_act_bits, check_dist, check_hetero_dist,
+                         check_hetero_option, coerce_weight_spec, dist_mean, format_dist, same_dist)
 
 
 def _torch():
@@ -208,10 +210,30 @@ def _quant_dtype(q) -> DType:
     return DType("uint", int(q.bits))
 
 
-def _weight_dtype(lin) -> DType:
-    if lin.weight_kind == "bipolar":
-        return DType("bipolar", 1)
-    return DType("int", int(lin.weight_bits))
+def _layer_spec(path: str, lin) -> WeightSpec:
+    """The weight format a quantized linear layer declares; UsageError naming
+    the layer if its attributes are not a valid format (e.g. a tampered file)."""
+    kind = getattr(lin, "weight_kind", None)
+    bits = getattr(lin, "weight_bits", None)
+    try:
+        if kind == "hetero":
+            spec = WeightSpec("hetero", float(lin.avg_bits))
+            check_hetero_dist(spec.bits, lin.dist)
+            if int(lin.planes) != len(lin.dist) or tuple(lin.plane_scales.shape) != (int(lin.planes),):
+                raise ValueError(f"{lin.planes} planes but P={list(lin.dist)}")
+            return spec
+        return WeightSpec(str(kind), bits)
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise UsageError(f"layer {path} ({type(lin).__name__}): not a valid weight format "
+                         f"(weight_kind={kind!r}, weight_bits={bits!r}): {exc}") from None
+
+
+def _act_bits(path: str, q) -> int:
+    bits = getattr(q, "bits", None)
+    if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= 8 \
+            or (getattr(q, "kind", None) == "bipolar" and bits != 1):
+        raise UsageError(f"activation {path} ({type(q).__name__}): {bits!r} bits, expected 1..8")
+    return bits
 
 
 def _segments(steps: list[Step]) -> list[_Segment]:
@@ -264,20 +286,54 @@ def _segments(steps: list[Step]) -> list[_Segment]:
 
 # -- precision check ------------------------------------------------------------
 
-def check_bits(segments: list[_Segment], w: Optional[int], a: Optional[int]) -> None:
-    """--w/--a must match hidden layers; first and last layer may be wider."""
+def check_bits(segments: list[_Segment], w=None, a: Optional[int] = None,
+               hetero_dist: Optional[Sequence[float]] = None) -> None:
+    """--w/--a must match hidden layers; first and last layer may be wider.
+
+    ``w``: a WeightSpec, ``--w`` text or an int (1 binary, 2..8 integer);
+    hidden layers must have exactly that format (kind and bits; for hetero
+    weights the average bits B), the first and last layer at least as many
+    bits per weight. ``a``: hidden activations exactly, the input quantizer at
+    least that. ``hetero_dist``: the bit distribution P of every hidden
+    heterogeneous layer. None: the model's own precision (mixed allowed).
+    """
+    spec = coerce_weight_spec(w)
+    a = check_act_bits(a)
+    if hetero_dist is not None:
+        try:
+            hetero_dist = check_dist(hetero_dist)
+        except ValueError as exc:
+            raise UsageError(f"--hetero-dist {hetero_dist!r}: {str(exc).split(': ', 1)[-1]}") from None
+        if spec is not None and spec.kind != "hetero":
+            check_hetero_option(spec, hetero_dist)  # an option conflict; else checked per layer below
     problems = []
     n = len(segments)
     for i, seg in enumerate(segments):
         edge = i == 0 or i == n - 1
-        wb = int(seg.linear.module.weight_bits)
-        if w is not None and (wb < w if edge else wb != w):
-            problems.append(f"layer {seg.linear.path} has {wb}-bit weights, --w {w} "
-                            + ("asks for at least that" if edge else "asks for exactly that"))
-        ab = int(seg.in_quant.module.bits)
+        lin = seg.linear.module
+        have = _layer_spec(seg.linear.path, lin)
+        where = f"layer {seg.linear.path}"
+        if spec is not None:
+            if edge and have.width < spec.width:
+                problems.append(f"{where} has {have.short()} weights, --w {spec} asks for at least "
+                                f"{spec.width:g} bits per weight")
+            elif not edge and not have.matches(spec):
+                problems.append(f"{where} has {have.short()} weights, --w {spec} asks for exactly "
+                                f"{spec.describe()} weights")
+        if hetero_dist is not None and not edge and have.kind == "hetero":
+            mean = dist_mean(hetero_dist)
+            if abs(mean - have.bits) > HETERO_DIST_TOL:
+                problems.append(f"{where} has {have.bits:g}-bit heterogeneous weights, which --hetero-dist "
+                                f"{format_dist(hetero_dist)} (averaging {mean:.6g} bits) cannot give")
+            elif not same_dist(hetero_dist, lin.dist):
+                problems.append(f"{where} has the bit distribution {format_dist(lin.dist)}, --hetero-dist "
+                                f"asks for {format_dist(hetero_dist)}")
+        ab = _act_bits(seg.in_quant.path, seg.in_quant.module)
         if a is not None and (ab < a if i == 0 else ab != a):
             problems.append(f"activation {seg.in_quant.path} (input of {seg.linear.path}) has {ab} bits, "
                             f"--a {a} " + ("asks for at least that" if i == 0 else "asks for exactly that"))
+        if seg.out_quant is not None:
+            _act_bits(seg.out_quant.path, seg.out_quant.module)
     if problems:
         raise UsageError("the model's quantizers disagree with the requested precision: " + "; ".join(problems))
 
@@ -288,8 +344,11 @@ def _float(t) -> float:
     return float(t.detach().reshape(()).item())
 
 
-def _activation_fn(seg: _Segment, in_step: float) -> Callable[[np.ndarray], np.ndarray]:
-    """acc (R, C) -> output levels, by running this model's own modules."""
+def _activation_fn(seg: _Segment, in_step: float, w_scale) -> Callable[[np.ndarray], np.ndarray]:
+    """acc (R, C) -> output levels, by running this model's own modules.
+
+    ``w_scale`` is the layer's ``quant_weight()[1]``, computed once (the
+    epilogue would otherwise requantize the weights on every call)."""
     torch = _torch()
     lin = seg.linear.module
     mods = [s.module for s in seg.after]
@@ -298,7 +357,7 @@ def _activation_fn(seg: _Segment, in_step: float) -> Callable[[np.ndarray], np.n
     def levels(acc: np.ndarray) -> np.ndarray:
         with torch.no_grad():
             s = torch.from_numpy(np.ascontiguousarray(acc, dtype=np.int64)).double() * in_step
-            x = lin.epilogue(s)
+            x = lin.epilogue(s, w_scale)
             for m in mods:
                 x = m(x)
             return quantizer.levels(x).numpy().astype(np.int64)
@@ -330,34 +389,107 @@ def _output_affine(seg: _Segment, in_step: float) -> tuple[np.ndarray, np.ndarra
     return scale, bias
 
 
-def lower(model, w: Optional[int] = None, a: Optional[int] = None, name: str = "model") -> Graph:
-    """Walk ``model`` and build the IR with activations still as callables."""
+def _weights(seg: _Segment, spec: WeightSpec, in_dtype: DType):
+    """(wtype, integer weights, codes or None, w_scale) of a layer, every
+    claim checked: the values are integers of the declared format, hetero codes
+    decode to them, and torch's float64 forward stays exact (UsageError naming
+    the layer otherwise)."""
     torch = _torch()
+    lin = seg.linear.module
+    where = f"layer {seg.linear.path} ({type(lin).__name__})"
+    codes = None
+    with torch.no_grad():
+        w_int, w_scale = lin.quant_weight()
+        if spec.kind == "hetero":
+            codes_t, scales, _ = lin.quant_codes()
+            codes = codes_t.detach().cpu().numpy().astype(np.int64)
+    weights = w_int.detach().double().numpy()
+    if weights.ndim != 2 or 0 in weights.shape:
+        raise UsageError(f"{where}: zero-sized ({'x'.join(str(d) for d in weights.shape)})")
+    if not np.all(np.isfinite(weights)):
+        raise UsageError(f"layer {seg.linear.path}: weights are NaN or Inf")
+    scale = w_scale.detach().double().numpy()
+    if scale.shape != (weights.shape[0],) or not np.all(np.isfinite(scale) & (scale > 0)):
+        raise UsageError(f"{where}: the per-channel weight scale must be positive and finite")
+    if not np.array_equal(weights, np.rint(weights)):
+        r, c = np.argwhere(weights != np.rint(weights))[0]
+        raise UsageError(f"{where}: weight [{r}, {c}] = {float(weights[r, c])!r} is not an integer")
+    weights = weights.astype(np.int64)
+    try:
+        if spec.kind == "hetero":
+            wtype = DType("hetero", 2 * len(scales) - 1, tuple(scales))
+        elif spec.kind == "bipolar":
+            wtype = DType("bipolar", 1)
+        else:
+            wtype = DType(spec.kind, int(spec.bits))
+    except IRError as exc:
+        raise UsageError(f"{where}: {exc}") from None
+    if weights.min() < wtype.min or weights.max() > wtype.max:
+        bad = weights[(weights < wtype.min) | (weights > wtype.max)].ravel()[0]
+        raise UsageError(f"{where}: weight {bad} is outside the {wtype} range [{wtype.min}, {wtype.max}]")
+    if spec.kind == "bipolar" and np.any(weights == 0):
+        raise UsageError(f"{where}: a binary weight is 0 (must be -1 or +1)")
+    if spec.kind == "log2":
+        mag = np.abs(weights)
+        pow2 = (mag & (mag - 1)) == 0  # 0 and every power of two
+        if not pow2.all():
+            r, c = np.argwhere(~pow2)[0]
+            raise UsageError(f"{where}: weight [{r}, {c}] = {weights[r, c]} is not 0 or +-2^e with e in "
+                             f"0..{wtype.log2_max_exp} ({wtype})")
+    if codes is not None:
+        if codes.shape != weights.shape:
+            raise UsageError(f"{where}: {codes.shape} weight codes for {weights.shape} weights")
+        try:
+            if codes.size and codes.min() < 0:
+                raise IRError("a weight code is negative")
+            wtype.check_codes(codes)
+        except IRError as exc:
+            raise UsageError(f"{where}: bad hetero weight codes: {exc}") from None
+        decoded = wtype.decode(codes)
+        if not np.array_equal(decoded, weights):
+            r, c = np.argwhere(decoded != weights)[0]
+            raise UsageError(f"{where}: weight [{r}, {c}] is {weights[r, c]} but its code {int(codes[r, c])} "
+                             f"decodes to {decoded[r, c]} ({wtype})")
+        codes = codes.astype(np.uint64)
+    top = max(abs(in_dtype.min), abs(in_dtype.max))
+    bound = int(np.abs(weights).sum(axis=1).max()) * top
+    if bound >= EXACT_ACC_LIMIT:
+        raise UsageError(f"{where}: |accumulator| can reach {bound} >= 2^37, where torch's float64 forward "
+                         f"is no longer exact; use fewer {wtype} weight bits or activation bits")
+    return wtype, weights, codes, w_scale
+
+
+def lower(model, w=None, a: Optional[int] = None, name: str = "model",
+          hetero_dist: Optional[Sequence[float]] = None) -> Graph:
+    """Walk ``model`` and build the IR with activations still as callables.
+
+    ``w``: None (the model's own formats), a WeightSpec, ``--w`` text or an int;
+    ``a``: None or the hidden activation bits; ``hetero_dist``: the bit
+    distribution hidden heterogeneous layers must have (see :func:`check_bits`).
+    """
+    _torch()
     model.eval()
     segments = _segments(_walk(model))
-    check_bits(segments, w, a)
+    check_bits(segments, w, a, hetero_dist)
     layers: list[MatVec] = []
     problems: list[str] = []
     for i, seg in enumerate(segments):
         lin = seg.linear.module
-        with torch.no_grad():
-            w_int, _ = lin.quant_weight()
-        weights = w_int.detach().double().numpy()
-        if not np.all(np.isfinite(weights)):
-            problems.append(f"layer {seg.linear.path}: weights are NaN or Inf")
+        in_q = seg.in_quant.module
+        itype = _quant_dtype(in_q)
+        try:
+            wtype, weights, codes, w_scale = _weights(seg, _layer_spec(seg.linear.path, lin), itype)
+        except UsageError as exc:
+            problems.append(str(exc))
             continue
-        weights = np.rint(weights).astype(np.int64)
         mh, mw = weights.shape
-        if mh == 0 or mw == 0:
-            problems.append(f"layer {seg.linear.path}: zero-sized ({mh}x{mw})")
-            continue
-        in_step = _float(seg.in_quant.module.step())
+        in_step = _float(in_q.step())
         layer = MatVec(name=f"fc{i}", source=seg.linear.path, mw=mw, mh=mh, weights=weights,
-                       wtype=_weight_dtype(lin), itype=_quant_dtype(seg.in_quant.module))
+                       wtype=wtype, itype=itype, weight_codes=codes)
         if seg.out_quant is not None:
             layer.activation = Activation(
                 out_dtype=_quant_dtype(seg.out_quant.module),
-                levels=_activation_fn(seg, in_step),
+                levels=_activation_fn(seg, in_step, w_scale.detach()),
                 describe=" -> ".join([seg.linear.path + ".epilogue"] + [s.path for s in seg.after]
                                      + [seg.out_quant.path]))
         else:
@@ -368,7 +500,10 @@ def lower(model, w: Optional[int] = None, a: Optional[int] = None, name: str = "
     first_q = segments[0].in_quant.module
     graph = Graph(name=name, input=InputQuant(_quant_dtype(first_q), _float(first_q.step())), layers=layers,
                   meta={"frontend": "torch", "modules": {l.name: l.source for l in layers}})
-    return graph.validate()
+    try:
+        return graph.validate()
+    except IRError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def reference_levels(model, x: np.ndarray) -> dict[str, np.ndarray]:

@@ -13,7 +13,20 @@ below is therefore part of the contract and must not be "simplified":
 * ``QuantLinearBase.forward`` -- ``F.linear`` in float64 on an input that is an
   exact multiple of a 16-bit step and integer weights: the sum is exact and
   independent of summation order; then ``epilogue`` does
-  ``(s * w_scale.double() + bias.double()).float()``.
+  ``(s * w_scale.double() + bias.double()).float()``.  "Exact" needs every
+  partial sum of ``level * w_int`` below ``2**37`` in magnitude (times a
+  16-bit step mantissa it stays within float64's 53 bits):
+  ``sum|w_int| * max_level < 2**37`` per output channel, which every format
+  here meets except log2 weights of 6 bits (``|w_int|`` up to ``2**30``); the
+  frontend checks the bound (:data:`EXACT_ACC_LIMIT`).
+* ``Log2Linear.quant_weight`` -- log-domain rounding decided exactly
+  (``frexp`` and a float64 square), no ``log2`` call whose last ulp could
+  depend on the platform.
+* ``HeteroBinaryLinear.quant_weight`` -- masks: the n largest residuals, ties
+  to the lower index (as a stable descending sort would pick them), plane
+  scales rounded to integers ``k_i`` (multiples of ``a_0 / 2**F``), so the
+  integer weights ``sum_i k_i * (2 s_i - 1)`` are exact and the per-channel
+  float scale ``s_c * a_0 / 2**F`` is the only float.
 
 Straight-through estimators are written as ``value + (t - t.detach())`` where
 ``t`` is the surrogate whose gradient we want.  ``t - t.detach()`` is exactly
@@ -34,6 +47,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..precision import EXACT_ACC_LIMIT, HETERO_DIST_TOL, HETERO_MAX_PLANES, check_hetero_dist, default_hetero_dist
+
 __all__ = [
     "STEP_MANTISSA_BITS",
     "SCALE_MIN",
@@ -43,6 +58,13 @@ __all__ = [
     "QuantLinearBase",
     "BinaryLinear",
     "IntLinear",
+    "Log2Linear",
+    "HeteroBinaryLinear",
+    "HETERO_MAX_PLANES",
+    "HETERO_DIST_TOL",
+    "EXACT_ACC_LIMIT",
+    "default_hetero_dist",
+    "check_hetero_dist",
 ]
 
 #: Number of significant mantissa bits kept in an activation step.
@@ -53,6 +75,8 @@ SCALE_MIN = 1e-12
 
 #: Lower bound for a learned activation clip (keeps the step positive).
 CLIP_MIN = 1e-6
+
+
 
 
 def snap_step(s: torch.Tensor) -> torch.Tensor:
@@ -266,3 +290,243 @@ class IntLinear(QuantLinearBase):
         if self.training and torch.is_grad_enabled():
             r = r + (u - u.detach())
         return r, w_scale
+
+
+class Log2Linear(QuantLinearBase):
+    """Power-of-two weights (Miyashita, Lee & Murmann 2016, "Convolutional
+    neural networks using logarithmic data representation"): ``w = ±2^e`` or 0.
+
+    ``bits`` = 1 sign bit + an exponent field of ``bits - 1`` bits (2..6 bits
+    in all), the format ``DType("log2", bits)`` of the IR: the field holds the
+    zero code and ``E = 2**(bits-1) - 1`` exponents.  Per output channel c,
+    with ``m_c = max|w_c|`` and ``u = |w| / m_c``:
+
+    * ``e = round(log2(u))`` -- rounding in the log domain, so the boundary
+      between ``2^e`` and ``2^(e-1)`` is their geometric mean ``2^(e-1/2)``;
+      decided exactly as ``floor(log2 u) + [frac(u)^2 >= 2]`` from ``frexp``;
+    * ``e < -(E-1)`` (below the smallest exponent's rounding boundary) -> 0;
+    * ``w_int = sign(w) * 2^(e + E - 1)``: integers ``0, ±1 .. ±2^(E-1)``,
+      exactly the IR's log2 range; ``w_scale = m_c / 2^(E-1)``.
+
+    Straight-through estimator: ``d w_int / d w = 1 / w_scale``.
+    """
+
+    def __init__(self, in_features: int, out_features: int, bits: int = 4, bias: bool = True):
+        if isinstance(bits, bool) or not isinstance(bits, int) or not 2 <= bits <= 6:
+            raise ValueError(f"Log2Linear: bits (sign + exponent field) must be an int in 2..6, got {bits!r}")
+        super().__init__(in_features, out_features, bias)
+        self.weight_kind = "log2"
+        self.weight_bits = int(bits)
+        self.n_exponents = 2 ** (self.weight_bits - 1) - 1  # E
+        self.max_exp = self.n_exponents - 1  # the largest integer weight is 2**max_exp
+
+    @staticmethod
+    def log2_round(u: torch.Tensor) -> torch.Tensor:
+        """``round(log2(u))`` for positive ``u`` (any float dtype), exactly:
+        with ``u = m * 2**x``, ``m`` in [0.5, 1): ``x - 1 + (m*m >= 0.5)``
+        (``m*m`` is exact in float64 for a float32 ``m``).  Returns int64."""
+        m, x = torch.frexp(u.detach().to(torch.float64))
+        return (x.to(torch.int64) - 1) + (m * m >= 0.5).to(torch.int64)
+
+    def quant_weight(self) -> tuple[torch.Tensor, torch.Tensor]:
+        w = self.weight
+        m = torch.clamp(w.abs().amax(dim=1), min=SCALE_MIN)
+        w_scale = m / float(2**self.max_exp)  # exact: a power-of-two division
+        wd = w.detach()
+        u = wd.abs() / m.detach()[:, None]  # in [0, 1]
+        nz = u > 0
+        e = self.log2_round(torch.where(nz, u, torch.ones_like(u)))
+        keep = nz & (e >= -self.max_exp)
+        mag = torch.exp2(torch.clamp(e + self.max_exp, min=0).to(torch.float32))
+        r = torch.where(keep, torch.where(wd >= 0, mag, -mag), torch.zeros_like(mag))
+        if self.training and torch.is_grad_enabled():
+            v = w / w_scale[:, None]
+            r = r + (v - v.detach())
+        return r, w_scale
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", exponents=0..{self.max_exp}"
+
+
+def _top_n(cand: torch.Tensor, n: int) -> torch.Tensor:
+    """Boolean mask of the ``n`` largest entries of the 1-d ``cand``, ties
+    going to the lower index: the first ``n`` of a stable descending sort,
+    found with one ``kthvalue`` (O(size)) instead of a sort."""
+    size = cand.numel()
+    if n <= 0:
+        return torch.zeros(size, dtype=torch.bool)
+    if n >= size:
+        return torch.ones(size, dtype=torch.bool)
+    t = torch.kthvalue(cand, size - n + 1).values
+    above = cand > t
+    tie = cand == t
+    need = n - int(above.sum())
+    return above | (tie & (torch.cumsum(tie.to(torch.int64), 0) <= need))
+
+
+#: largest integer plane scale (the IR's HETERO_SCALE_MAX)
+_HETERO_SCALE_MAX = 1 << 16
+
+
+class HeteroBinaryLinear(QuantLinearBase):
+    """Heterogeneous-bitwidth binarized weights (Fromm, Patel & Philipose,
+    NeurIPS 2018), built on residual binarization.
+
+    Each weight is a sum of up to ``N`` bipolar planes, ``N = len(dist)``
+    (at most :data:`HETERO_MAX_PLANES`); a per-weight mask says how many planes
+    it uses, so that on average ``avg_bits`` (B) planes are used and a
+    fraction ``dist[j]`` (P) of the weights uses ``j+1`` planes.  The masks are
+    chosen greedily "middle-out" on the channel-normalised weights
+    ``v = w / s_c`` (``s_c = mean|w_c|``):
+
+    * plane 0 for every weight: ``s_0 = sign(v)``, ``a_0 = mean|v|`` (over the
+      layer), ``r_1 = v - a_0 s_0``;
+    * plane i (i >= 1) for the ``round(n * (P_i + .. + P_{N-1}))`` weights with
+      the largest ``|r_i|`` among those using plane i-1 (values near the
+      plane-(i-1) level, "the middle", keep fewer bits), ``a_i`` = mean
+      ``|r_i|`` over them, ``s_i = sign(r_i)``,
+      ``r_{i+1} = r_i - â_i s_i`` on those weights.
+
+    Plane scales are fixed point, so the datapath is integer: per layer
+    ``k_0 = 2**F`` and ``k_i = max(1, round(a_i / a_0 * 2**F))`` (``F =
+    frac_bits``), ``â_i = k_i a_0 / 2**F``; the integer weight is
+    ``sum over used planes of k_i * s_i`` and the per-channel float scale
+    ``w_scale = s_c * a_0 / 2**F`` folds into the thresholds.
+
+    Training recomputes masks, plane scales and signs on every forward from the
+    latent weights (straight-through estimator: ``d w_int / d w = 1 / w_scale``
+    where ``|w / w_scale| <= sum k_i``, else 0).  Switching to eval mode fixes
+    the masks, the plane scales and ``a_0`` in buffers (they are saved with the
+    model); in eval only the signs and ``s_c`` come from the latent weights.
+    Call :meth:`freeze` to fix them again after editing weights in eval mode.
+    """
+
+    def __init__(self, in_features: int, out_features: int, avg_bits: float = 1.4, dist=None,
+                 frac_bits: int = 3, bias: bool = True):
+        if isinstance(avg_bits, bool) or not isinstance(avg_bits, (int, float)):
+            raise ValueError(f"HeteroBinaryLinear: avg_bits must be a number in (1, {HETERO_MAX_PLANES}], "
+                             f"got {avg_bits!r}")
+        b = float(avg_bits)
+        if not (math.isfinite(b) and 1.0 < b <= HETERO_MAX_PLANES):
+            raise ValueError(f"HeteroBinaryLinear: avg_bits (the average bits B) must be in "
+                             f"(1, {HETERO_MAX_PLANES}], got {avg_bits!r}")
+        try:
+            p = check_hetero_dist(b, default_hetero_dist(b) if dist is None else dist)
+        except ValueError as exc:
+            raise ValueError(f"HeteroBinaryLinear: {exc}") from None
+        if isinstance(frac_bits, bool) or not isinstance(frac_bits, int) or not 0 <= frac_bits <= 12:
+            raise ValueError(f"HeteroBinaryLinear: frac_bits must be an int in 0..12, got {frac_bits!r}")
+        super().__init__(in_features, out_features, bias)
+        self.weight_kind = "hetero"
+        self.weight_bits = b  # average bits per weight (B)
+        self.avg_bits = b
+        self.dist = p
+        self.planes = len(p)
+        self.frac_bits = int(frac_bits)
+        # fixed in eval mode (plane_count == 0: not fixed yet)
+        self.register_buffer("plane_count", torch.zeros(self.out_features, self.in_features, dtype=torch.uint8))
+        self.register_buffer("plane_scales", torch.zeros(self.planes, dtype=torch.int64))
+        self.register_buffer("plane_a0", torch.zeros((), dtype=torch.float64))
+
+    # -- masks ----------------------------------------------------------------
+    def plane_counts(self) -> list[int]:
+        """How many weights of the layer use plane i (i = 0 .. N-1)."""
+        n = self.out_features * self.in_features
+        return [n] + [int(round(n * sum(self.dist[i:]))) for i in range(1, self.planes)]
+
+    def _normalised(self) -> tuple[torch.Tensor, torch.Tensor]:
+        s_c = torch.clamp(self.weight.abs().mean(dim=1), min=SCALE_MIN)
+        v = self.weight.detach().double() / s_c.detach().double()[:, None]
+        return s_c, v
+
+    def _choose(self, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """Middle-out: (plane count per weight uint8, plane scales int64, a_0)."""
+        flat = v.reshape(-1)
+        one = 2**self.frac_bits
+        a0 = float(flat.abs().mean()) if flat.numel() else 1.0
+        a0 = a0 if a0 > 0 else 1.0
+        count = torch.ones(flat.shape, dtype=torch.uint8)
+        scales = [one]
+        r = flat - a0 * torch.where(flat >= 0, 1.0, -1.0).to(flat.dtype)
+        prev = torch.ones(flat.shape, dtype=torch.bool)
+        for i, n_i in enumerate(self.plane_counts()[1:], start=1):
+            mask = _top_n(torch.where(prev, r.abs(), torch.full_like(r, -1.0)), n_i)
+            a_i = float(r[mask].abs().mean()) if n_i else 0.0
+            k_i = int(min(max(round(a_i / a0 * one), 1), _HETERO_SCALE_MAX))
+            scales.append(k_i)
+            r = torch.where(mask, r - (k_i * a0 / one) * torch.where(r >= 0, 1.0, -1.0).to(r.dtype), r)
+            count += mask.to(torch.uint8)
+            prev = mask
+        return count.reshape(v.shape), torch.tensor(scales, dtype=torch.int64), a0
+
+    def _signs(self, v: torch.Tensor, count: torch.Tensor, scales: torch.Tensor, a0: float) -> torch.Tensor:
+        """(N, out, in) bool plane signs (True = +1; False on unused planes)."""
+        one = 2**self.frac_bits
+        r = v
+        signs = []
+        for i in range(self.planes):
+            used = count > i
+            s = (r >= 0) & used
+            signs.append(s)
+            step = int(scales[i]) * a0 / one
+            r = torch.where(used, r - step * torch.where(s, 1.0, -1.0).to(r.dtype), r)
+        return torch.stack(signs)
+
+    def _state(self):
+        """(s_c, count, scales, a0, signs) for the current mode."""
+        s_c, v = self._normalised()
+        if self.training or not bool(self.plane_count.any()):
+            with torch.no_grad():
+                count, scales, a0 = self._choose(v)
+        else:
+            count, scales, a0 = self.plane_count, self.plane_scales, float(self.plane_a0)
+        return s_c, count, scales, a0, self._signs(v, count, scales, a0)
+
+    @torch.no_grad()
+    def freeze(self) -> None:
+        """Fix masks, plane scales and a_0 from the current latent weights."""
+        _, v = self._normalised()
+        count, scales, a0 = self._choose(v)
+        self.plane_count.copy_(count)
+        self.plane_scales.copy_(scales)
+        self.plane_a0.fill_(a0)
+
+    def train(self, mode: bool = True):
+        if not mode and (self.training or not bool(self.plane_count.any())):
+            self.freeze()
+        return super().train(mode)
+
+    # -- the contract -----------------------------------------------------------
+    def quant_weight(self) -> tuple[torch.Tensor, torch.Tensor]:
+        s_c, count, scales, a0, signs = self._state()
+        w_int = torch.zeros(self.weight.shape, dtype=torch.float32)
+        for i in range(self.planes):
+            k = float(scales[i])
+            w_int = w_int + torch.where(count > i, torch.where(signs[i], k, -k), 0.0).to(torch.float32)
+        w_scale = s_c * (a0 / 2**self.frac_bits)
+        if self.training and torch.is_grad_enabled():
+            u = self.weight / w_scale[:, None]
+            inside = (u.detach().abs() <= float(scales.sum())).to(u.dtype)
+            w_int = w_int + (u - u.detach()) * inside
+        return w_int, w_scale
+
+    def quant_codes(self) -> tuple[torch.Tensor, tuple[int, ...], torch.Tensor]:
+        """``(codes, plane_scales, w_scale)``: int64 ``(out, in)`` codes in the
+        layout of the IR's ``DType("hetero", 2N-1, plane_scales)`` (bits
+        ``[0, N)`` the plane signs, bit ``N+i-1`` set when plane i >= 1 is
+        used; the sign bit of an unused plane is 0), the integer plane scales
+        ``k_0 .. k_{N-1}`` and the per-channel scale of :meth:`quant_weight`."""
+        with torch.no_grad():
+            s_c, count, scales, a0, signs = self._state()
+            n = self.planes
+            codes = torch.zeros(self.weight.shape, dtype=torch.int64)
+            for i in range(n):
+                codes |= signs[i].to(torch.int64) << i
+                if i >= 1:
+                    codes |= (count > i).to(torch.int64) << (n + i - 1)
+            w_scale = s_c * (a0 / 2**self.frac_bits)
+        return codes, tuple(int(k) for k in scales), w_scale
+
+    def extra_repr(self) -> str:
+        return (super().extra_repr() + f", dist={list(self.dist)}, planes={self.planes}, "
+                f"frac_bits={self.frac_bits}")
