@@ -152,3 +152,35 @@ def test_existing_output_needs_force_and_a_file_is_refused(tmp_path):
 def test_sim_and_report_refuse_a_directory_that_is_not_an_output(tmp_path):
     assert_usage_error(run("sim", tmp_path), "lbgen.json", "not found")
     assert_usage_error(run("report", tmp_path / "missing"), "not an lbgen output directory")
+
+
+# -- the number formats of issue 4: bad input is refused with exit code 2 --------------
+
+@pytest.mark.parametrize("w,needle", [("9", "--w 9"), ("0", "--w 0"), ("log2:7", "--w log2:7"),
+                                      ("log2:1", "--w log2:1"), ("4.5", "--w 4.5"), ("two", "--w two")])
+def test_weight_format_out_of_range_is_a_usage_error(tmp_path, w, needle):
+    out = tmp_path / "out"
+    proc = run("emit", DIGITS / "digits_w1a2.pt", "--w", w, "-o", out)
+    assert_usage_error(proc, needle, out=out)
+
+
+@pytest.mark.parametrize("a", ["0", "9"])
+def test_activation_bits_out_of_range_is_a_usage_error(tmp_path, a):
+    out = tmp_path / "out"
+    assert_usage_error(run("emit", DIGITS / "digits_w1a2.pt", "--a", a, "-o", out), f"--a {a}", out=out)
+
+
+def test_hetero_distribution_that_cannot_give_the_average_names_the_layer(tmp_path):
+    out = tmp_path / "out"
+    proc = run("emit", DIGITS / "digits_wh14a2.pt", "--w", "1.4", "--hetero-dist", "0.5,0.3,0.2", "-o", out)
+    assert_usage_error(proc, "layer 4 has 1.4-bit heterogeneous weights", "--hetero-dist 0.5,0.3,0.2",
+                       "cannot give", out=out)
+
+
+def test_tampered_log2_model_names_the_layer(tmp_path):
+    model = torch.load(DIGITS / "digits_wlog4a4.pt", weights_only=False)
+    model[4].max_exp = 8  # the saved state now yields weights up to 2^8, beyond a 4-bit log2 code
+    torch.save(model, tmp_path / "tampered.pt")
+    out = tmp_path / "out"
+    proc = run("emit", tmp_path / "tampered.pt", "-o", out)
+    assert_usage_error(proc, "layer 4 (Log2Linear): weight", "is outside the log2:4 range", out=out)
