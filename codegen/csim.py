@@ -33,7 +33,8 @@ from .packing import pack_stream, unpack_stream
 
 CXX_STD = "-std=c++14"
 CXX_FLAGS = ("-O2", "-DLBGEN_TRACE", "-w")
-#: the C-simulation model of the MVAU dot products in native integers (hls/lbgen_pe.hpp)
+#: the C-simulation model of the MVAU dot products and threshold compares in native integers
+#: (hls/lbgen_pe.hpp, hls/lbgen_mvau.hpp)
 NATIVE_FLAG = "-DLBGEN_CSIM_NATIVE"
 
 
@@ -111,12 +112,12 @@ def build_csim(hls_dir: Path, build_dir: Path, *, native: bool = True, force: bo
     """Compile the testbench and the top with g++ -O2; return the binary.
 
     ``native`` (default) builds the top with ``-DLBGEN_CSIM_NATIVE``: the MVAU's
-    MAC stage runs as a native-integer model of the same arithmetic in
-    C-simulation (tens of times faster); without it every operation is the
-    ap_int code that synthesis sees. The two translation units compile in
-    parallel; an object or binary built from the same sources with the same
-    command is reused unless ``force`` (the testbench object is shared by both
-    variants). Raises CsimError with the compiler output on failure.
+    MAC stage and multi-threshold compare run as native-integer models of the
+    same arithmetic in C-simulation (tens of times faster); without it every
+    operation is the ap_int code that synthesis sees. The two translation
+    units compile in parallel; an object or binary built from the same sources
+    with the same command is reused unless ``force`` (the testbench object is
+    shared by both variants). Raises CsimError with the compiler output on failure.
     """
     hls_dir, build_dir = Path(hls_dir).resolve(), Path(build_dir).resolve()
     for name in ("lbgen_top.cpp", "tb_csim.cpp", "lbgen_top.h", "lbgen_params.h"):

@@ -3,14 +3,19 @@
 //   MultiThreshold<PE, T, ACC_BITS, OUT_BITS>  hidden layers
 //       level = count_j(acc >= t_j); level = T - count where the channel's invert
 //       flag is set. T = 2^OUT_BITS - 1 thresholds per channel (bipolar: T = 1,
-//       level bit 1 means +1). One ROM word per neuron fold nf (lbgen.packing
-//       threshold_words): element p*T + j (ACC_BITS wide, two's complement) is
-//       threshold j of channel nf*PE + p; bit PE*T*ACC_BITS + p is its invert flag.
+//       level bit 1 means +1). The thresholds are PE ROMs of NF words, one word
+//       per channel (finn-hlslib style, m_thresholds[PE][NF]): word rom[p][nf]
+//       belongs to channel nf*PE + p; its element j (ACC_BITS wide, two's
+//       complement) is threshold j, bit T*ACC_BITS its invert flag. The array is
+//       partitioned completely in dimension 1 (lbgen_top.cpp), so the PE lanes
+//       read their words in the same cycle, and no word is wider than one
+//       channel's threshold set.
 //   RawAccumulator<PE, ACC_BITS>               the output layer
 //       emits the accumulator itself, ACC_BITS two's complement.
 //
 // Interface used by the MVAU:
-//   OUT_BITS, word_t, fetch(rom, nf) -> word_t, activate(acc, word, p) -> ap_uint<OUT_BITS>
+//   OUT_BITS, N_THRESHOLDS, word_t (one channel's ROM word),
+//   activate(acc, word) -> ap_uint<OUT_BITS>
 #ifndef LBGEN_ACTIVATION_HPP
 #define LBGEN_ACTIVATION_HPP
 
@@ -25,26 +30,20 @@ struct MultiThreshold {
     static_assert(ACC_BITS >= 2 && ACC_BITS <= 64, "MultiThreshold: ACC_BITS 2..64");
     static const unsigned OUT_BITS = OUT_BITS_;
     static const unsigned N_THRESHOLDS = T;
-    static const unsigned WORD_BITS = PE * (T * ACC_BITS + 1);
+    static const unsigned WORD_BITS = T * ACC_BITS + 1;  // one channel
     typedef ap_uint<WORD_BITS> word_t;
 
-    static word_t fetch(const word_t rom[], unsigned nf) {
+    static ap_uint<OUT_BITS> activate(const ap_int<ACC_BITS> &acc, const word_t &word) {
 #pragma HLS INLINE
-        return rom[nf];
-    }
-
-    static ap_uint<OUT_BITS> activate(const ap_int<ACC_BITS> &acc, const word_t &word, unsigned p) {
-#pragma HLS INLINE
-        const ap_uint<T * ACC_BITS> mine = word.range((p + 1) * T * ACC_BITS - 1, p * T * ACC_BITS);
         ap_uint<ACC_BITS> t[T];
 #pragma HLS ARRAY_PARTITION variable=t complete dim=1
-        unpack<ACC_BITS, T>(mine, t);
+        unpack<ACC_BITS, T>(word, t);
         ap_uint<OUT_BITS + 1> count = 0;
         for (unsigned j = 0; j < T; j++) {
 #pragma HLS UNROLL
             count += (acc >= ap_int<ACC_BITS>(t[j])) ? 1 : 0;
         }
-        const bool invert = word[PE * T * ACC_BITS + p];
+        const bool invert = word[T * ACC_BITS];
         const ap_uint<OUT_BITS + 1> level = invert ? ap_uint<OUT_BITS + 1>(T - count) : count;
         return level;
     }
@@ -58,12 +57,7 @@ struct RawAccumulator {
     static const unsigned WORD_BITS = 1;
     typedef ap_uint<1> word_t;  // no ROM
 
-    static word_t fetch(const word_t *, unsigned) {
-#pragma HLS INLINE
-        return 0;
-    }
-
-    static ap_uint<OUT_BITS> activate(const ap_int<ACC_BITS> &acc, const word_t &, unsigned) {
+    static ap_uint<OUT_BITS> activate(const ap_int<ACC_BITS> &acc, const word_t &) {
 #pragma HLS INLINE
         return ap_uint<OUT_BITS>(acc);  // two's complement bits
     }

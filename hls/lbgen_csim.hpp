@@ -14,6 +14,9 @@
 //       generated lbgen_params.h uses it under LBGEN_CSIM_NATIVE: g++ needs
 //       minutes for tens of thousands of ap_uint initializers, no time for a
 //       plain integer table.
+//   lbgen::csim::RomImage2<WORD, ROWS, COLS, LIMBS>(limbs)
+//       the same for a 2-D ROM array WORD[ROWS][COLS] (the threshold ROMs,
+//       [PE][NF]); converts to const WORD (*)[COLS].
 #ifndef LBGEN_CSIM_HPP
 #define LBGEN_CSIM_HPP
 
@@ -88,18 +91,32 @@ template <class WORD, unsigned DEPTH, unsigned LIMBS>
 struct RomImage {
     WORD words[DEPTH];
     explicit RomImage(const unsigned long long (&limbs)[DEPTH][LIMBS]) {
-        const unsigned W = WORD::width;
         static_assert(LIMBS == (WORD::width + 63) / 64, "RomImage: LIMBS must be ceil(width / 64)");
-        for (unsigned i = 0; i < DEPTH; i++) {
-            WORD w = 0;
-            for (unsigned k = 0; k < LIMBS; k++) {
-                const unsigned hi = 64 * k + 63 < W - 1 ? 64 * k + 63 : W - 1;
-                w.range(hi, 64 * k) = limbs[i][k];
-            }
-            words[i] = w;
+        for (unsigned i = 0; i < DEPTH; i++) words[i] = make(limbs[i]);
+    }
+    // one word from its LIMBS 64-bit limbs, least significant first
+    static WORD make(const unsigned long long (&limbs)[LIMBS]) {
+        const unsigned W = WORD::width;
+        WORD w = 0;
+        for (unsigned k = 0; k < LIMBS; k++) {
+            const unsigned hi = 64 * k + 63 < W - 1 ? 64 * k + 63 : W - 1;
+            w.range(hi, 64 * k) = limbs[k];
         }
+        return w;
     }
     operator const WORD *() const { return words; }
+};
+
+template <class WORD, unsigned ROWS, unsigned COLS, unsigned LIMBS>
+struct RomImage2 {
+    typedef const WORD (*pointer)[COLS];
+    WORD words[ROWS][COLS];
+    explicit RomImage2(const unsigned long long (&limbs)[ROWS][COLS][LIMBS]) {
+        static_assert(LIMBS == (WORD::width + 63) / 64, "RomImage2: LIMBS must be ceil(width / 64)");
+        for (unsigned r = 0; r < ROWS; r++)
+            for (unsigned c = 0; c < COLS; c++) words[r][c] = RomImage<WORD, 1, LIMBS>::make(limbs[r][c]);
+    }
+    operator pointer() const { return words; }
 };
 
 inline std::string &trace_dir() {

@@ -29,13 +29,16 @@
 // Streams (one frame per call): in carries SF beats of SIMD elements, out
 // carries NF beats of PE elements; output beat nf holds channels nf*PE ..
 // nf*PE+PE-1. Weight ROM word nf*SF + sf, element p*SIMD + s = code of
-// W[nf*PE + p][sf*SIMD + s] (lbgen.packing.weight_words).
+// W[nf*PE + p][sf*SIMD + s] (lbgen.packing.weight_words). Threshold ROMs
+// thresholds[PE][NF]: word [p][nf] is the threshold set of channel nf*PE + p
+// (lbgen_activation.hpp); partition it completely in dimension 1.
 //
 // C-simulation speed: ap_int operations cost tens of ns each under g++. With
-// -DLBGEN_CSIM_NATIVE (and never in synthesis) the MAC stage of the loop runs
-// as a native-integer model of the same arithmetic (mac_stage<CFG, true>);
-// streams, buffering, fold order and the activation stay the ap_int code.
-// lbgen's tests run every design both ways against the golden model.
+// -DLBGEN_CSIM_NATIVE (and never in synthesis) the MAC stage of the loop and
+// the multi-threshold compare run as native-integer models of the same
+// arithmetic (mac_stage<CFG, true>, act_stage<CFG, true>); streams, buffering
+// and fold order stay the ap_int code. lbgen's tests run every design both
+// ways against the golden model.
 #ifndef LBGEN_MVAU_HPP
 #define LBGEN_MVAU_HPP
 
@@ -141,11 +144,83 @@ struct mac_stage<CFG, true> {
 template <class CFG>
 struct use_native {
     static const bool value = CFG::product_t::NATIVE_OK;
+    static const bool activation = CFG::activation_t::N_THRESHOLDS > 0;
 };
 #else
 template <class CFG>
 struct use_native {
     static const bool value = false;
+    static const bool activation = false;
+};
+#endif
+
+// The activation of channel nf*PE + p on the last synapse fold: its threshold
+// word is word nf of PE lane p's ROM (act_rom is partitioned in dimension 1,
+// so every lane reads its own ROM in the same cycle). This is what synthesis sees.
+template <class CFG, bool NATIVE = false>
+struct act_stage {
+    typedef typename CFG::activation_t ACT;
+    static ap_uint<CFG::OUT_BITS> apply(const typename CFG::acc_t &acc,
+                                       const typename ACT::word_t act_rom[CFG::PE][CFG::NF], unsigned nf,
+                                       unsigned p) {
+#pragma HLS INLINE
+        return ACT::activate(acc, act_rom[p][nf]);
+    }
+};
+
+#ifdef LBGEN_NATIVE_MODEL
+// C-simulation model of the multi-threshold compare (LBGEN_CSIM_NATIVE): the
+// threshold words are decoded once per ROM into int64 thresholds, then
+// level = count_j(acc >= t_j), or T - count with the invert flag, as in
+// MultiThreshold::activate. Cutting a wide ap_uint apart costs microseconds in
+// C-simulation; a 255-threshold channel is then a few hundred native compares.
+template <class CFG>
+struct act_stage<CFG, true> {
+    typedef typename CFG::activation_t ACT;
+    static const unsigned T = ACT::N_THRESHOLDS;
+    static const unsigned A = CFG::ACC_BITS;
+    static const unsigned LIMBS = (ACT::WORD_BITS + 63) / 64;
+
+    // bits [lo, lo + n) of a limb array, n <= 64
+    static uint64_t field(const uint64_t *limbs, unsigned lo, unsigned n) {
+        const unsigned k = lo / 64, s = lo % 64;
+        uint64_t v = limbs[k] >> s;
+        if (s + n > 64) v |= limbs[k + 1] << (64 - s);
+        return n < 64 ? v & ((uint64_t(1) << n) - 1) : v;
+    }
+
+    // per channel [p][nf]: T thresholds, then the invert flag (0 or 1)
+    static const int64_t *table(const typename ACT::word_t act_rom[CFG::PE][CFG::NF]) {
+        static const void *key = 0;
+        static std::vector<int64_t> data;
+        if (key != (const void *)act_rom) {
+            data.assign((size_t)CFG::PE * CFG::NF * (T + 1), 0);
+            uint64_t limbs[LIMBS];
+            for (unsigned p = 0; p < CFG::PE; p++)
+                for (unsigned nf = 0; nf < CFG::NF; nf++) {
+                    to_limbs(act_rom[p][nf], limbs);
+                    int64_t *d = &data[((size_t)p * CFG::NF + nf) * (T + 1)];
+                    for (unsigned j = 0; j < T; j++) {
+                        uint64_t v = field(limbs, j * A, A);
+                        if (A < 64 && ((v >> (A - 1)) & 1)) v |= ~((uint64_t(1) << (A % 64)) - 1);  // sign
+                        d[j] = (int64_t)v;
+                    }
+                    d[T] = (int64_t)field(limbs, T * A, 1);
+                }
+            key = (const void *)act_rom;
+        }
+        return data.data();
+    }
+
+    static ap_uint<CFG::OUT_BITS> apply(const typename CFG::acc_t &acc,
+                                       const typename ACT::word_t act_rom[CFG::PE][CFG::NF], unsigned nf,
+                                       unsigned p) {
+        const int64_t *d = table(act_rom) + ((size_t)p * CFG::NF + nf) * (T + 1);
+        const int64_t a = acc.to_int64();
+        unsigned count = 0;
+        for (unsigned j = 0; j < T; j++) count += a >= d[j];
+        return d[T] ? T - count : count;
+    }
 };
 #endif
 
@@ -153,11 +228,11 @@ struct use_native {
 template <class CFG>
 void mvau_engine(hls::stream<typename CFG::in_beat_t> &in, hls::stream<typename CFG::out_beat_t> &out,
                  const typename CFG::weight_word_t weights[CFG::NF * CFG::SF],
-                 const typename CFG::activation_t::word_t act_rom[CFG::NF]) {
+                 const typename CFG::activation_t::word_t act_rom[CFG::PE][CFG::NF]) {
 #pragma HLS INLINE off
     static_assert(check_config<CFG>::ok, "layer configuration");
     typedef mac_stage<CFG, use_native<CFG>::value> MAC;
-    typedef typename CFG::activation_t ACT;
+    typedef act_stage<CFG, use_native<CFG>::activation> ACTIVATE;
     typedef typename CFG::in_beat_t in_beat_t;
     typedef typename CFG::out_beat_t out_beat_t;
     const unsigned NF = CFG::NF, SF = CFG::SF, PE = CFG::PE, OB = CFG::OUT_BITS;
@@ -179,11 +254,10 @@ void mvau_engine(hls::stream<typename CFG::in_beat_t> &in, hls::stream<typename 
         }
         MAC::accumulate(acc, weights, i, x, sf == 0);  // weight word nf*SF + sf == i
         if (sf == SF - 1) {
-            const typename ACT::word_t t = ACT::fetch(act_rom, nf);
             out_beat_t y = 0;
             for (unsigned p = 0; p < PE; p++) {
 #pragma HLS UNROLL
-                y.range(p * OB + OB - 1, p * OB) = ACT::activate(MAC::result(acc[p]), t, p);
+                y.range(p * OB + OB - 1, p * OB) = ACTIVATE::apply(MAC::result(acc[p]), act_rom, nf, p);
             }
             out.write(y);
             sf = 0;
@@ -194,11 +268,11 @@ void mvau_engine(hls::stream<typename CFG::in_beat_t> &in, hls::stream<typename 
     }
 }
 
-// Hidden layer: multi-threshold activation from a threshold ROM (NF words).
+// Hidden layer: multi-threshold activation from PE threshold ROMs of NF words.
 template <class CFG>
 void mvau(hls::stream<typename CFG::in_beat_t> &in, hls::stream<typename CFG::out_beat_t> &out,
           const typename CFG::weight_word_t weights[CFG::NF * CFG::SF],
-          const typename CFG::activation_t::word_t thresholds[CFG::NF]) {
+          const typename CFG::activation_t::word_t thresholds[CFG::PE][CFG::NF]) {
 #pragma HLS INLINE
     static_assert(CFG::activation_t::N_THRESHOLDS > 0, "a layer with thresholds needs a MultiThreshold activation");
     mvau_engine<CFG>(in, out, weights, thresholds);
@@ -207,10 +281,10 @@ void mvau(hls::stream<typename CFG::in_beat_t> &in, hls::stream<typename CFG::ou
 // An all-zero stand-in for the threshold ROM of an output layer (never read).
 template <class CFG>
 struct no_rom {
-    static const typename CFG::activation_t::word_t data[CFG::NF];
+    static const typename CFG::activation_t::word_t data[CFG::PE][CFG::NF];
 };
 template <class CFG>
-const typename CFG::activation_t::word_t no_rom<CFG>::data[CFG::NF] = {};
+const typename CFG::activation_t::word_t no_rom<CFG>::data[CFG::PE][CFG::NF] = {};
 
 // Output layer: raw accumulators, no threshold ROM.
 template <class CFG>

@@ -74,6 +74,9 @@ GRAPHS = {
     # both new kinds with 32-bit accumulators; signed inputs to the planes
     "lowbit32": ([18, 12, 9, 6, 4], [H(8, 4, 2), L2(3), H(2, 1), L2(4)], [I(4), U(2), B, U(5)],
                  [(3, 6), (9, 3), (3, 9), (1, 2)], 32),
+    # 8-bit activations at PE=16 with 32-bit accumulators: 255 thresholds per channel, so the
+    # thresholds of one neuron fold (16 x 255 x 32 bits) exceed ap_int's 32768 bits; NF 2 and 1
+    "thresh255": ([32, 32, 16, 6], [I(4), I(3), I(2)], [U(4), U(8), U(8)], [(16, 8), (16, 16), (2, 16)], 32),
 }
 
 #: layers (graph -> indices) whose hetero codes use every plane with signs that cancel
@@ -274,7 +277,9 @@ def test_emit_rejects_wrong_pe_kind(built):
 
 
 def test_acc64_packing():
-    """64-bit accumulators pack and unpack exactly (thresholds at the int64 ends too)."""
+    """64-bit accumulators pack and unpack exactly (thresholds at the int64 ends too), in the RTL's
+    threshold words and in the HLS per-channel ROM words [PE][NF]."""
+    from lbgen.emit.hls import channel_threshold_bits, threshold_rom
     from lbgen.packing import threshold_words, unpack_elements
     from lbgen.ir import DType
     g = random_graph(5, [16, 12, 4], [I(8), I(8)], [U(8), U(2)], [(3, 4), (2, 6)], acc_bits=64)
@@ -287,6 +292,53 @@ def test_acc64_packing():
     for nf, word in enumerate(threshold_words(layer)):
         got = acc.decode(unpack_elements(word, 64, layer.pe * t)).reshape(layer.pe, t)
         np.testing.assert_array_equal(got, layer.thresholds[nf * layer.pe:(nf + 1) * layer.pe])
+    rom = threshold_rom(layer)
+    assert channel_threshold_bits(layer) == t * 64 + 1
+    assert (len(rom), len(rom[0])) == (layer.pe, layer.nf)
+    for p in range(layer.pe):
+        for nf in range(layer.nf):
+            c, word = nf * layer.pe + p, rom[p][nf]
+            assert word < 1 << (t * 64 + 1)
+            np.testing.assert_array_equal(acc.decode(unpack_elements(word, 64, t)), layer.thresholds[c])
+            assert word >> (t * 64) == int(layer.threshold_invert[c])
+
+
+def test_thresholds_are_one_rom_per_pe(built):
+    """255 thresholds x PE=16 x 32-bit accumulators: no ROM word holds more than one channel's thresholds."""
+    from lbgen.emit.hls import AP_INT_LIMIT
+    b = built["thresh255"]
+    layer = b.graph.layers[0]
+    assert layer.thresholds.shape[1] == 255 and layer.pe == 16 and layer.acc_bits == 32
+    assert layer.pe * (255 * 32 + 1) > AP_INT_LIMIT  # one word per neuron fold would not fit
+    ctx = hls_context(b.graph)
+    assert [d["thresh_word_bits"] for d in ctx["layers"]] == [255 * 32 + 1, 255 * 32 + 1, 0]
+    assert ctx["max_width"] == 255 * 32 + 1
+    params = (b.out / "hls" / "lbgen_params.h").read_text()
+    assert "static const fc0_config::activation_t::word_t fc0_thresholds[16][2] = {" in params
+    assert "static const fc1_config::activation_t::word_t fc1_thresholds[16][1] = {" in params
+    top = (b.out / "hls" / "lbgen_top.cpp").read_text()
+    for name in ("fc0", "fc1"):
+        assert f"#pragma HLS ARRAY_PARTITION variable={name}_thresholds complete dim=1" in top
+    assert "fc2_thresholds" not in top
+
+
+def test_too_wide_words_name_the_layer():
+    # weight word: PE 64 x SIMD 128 x 8 bits = 65536 bits
+    g = random_graph(6, [128, 64, 4], [I(8), I(2)], [U(2), U(2)], [(64, 128), (4, 8)])
+    with pytest.raises(HLSEmitError, match=r"layer 'fc0'.*weight word.*65536 bits.*--pe/--simd.*--folding"):
+        hls_context(g)
+    # PE 64 x SIMD 64 x 8 bits = 32768 bits is still one word
+    g = random_graph(6, [64, 64, 4], [I(8), I(2)], [U(2), U(2)], [(64, 64), (4, 8)])
+    assert hls_context(g)["max_width"] == 32768
+    # one channel's thresholds: 1023 x 64 bits
+    g = random_graph(6, [8, 4, 4, 2], [I(2), I(2), I(2)], [U(2), U(2), U(10)], [(1, 8), (2, 4), (1, 4)],
+                     acc_bits=64)
+    with pytest.raises(HLSEmitError, match=r"layer 'fc1'.*threshold word.*1023 thresholds.*65473 bits"):
+        hls_context(g)
+    # 1023 x 32 bits + 1 fits, at any PE
+    g = random_graph(6, [8, 4, 4, 2], [I(2), I(2), I(2)], [U(2), U(2), U(10)], [(1, 8), (4, 4), (1, 4)],
+                     acc_bits=32)
+    assert hls_context(g)["max_width"] == 1023 * 32 + 1
 
 
 WIDTH_CONVERT_TB = r"""

@@ -5,8 +5,10 @@
 * the hand-written header library (``lbgen*.hpp`` from the ``lbgen.hls``
   package, i.e. the repository's ``hls/``), copied verbatim;
 * ``lbgen_top.h``    the top's declaration, beat widths and beats per frame;
-* ``lbgen_params.h`` one traits struct per layer plus its weight and
-  threshold ROMs, packed by ``lbgen.packing`` exactly as for the RTL;
+* ``lbgen_params.h`` one traits struct per layer plus its weight ROM, packed
+  by ``lbgen.packing`` exactly as for the RTL, and its threshold ROMs: one
+  per PE lane (``[PE][NF]``, finn-hlslib style), a word per channel
+  (``threshold_rom``), so no word grows with PE;
 * ``lbgen_top.cpp``  the DATAFLOW top: streams between layers, an MVAU per
   layer, a width converter wherever PE of a layer != SIMD of the next;
 * ``tb_csim.cpp``    the C-simulation testbench (``lbgen.csim`` builds and runs it).
@@ -25,8 +27,10 @@ from typing import Any
 
 import jinja2
 
+import numpy as np
+
 from ..ir import DType, Graph, IRError, MatVec, check_thresholds_shape
-from ..packing import threshold_word_bits, threshold_words, weight_words
+from ..packing import pack_elements, weight_words
 from ..passes.pe import choose_pe
 
 #: the files a generated design consists of besides the library headers
@@ -139,6 +143,27 @@ def limbs_literal(word: int, bits: int) -> str:
     return "{" + ", ".join(f"0x{(word >> (64 * k)) & ((1 << 64) - 1):x}ULL" for k in range(n)) + "}"
 
 
+def channel_threshold_bits(layer: MatVec) -> int:
+    """Width of one channel's threshold word: T thresholds of acc_bits plus the invert flag."""
+    assert layer.thresholds is not None
+    return int(layer.thresholds.shape[1]) * layer.acc_bits + 1
+
+
+def threshold_rom(layer: MatVec) -> list[list[int]]:
+    """The HLS threshold ROMs of a hidden layer, ``[PE][NF]`` words (lbgen_activation.hpp).
+
+    Word [p][nf] belongs to channel nf*PE + p: element j (acc_bits, two's
+    complement) is its threshold j, bit T*acc_bits its invert flag.
+    """
+    assert layer.thresholds is not None and layer.threshold_invert is not None
+    t = int(layer.thresholds.shape[1])
+    codes = DType("int", layer.acc_bits).encode(layer.thresholds)  # (mh, T)
+    inv = np.asarray(layer.threshold_invert, dtype=bool).reshape(-1)
+    words = [pack_elements(codes[c], layer.acc_bits) | (int(inv[c]) << (t * layer.acc_bits))
+             for c in range(layer.mh)]
+    return [[words[nf * layer.pe + p] for nf in range(layer.nf)] for p in range(layer.pe)]
+
+
 def _rom_impl(depth: int) -> str:
     return "lutram" if depth <= LUTRAM_MAX_DEPTH else "bram"
 
@@ -184,23 +209,34 @@ def hls_context(graph: Graph) -> dict[str, Any]:
             "weight_limbs": [limbs_literal(w, wbits) for w in wwords], "weight_limb_count": (wbits + 63) // 64,
             "weight_impl": _rom_impl(len(wwords)),
             "thresholds": None, "thresh_limbs": None, "thresh_limb_count": 0,
-            "thresh_word_bits": 0, "invert_base": 0, "thresh_impl": "",
+            "thresh_word_bits": 0, "n_thresholds": 0, "invert_bit": 0, "thresh_impl": "",
         }
+        if wbits > AP_INT_LIMIT:
+            raise HLSEmitError(f"layer {layer.name!r}: its weight word (PE={layer.pe} x SIMD={layer.simd} x "
+                               f"{layer.wtype.bits}-bit weights) is {wbits} bits wide, more than ap_int's "
+                               f"{AP_INT_LIMIT}; choose a smaller PE or SIMD for it "
+                               f"(--pe/--simd, or --folding for this layer)")
         if hidden:
             if out_dt.bits > 16:
                 raise HLSEmitError(f"layer {layer.name!r}: {out_dt} outputs need {(1 << out_dt.bits) - 1} "
                                    f"thresholds per channel; the multi-threshold unit takes up to 16 bits")
             t = int(layer.thresholds.shape[1])
-            tbits = threshold_word_bits(layer)
-            twords = threshold_words(layer)
+            tbits = channel_threshold_bits(layer)
+            if tbits > AP_INT_LIMIT:
+                raise HLSEmitError(f"layer {layer.name!r}: one channel's threshold word ({t} thresholds x "
+                                   f"{layer.acc_bits}-bit accumulator + invert flag) is {tbits} bits wide, "
+                                   f"more than ap_int's {AP_INT_LIMIT}; use fewer output bits or a narrower "
+                                   f"accumulator (--acc auto)")
+            rom = threshold_rom(layer)
             d.update(
                 activation=f"lbgen::MultiThreshold<{layer.pe}, {t}, {layer.acc_bits}, {out_dt.bits}>",
-                thresholds=[word_literal(w, tbits) for w in twords],
-                thresh_limbs=[limbs_literal(w, tbits) for w in twords], thresh_limb_count=(tbits + 63) // 64,
-                thresh_word_bits=tbits, invert_base=layer.pe * t * layer.acc_bits,
+                thresholds=[[word_literal(w, tbits) for w in row] for row in rom],
+                thresh_limbs=[[limbs_literal(w, tbits) for w in row] for row in rom],
+                thresh_limb_count=(tbits + 63) // 64,
+                thresh_word_bits=tbits, n_thresholds=t, invert_bit=t * layer.acc_bits,
                 thresh_impl=_rom_impl(layer.nf),
             )
-            widths.append((tbits, f"{layer.name} threshold word"))
+            widths.append((tbits, f"{layer.name} threshold word (one channel)"))
         else:
             d["activation"] = f"lbgen::RawAccumulator<{layer.pe}, {layer.acc_bits}>"
         widths += [(wbits, f"{layer.name} weight word"), (d["in_beat_bits"], f"{layer.name} input beat"),
@@ -238,7 +274,7 @@ def hls_context(graph: Graph) -> dict[str, Any]:
     max_width, where = max(widths)
     if max_width > AP_INT_LIMIT:
         raise HLSEmitError(f"{where} is {max_width} bits wide, more than ap_int's {AP_INT_LIMIT}; "
-                           f"lower PE/SIMD of that layer")
+                           f"lower PE/SIMD of that layer (--pe/--simd, or --folding for one layer)")
     first, last_layer = graph.layers[0], graph.layers[-1]
     return {
         "graph_name": graph.name,
