@@ -190,8 +190,9 @@ struct scaled_planes<WE, XE, SIMD, R, I, false> {
     }
 };
 
-// Sum of lane products over SIMD lanes, in ACC.
-template <unsigned SIMD, class ACC, class WE, class XE>
+// Sum of lane products over SIMD lanes, in ACC. LANE::apply(w, x) is the
+// product of one lane: a multiplier (lane_product) or a shift (shift_lane).
+template <unsigned SIMD, class ACC, class WE, class XE, class LANE>
 ACC lane_sum(const ap_uint<SIMD * WE::BITS> &w, const ap_uint<SIMD * XE::BITS> &x) {
 #pragma HLS INLINE
     ap_uint<WE::BITS> wl[SIMD];
@@ -203,7 +204,7 @@ ACC lane_sum(const ap_uint<SIMD * WE::BITS> &w, const ap_uint<SIMD * XE::BITS> &
     ACC sum = 0;
     for (unsigned s = 0; s < SIMD; s++) {
 #pragma HLS UNROLL
-        sum += lane_product<WE, XE>::apply(wl[s], xl[s]);
+        sum += LANE::apply(wl[s], xl[s]);
     }
     return sum;
 }
@@ -312,7 +313,7 @@ struct AddSub {
     template <unsigned SIMD, class ACC>
     static ACC dot(const ap_uint<SIMD> &w, const ap_uint<SIMD * XE::BITS> &x) {
 #pragma HLS INLINE
-        return detail::lane_sum<SIMD, ACC, WE, XE>(w, x);
+        return detail::lane_sum<SIMD, ACC, WE, XE, detail::lane_product<WE, XE> >(w, x);
     }
 
 #ifdef LBGEN_NATIVE_MODEL
@@ -334,7 +335,7 @@ struct MulAdd {
     template <unsigned SIMD, class ACC>
     static ACC dot(const ap_uint<SIMD * WE::BITS> &w, const ap_uint<SIMD * XE::BITS> &x) {
 #pragma HLS INLINE
-        return detail::lane_sum<SIMD, ACC, WE, XE>(w, x);
+        return detail::lane_sum<SIMD, ACC, WE, XE, detail::lane_product<WE, XE> >(w, x);
     }
 
 #ifdef LBGEN_NATIVE_MODEL
@@ -360,18 +361,7 @@ struct ShiftAdd {
     template <unsigned SIMD, class ACC>
     static ACC dot(const ap_uint<SIMD * WE::BITS> &w, const ap_uint<SIMD * XE::BITS> &x) {
 #pragma HLS INLINE
-        ap_uint<WE::BITS> wl[SIMD];
-#pragma HLS ARRAY_PARTITION variable=wl complete dim=1
-        ap_uint<XE::BITS> xl[SIMD];
-#pragma HLS ARRAY_PARTITION variable=xl complete dim=1
-        unpack<WE::BITS, SIMD>(w, wl);
-        unpack<XE::BITS, SIMD>(x, xl);
-        ACC sum = 0;
-        for (unsigned s = 0; s < SIMD; s++) {
-#pragma HLS UNROLL
-            sum += detail::shift_lane<WE, XE>::apply(wl[s], xl[s]);
-        }
-        return sum;
+        return detail::lane_sum<SIMD, ACC, WE, XE, detail::shift_lane<WE, XE> >(w, x);
     }
 
 #ifdef LBGEN_NATIVE_MODEL
