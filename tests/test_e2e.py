@@ -3,6 +3,14 @@
 Every one of the 360 test images, under random tvalid gaps and tready
 back-pressure, bit for bit; and the measured cycles per frame against the
 folding bound for two different foldings.
+
+Every model listed in examples/digits/results.json is covered: each number
+format (binary, k-bit, log2, heterogeneous planes, mixed precision) is
+emitted with the model's own precision, torch is checked against golden on
+every integer level, and C-sim runs the whole test set in the default run;
+the RTL simulators run the whole test set for w1a2 and w1a1 and 32 images
+for one model per new processing element by default, and the whole test set
+for every model in ``make test-all``.
 """
 
 from __future__ import annotations
@@ -24,6 +32,15 @@ from lbgen.simulate import run_rtl
 from conftest import DIGITS
 
 TEST_SET = DIGITS / "digits_test.npz"
+#: every shipped model: name -> results.json entry
+SHIPPED = {name: entry for name, entry in json.loads((DIGITS / "results.json").read_text())["models"].items()
+           if "file" in entry}
+#: the models whose whole-test-set RTL runs are in the default run
+RTL_DEFAULT = {"w1a2", "w1a1"}
+#: one model per new PE kind and input format gets 32 RTL frames in the default
+#: run; the rest (w8a8's 255 comparators per channel build slowly in Verilator)
+#: run whole in ``make test-all`` with all the others
+RTL_SHORT = {"w1a3", "w4a4", "wlog4a4", "wh14a1", "wh14a2", "mixed"}
 
 
 @pytest.fixture(scope="module", params=[("w1a2", 2), ("w1a1", 1)], ids=["w1a2", "w1a1"])
@@ -85,3 +102,52 @@ def test_cli_sim_reports_accuracy_and_cycles(digits_out):
     proc = subprocess.run([sys.executable, "-m", "lbgen.cli", "report", str(out)],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0 and f"bottleneck {folding_bound(graph)} cycles/frame" in proc.stdout
+
+
+@pytest.fixture(scope="module", params=sorted(SHIPPED))
+def shipped_out(request, tmp_path_factory):
+    """Emit a shipped model with its own precision (no --w/--a), as a user of a mixed model would."""
+    name = request.param
+    out = tmp_path_factory.mktemp(name) / "out"
+    model = load_module(DIGITS / SHIPPED[name]["file"])
+    result = emit(model, out, EmitOptions(), inputs=TEST_SET, name=f"digits_{name}")
+    return name, out, result
+
+
+def test_shipped_model_torch_equals_golden_and_accuracy_as_recorded(shipped_out):
+    name, out, result = shipped_out
+    assert "every hidden level equal, argmax equal" in result.checks[0], result.checks
+    trace = golden.run(result.graph, result.vectors.values)
+    accuracy = float(np.mean(np.argmax(trace.logits, 1) == result.vectors.labels))
+    assert round(accuracy, 6) == SHIPPED[name]["test_accuracy"]
+
+
+def test_shipped_model_csim_equals_golden_on_all_test_images(shipped_out):
+    name, out, result = shipped_out
+    values = result.vectors.values
+    res = run_csim(out, values, native=False)
+    np.testing.assert_array_equal(res.result, golden.run(result.graph, values).result)
+
+
+def _rtl_cases(slow: bool) -> list:
+    """(model, simulator) pairs; w1a2 and w1a1 run whole in the default run already (digits_out)."""
+    names = [n for n in sorted(SHIPPED) if n not in RTL_DEFAULT and (slow or n in RTL_SHORT)]
+    marks = (pytest.mark.slow,) if slow else ()
+    return [pytest.param(n, sim, marks=marks, id=f"{n}-{sim}") for n in names for sim in ("icarus", "verilator")]
+
+
+def _check_rtl(out, result, simulator: str, frames: int | None) -> None:
+    values = result.vectors.values[:frames]
+    res = run_rtl(out, values, simulator=simulator, seed=3, backpressure=0.3, gaps=0.3)
+    assert res.mismatches == [] and res.passed
+    np.testing.assert_array_equal(res.result, golden.run(result.graph, values).result)
+
+
+@pytest.mark.parametrize("shipped_out,simulator", _rtl_cases(slow=False), indirect=["shipped_out"])
+def test_shipped_model_rtl_equals_golden_on_32_images(shipped_out, simulator):
+    _check_rtl(shipped_out[1], shipped_out[2], simulator, 32)
+
+
+@pytest.mark.parametrize("shipped_out,simulator", _rtl_cases(slow=True), indirect=["shipped_out"])
+def test_shipped_model_rtl_equals_golden_on_all_test_images(shipped_out, simulator):
+    _check_rtl(shipped_out[1], shipped_out[2], simulator, None)
