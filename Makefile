@@ -26,5 +26,9 @@ test: install
 test-all: install
 	$(PY) -m pytest -q -m "" $(PYTEST_ARGS)
 
+# LUT/FF/CARRY4 per lane of every PE engine (Yosys), figures in bench/results/.
+bench: install
+	@for f in bench/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
+
 clean:
 	rm -rf out build dist .pytest_cache sim_build

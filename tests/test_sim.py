@@ -6,6 +6,9 @@ equal golden bit for bit and the measured cycles per frame must be within 2%
 of the folding bound. Mutation tests flip one bit of a ROM (.mem) and expect
 the first mismatch message to name exactly that layer and channel.
 
+Two more designs cover the log2 and hetero formats, W1Ak (k = 2..4) and WkAk
+(k = 2, 4, 8) on both simulators, and a flipped log2 / hetero weight bit.
+
 One emitted design and one build per simulator are shared by the module
 (builds go to a module-private cache; the .mem files are not part of a build,
 so the mutated copies reuse it).
@@ -331,3 +334,93 @@ def test_360_frames_of_256_cycles(tmp_path, sim_cache, simulator, dims, folding)
     np.testing.assert_array_equal(res.outputs, golden.run(graph, inputs).result)
     assert res.expected_cycles_per_frame == 256
     assert res.throughput_ok(), (res.cycles_per_frame, res.expected_cycles_per_frame)
+
+
+# --------------------------------------------------------------------------- new formats (issue 4)
+
+L2 = lambda k: DType("log2", k)                                          # noqa: E731
+HET = lambda *s: DType("hetero", 2 * len(s) - 1, tuple(s))               # noqa: E731
+
+#: every processing element and format the core builds, on both simulators:
+#: Icarus runs lb_mvau_core's word-level description, Verilator the bit heaps
+#: that synthesis builds, so both are proven against the golden model.
+NEW_FORMATS = {
+    # log2 x uint, hetero (3 planes) x uint, log2 x bipolar, hetero (2 planes) x bipolar, int x uint
+    "log2_hetero": (21, [16, 12, 8, 8, 6, 4], [L2(4), HET(8, 4, 2), L2(3), HET(3, 1), DType("int", 4)],
+                    [U2, U3, B, B, U2], [(4, 4), (4, 12), (2, 1), (6, 2), (2, 6)]),
+    # W1Ak for k = 2..4 and WkAk for k = 2, 4, 8, SIMD 1 and full
+    "w1ak_wkak": (22, [12, 12, 8, 8, 6, 4], [B, B, DType("int", 2), DType("int", 4), DType("int", 8)],
+                  [DType("uint", 4), U3, U2, DType("uint", 4), DType("uint", 8)],
+                  [(3, 12), (4, 1), (4, 8), (6, 2), (4, 3)]),
+}
+
+
+@pytest.fixture(scope="module")
+def new_designs(tmp_path_factory, sim_cache):
+    from lbgen.emit.rtl import emit_rtl
+    designs = {}
+    for name, (seed, dims, wt, at, fold) in NEW_FORMATS.items():
+        graph = random_graph(seed, dims, wt, at, fold)
+        out = tmp_path_factory.mktemp(name) / "out"
+        graph.save(out)
+        emit_rtl(graph, out / "rtl")
+        designs[name] = (out, graph, random_inputs(graph, 16, seed=seed))
+    return designs
+
+
+@needs_emitter
+@pytest.mark.parametrize("name,simulator", [
+    ("log2_hetero", "icarus"), ("log2_hetero", "verilator"), ("w1ak_wkak", "icarus"),
+    # its Verilator build (the W8A8 bit heap in C++) takes minutes: slow
+    pytest.param("w1ak_wkak", "verilator", marks=pytest.mark.slow),
+])
+def test_new_formats_bit_exact(new_designs, name, simulator):
+    out, graph, inputs = new_designs[name]
+    res = run_rtl(out, inputs, simulator=simulator, seed=7, backpressure=0.4, gaps=0.3, throughput_frames=6)
+    assert res.passed, res.summary() + "\n" + res.log_tail
+    trace = golden.run(graph, inputs)
+    for layer in graph.layers:
+        np.testing.assert_array_equal(res.layer_outputs[layer.name], trace.outputs[layer.name])
+    assert res.throughput_ok(0.1), (res.cycles_per_frame, res.expected_cycles_per_frame)
+
+
+@needs_emitter
+@pytest.mark.parametrize("simulator", ["icarus", "verilator"])
+def test_mutated_log2_and_hetero_weights_are_localised(new_designs, tmp_path, simulator):
+    """A flipped sign bit of a log2 (fc2) or hetero (fc3) weight shows up in that layer and channel.
+
+    The initial accumulators (init.mem) still hold the original weights' constant
+    part, so the hardware's value is golden(mutated) + offset(original) - offset(mutated).
+    """
+    from lbgen.emit.rtl import accumulator_offsets
+    out, graph, inputs = new_designs["log2_hetero"]
+    for name, bit_of in (("fc2", lambda wt: wt.bits - 1), ("fc3", lambda wt: 0)):
+        layer = graph.layer(name)
+        wt = layer.wtype
+        codes = layer.codes().astype(np.uint64)
+        a = golden.run(graph, inputs).outputs[name]
+        for c, i in np.random.default_rng(3).permutation([(c, i) for c in range(layer.mh) for i in range(layer.mw)]):
+            if wt.kind == "log2" and (int(codes[c, i]) & ((1 << (wt.bits - 1)) - 1)) == 0:
+                continue                             # keep the code canonical: no signed zero
+            code = codes.copy()
+            code[c, i] ^= np.uint64(1 << bit_of(wt))
+            mut = dataclasses.replace(layer, weights=wt.decode(code),
+                                      weight_codes=code if wt.kind == "hetero" else None)
+            x = golden.run(graph, inputs).outputs[graph.layers[graph.layers.index(layer) - 1].name]
+            acc = x @ mut.weights.T + (accumulator_offsets(layer) - accumulator_offsets(mut))[None, :]
+            b = golden.threshold_levels(layer, acc)
+            b = golden.level_values(layer, b)
+            diff = np.argwhere(a != b)
+            if len(diff):
+                break
+        else:
+            raise AssertionError(f"no flip in {name} changes its output")
+        f, ch = (int(v) for v in diff[0])
+        nf, p = divmod(int(c), layer.pe)
+        sf, s = divmod(int(i), layer.simd)
+        mutant = _copy_design(out, tmp_path / f"mutant_{name}")
+        _flip_mem_bit(mutant / "rtl" / f"{name}_weights.mem", nf * layer.sf + sf,
+                      (p * layer.simd + s) * wt.bits + bit_of(wt))
+        res = run_rtl(mutant, inputs, simulator=simulator, seed=3, throughput_frames=0)
+        assert not res.passed and res.mismatches
+        assert res.mismatches[0] == f"layer '{name}' frame {f} channel {ch}: expected {a[f, ch]}, got {b[f, ch]}"

@@ -6,7 +6,9 @@
 * ``lbgen_top.v`` rendered from ``templates/rtl/lbgen_top.v.j2``: one
   ``lb_mvau`` per layer, and between layers an ``lb_axis_dwc`` (when PE of
   one layer differs from SIMD of the next) and an ``lb_axis_fifo``;
-* ``<layer>_weights.mem`` and ``<layer>_thresholds.mem`` ($readmemh);
+* ``<layer>_weights.mem`` and ``<layer>_thresholds.mem`` ($readmemh), and
+  ``<layer>_init.mem`` when the initial accumulators differ per channel
+  (``accumulator_offsets``);
 * ``filelist.f``: the library files, then the top, one per line.
 
 Every width, depth, file name and parameter is computed here (``rtl_plan``);
@@ -23,17 +25,21 @@ from typing import Any
 
 import jinja2
 
-from ..ir import Graph, IRError, MatVec, check_thresholds_shape
-from ..packing import threshold_word_bits, threshold_words, weight_words, write_mem
+import numpy as np
+
+from ..ir import DType, Graph, IRError, MatVec, check_thresholds_shape
+from ..packing import pack_elements, threshold_word_bits, threshold_words, weight_words, write_mem
 from ..passes.pe import PE_KINDS, choose_pe
 
 TOP = "lbgen_top"
 TOP_TEMPLATE = "lbgen_top.v.j2"
 
 #: number kind -> W_KIND / IN_KIND parameter of lb_mvau
-KIND_CODE = {"bipolar": 0, "uint": 1, "int": 2}
+KIND_CODE = {"bipolar": 0, "uint": 1, "int": 2, "log2": 3, "hetero": 4}
 #: processing element -> PE_KIND parameter of lb_mvau
-PE_KIND_CODE = {"xnor": 0, "addsub": 1, "mac": 2}
+PE_KIND_CODE = {"xnor": 0, "addsub": 1, "mac": 2, "shift": 3, "planes": 4}
+#: PLANE_SCALES: 32 bits per plane, up to four planes
+PLANE_SCALE_BITS, PLANE_SCALES_W = 32, 128
 
 #: Verilog-2001 keywords a layer name must not become.
 _KEYWORDS = frozenset("""
@@ -98,7 +104,86 @@ def _pe_kind(layer: MatVec) -> str:
         raise IRError(f"layer {layer.name!r}: xnor needs bipolar weights and inputs, not {layer.wtype} x {layer.itype}")
     if kind == "addsub" and w != "bipolar":
         raise IRError(f"layer {layer.name!r}: addsub needs bipolar weights, not {layer.wtype}")
+    if kind == "mac" and w not in ("bipolar", "uint", "int"):
+        raise IRError(f"layer {layer.name!r}: mac needs integer weights, not {layer.wtype}")
+    if (kind == "shift") != (w == "log2") or (kind == "planes") != (w == "hetero"):
+        raise IRError(f"layer {layer.name!r}: {layer.wtype} weights need the "
+                      f"{'shift' if w == 'log2' else 'planes' if w == 'hetero' else 'xnor/addsub/mac'} "
+                      f"processing element, not {kind}")
+    if kind in ("shift", "planes") and x == "int":
+        raise IRError(f"layer {layer.name!r}: the {kind} processing element takes bipolar or uint inputs, "
+                      f"not {layer.itype}")
     return kind
+
+
+def heap_kind(layer: MatVec) -> str:
+    """The datapath lb_mvau_core builds: bipolar weights are xnor or addsub whatever pe_kind says."""
+    if layer.wtype.kind == "bipolar":
+        return "xnor" if layer.itype.kind == "bipolar" else "addsub"
+    return _pe_kind(layer)
+
+
+def accumulator_offsets(layer: MatVec) -> np.ndarray:
+    """Initial accumulator of every channel, (mh,) int64.
+
+    lb_mvau_core sums bit heaps that leave out a constant part of every
+    product (see its header); the accumulator starts from minus that part,
+    so that it ends at the exact dot product. This mirrors the RTL bit by bit.
+    """
+    w = layer.weights.astype(np.int64)
+    codes = layer.codes().astype(np.int64)
+    mw = layer.mw
+    it, wt = layer.itype, layer.wtype
+    kind = heap_kind(layer)
+    ib = it.bits
+    if kind == "xnor":                       # sum = 2*popcount(xnor) - MW
+        return np.full(layer.mh, -mw, dtype=np.int64)
+    if kind == "addsub":                     # x or ~x = -x-1 per lane
+        n_neg = (w < 0).sum(axis=1)
+        if it.kind == "uint":
+            return -((1 << ib) - 1) * n_neg
+        return -(1 << (ib - 1)) * mw + n_neg   # signed x: its top bit complemented
+    if kind == "mac":
+        wb = wt.bits
+        if it.kind == "bipolar":             # x_b ? w : ~w, then ~x_b (+ x_b at 2^WB)
+            top = (1 << (wb - 1)) if wt.kind == "int" else (1 << wb)
+            return np.full(layer.mh, -top * mw, dtype=np.int64)
+        neg = 0                              # Baugh-Wooley: complemented pairs
+        for i in range(wb):
+            for j in range(ib):
+                wneg = wt.kind == "int" and i == wb - 1
+                xneg = it.kind == "int" and j == ib - 1
+                if wneg != xneg:
+                    neg += 1 << (i + j)
+        return np.full(layer.mh, -neg * mw, dtype=np.int64)
+    # shift and planes: unsigned x (bipolar: x_b, then 2*(w.x_b) - w)
+    xb = 1 if it.kind == "bipolar" else ib
+    if kind == "shift":
+        sign = (codes >> (wt.bits - 1)) & 1
+        field = codes & ((1 << (wt.bits - 1)) - 1)
+        mag = np.where(field > 0, np.left_shift(1, np.maximum(field - 1, 0)), 0)
+        off = -((1 << xb) - 1) * (sign * mag).sum(axis=1)   # ~x = 2^xb-1-x where negative
+    else:
+        n = wt.planes
+        signs = [(codes >> i) & 1 for i in range(n)]
+        used = [np.ones_like(codes)] + [(codes >> (n + i - 1)) & 1 for i in range(1, n)]
+        off = np.zeros(layer.mh, dtype=np.int64)
+        for i in range(n):
+            off -= ((1 << xb) - 1) * wt.scales[i] * (used[i] * (1 - signs[i])).sum(axis=1)
+    if it.kind == "bipolar":
+        off = 2 * off - w.sum(axis=1)
+    return off.astype(np.int64)
+
+
+def _init_words(layer: MatVec, offsets: np.ndarray) -> list[int]:
+    acc = DType("int", layer.acc_bits)
+    codes = acc.encode(offsets).reshape(layer.nf, layer.pe)
+    return [pack_elements(codes[nf], layer.acc_bits) for nf in range(layer.nf)]
+
+
+def _vhex(width: int, value: int) -> str:
+    """A sized Verilog hex literal of the low ``width`` bits of value."""
+    return f"{width}'h{value & ((1 << width) - 1):x}"
 
 
 def _check(graph: Graph) -> None:
@@ -138,15 +223,22 @@ def rtl_plan(graph: Graph) -> dict[str, Any]:
         hidden = not layer.is_output
         out_bits = layer.out_dtype.bits
         n_thresh = layer.thresholds.shape[1] if hidden else 1
+        offsets = accumulator_offsets(layer)
+        per_channel = bool(len(offsets)) and bool(np.any(offsets != offsets[0]))
+        scales = layer.wtype.scales or (1,)
+        packed_scales = sum(k << (PLANE_SCALE_BITS * i) for i, k in enumerate(scales))
         params = [
             ("MW", layer.mw), ("MH", layer.mh), ("PE", layer.pe), ("SIMD", layer.simd),
             ("WEIGHT_BITS", layer.wtype.bits), ("W_KIND", KIND_CODE[layer.wtype.kind]),
             ("IN_BITS", layer.itype.bits), ("IN_KIND", KIND_CODE[layer.itype.kind]),
             ("ACC_BITS", layer.acc_bits), ("PE_KIND", PE_KIND_CODE[_pe_kind(layer)]),
+            ("N_PLANES", len(scales)), ("PLANE_SCALES", _vhex(PLANE_SCALES_W, packed_scales)),
+            ("ACC_INIT", _vhex(64, 0 if per_channel else int(offsets[0]))),
             ("USE_THRESH", int(hidden)), ("N_THRESH", n_thresh),
             ("OUT_BITS", out_bits if hidden else 1),
             ("WEIGHT_FILE", f'"{ident}_weights.mem"'),
             ("THRESH_FILE", f'"{ident}_thresholds.mem"' if hidden else '""'),
+            ("INIT_FILE", f'"{ident}_init.mem"' if per_channel else '""'),
         ]
         layers.append({
             "name": _comment(layer.name), "source": _comment(layer.source), "id": ident,
@@ -161,6 +253,9 @@ def rtl_plan(graph: Graph) -> dict[str, Any]:
             "weights_w": layer.pe * layer.simd * layer.wtype.bits,
             "thresholds_mem": f"{ident}_thresholds.mem" if hidden else None,
             "thresholds_w": threshold_word_bits(layer) if hidden else None,
+            "init_mem": f"{ident}_init.mem" if per_channel else None,
+            "init_words": _init_words(layer, offsets) if per_channel else None,
+            "init_w": layer.pe * layer.acc_bits,
         })
     links = []
     for i, (src, dst) in enumerate(zip(graph.layers[:-1], graph.layers[1:])):
@@ -230,4 +325,6 @@ def emit_rtl(graph: Graph, rtl_dir: Path) -> None:
         write_mem(rtl_dir / lp["weights_mem"], weight_words(layer), lp["weights_w"])
         if lp["thresholds_mem"]:
             write_mem(rtl_dir / lp["thresholds_mem"], threshold_words(layer), lp["thresholds_w"])
+        if lp["init_mem"]:
+            write_mem(rtl_dir / lp["init_mem"], lp["init_words"], lp["init_w"])
     (rtl_dir / "filelist.f").write_text("".join(f"{name}\n" for name in lib + [f"{TOP}.v"]))

@@ -2,8 +2,12 @@
 // lb_mvau -- matrix-vector(-activation) unit: y = W x, then optionally the
 // multi-threshold activation, folded onto PE x SIMD lanes.
 //
-// Numbers (kinds: 0 bipolar = one bit b for the value 2b-1, 1 unsigned,
-// 2 signed two's complement). Element i of any word sits at [i*bits +: bits].
+// Numbers (kinds): 0 bipolar = one bit b for the value 2b-1, 1 unsigned,
+// 2 signed two's complement, 3 log2 (weights: sign bit on top + exponent
+// field f, f = 0 is 0, else (-1)^sign * 2^(f-1)), 4 hetero (weights:
+// N_PLANES bipolar planes with integer scales PLANE_SCALES, 32 bits per
+// plane, plane 0 lowest; code = plane signs, then the masks of planes
+// 1..N-1). Element i of any word sits at [i*bits +: bits].
 //
 // Folding: NF = MH/PE neuron folds, SF = MW/SIMD synapse folds.
 //   input : SF beats of SIMD elements per frame (inputs in order);
@@ -15,22 +19,25 @@
 //   threshold ROM (THRESH_FILE): depth NF, element p*N_THRESH+j (ACC_BITS) =
 //           threshold j of channel nf*PE+p; bit PE*N_THRESH*ACC_BITS+p = its
 //           invert flag.
+//   initial accumulators: ACC_INIT (every channel), or, when INIT_FILE is
+//           set, a ROM of depth NF, element p (ACC_BITS) = channel nf*PE+p.
+//           They hold the constant part of the products that lb_mvau_core's
+//           bit heaps leave out (lbgen.emit.rtl.accumulator_offsets).
 // The input vector streams in during neuron fold 0 and is kept in a buffer
 // (SF words) for folds 1..NF-1. One (nf, sf) step issues per cycle, so a
 // frame takes exactly NF*SF cycles when input is available and the output
 // is accepted (initiation interval 1, frames back to back).
 //
-// Processing element (PE_KIND):
-//   0 xnor  : bipolar x bipolar, fold sum = 2*popcount(~(w^x)) - SIMD
-//   1 addsub: bipolar weight x uint/int activation, +x or -x
-//   2 mac   : (signed) integer weight x any activation, multiply-add
+// Processing elements (PE_KIND, see lb_mvau_core): 0 xnor (bipolar x
+// bipolar), 1 addsub (bipolar weights x k-bit), 2 mac (integer weights),
+// 3 shift (log2 weights), 4 planes (hetero weights).
 //
 // Pipeline (stall-all: every stage advances together on `en`):
-//   I  issue     fold counters, weight ROM / input buffer read address
-//   1  fetch     weight word, activation word (stream register or buffer)
-//   2  product   per lane product (xnor bit / +-x / w*x), registered
-//   3  reduce    adder tree per PE, registered; threshold ROM read
-//   4  acc       accumulator per PE, complete on the last synapse fold
+//   I  issue     fold counters, weight ROM / input buffer address
+//   1  fetch     weight word, activation word (stream or buffer)
+//   2  heap      products and first counter level (lb_mvau_core)
+//   3  reduce    counter tree per PE (lb_rowsum); initial accumulators read
+//   4  acc       accumulators; thresholds read
 //   5  activate  multi-threshold compare (or raw accumulator), registered
 //   then a skid buffer to the output, so m_axis_tready only reaches `en`
 //   through a register and s_axis_tready depends on state only.
@@ -42,16 +49,20 @@ module lb_mvau #(
   parameter PE          = 1,
   parameter SIMD        = 1,
   parameter WEIGHT_BITS = 1,
-  parameter W_KIND      = 0,   // 0 bipolar, 1 unsigned, 2 signed
+  parameter W_KIND      = 0,   // 0 bipolar, 1 unsigned, 2 signed, 3 log2, 4 hetero
   parameter IN_BITS     = 1,
   parameter IN_KIND     = 0,   // 0 bipolar, 1 unsigned, 2 signed
   parameter ACC_BITS    = 8,
-  parameter PE_KIND     = 0,   // 0 xnor, 1 addsub, 2 mac
+  parameter PE_KIND     = 0,   // 0 xnor, 1 addsub, 2 mac, 3 shift, 4 planes
+  parameter N_PLANES    = 1,   // hetero: planes
+  parameter [127:0] PLANE_SCALES = 128'd1,  // hetero: scale of plane i at [32*i +: 32]
+  parameter [63:0]  ACC_INIT = 64'd0,       // initial accumulator (low ACC_BITS bits) without INIT_FILE
   parameter USE_THRESH  = 0,   // 1: hidden layer with thresholds
   parameter N_THRESH    = 1,   // thresholds per channel (USE_THRESH)
   parameter OUT_BITS    = 1,   // output level bits (USE_THRESH)
   parameter WEIGHT_FILE = "",    // $readmemh file, bare name
-  parameter THRESH_FILE = ""     // $readmemh file, bare name (USE_THRESH)
+  parameter THRESH_FILE = "",    // $readmemh file, bare name (USE_THRESH)
+  parameter INIT_FILE   = ""     // $readmemh file, bare name; "" = ACC_INIT
 ) (
   input  wire                     clk,
   input  wire                     rst_n,
@@ -65,6 +76,7 @@ module lb_mvau #(
 );
   // ---- parameter checks: a failing check instantiates a module that does
   // ---- not exist, so elaboration stops with its name as the message.
+  // ---- (lb_mvau_core checks the number formats.)
   generate
     if (MW < 1 || MH < 1 || PE < 1 || SIMD < 1) begin : g_err_size
       lb_mvau_error_MW_MH_PE_SIMD_must_be_positive u_err ();
@@ -75,8 +87,8 @@ module lb_mvau #(
     if (MW % SIMD != 0) begin : g_err_simd
       lb_mvau_error_SIMD_must_divide_MW u_err ();
     end
-    if (W_KIND < 0 || W_KIND > 2 || IN_KIND < 0 || IN_KIND > 2) begin : g_err_kind
-      lb_mvau_error_W_KIND_and_IN_KIND_must_be_0_1_or_2 u_err ();
+    if (W_KIND < 0 || W_KIND > 4 || IN_KIND < 0 || IN_KIND > 2) begin : g_err_kind
+      lb_mvau_error_W_KIND_0_to_4_and_IN_KIND_0_to_2 u_err ();
     end
     if ((W_KIND == 0 && WEIGHT_BITS != 1) || (IN_KIND == 0 && IN_BITS != 1)) begin : g_err_bipolar
       lb_mvau_error_bipolar_values_are_1_bit u_err ();
@@ -84,8 +96,8 @@ module lb_mvau #(
     if (WEIGHT_BITS < 1 || IN_BITS < 1 || (W_KIND == 2 && WEIGHT_BITS < 2) || (IN_KIND == 2 && IN_BITS < 2)) begin : g_err_bits
       lb_mvau_error_bad_WEIGHT_BITS_or_IN_BITS u_err ();
     end
-    if (PE_KIND < 0 || PE_KIND > 2) begin : g_err_pe_kind
-      lb_mvau_error_PE_KIND_must_be_0_xnor_1_addsub_2_mac u_err ();
+    if (PE_KIND < 0 || PE_KIND > 4) begin : g_err_pe_kind
+      lb_mvau_error_PE_KIND_must_be_0_xnor_1_addsub_2_mac_3_shift_4_planes u_err ();
     end
     if (PE_KIND == 0 && (W_KIND != 0 || IN_KIND != 0)) begin : g_err_xnor
       lb_mvau_error_xnor_needs_bipolar_weights_and_inputs u_err ();
@@ -93,8 +105,17 @@ module lb_mvau #(
     if (PE_KIND == 1 && W_KIND != 0) begin : g_err_addsub
       lb_mvau_error_addsub_needs_bipolar_weights u_err ();
     end
-    if (ACC_BITS < 2) begin : g_err_acc
-      lb_mvau_error_ACC_BITS_must_be_at_least_2 u_err ();
+    if (PE_KIND == 3 && W_KIND != 3) begin : g_err_shift
+      lb_mvau_error_shift_needs_log2_weights u_err ();
+    end
+    if (PE_KIND == 4 && W_KIND != 4) begin : g_err_planes
+      lb_mvau_error_planes_needs_hetero_weights u_err ();
+    end
+    if ((W_KIND == 3 && PE_KIND != 3) || (W_KIND == 4 && PE_KIND != 4)) begin : g_err_wkind
+      lb_mvau_error_log2_weights_need_shift_and_hetero_weights_planes u_err ();
+    end
+    if (ACC_BITS < 2 || ACC_BITS > 64) begin : g_err_acc
+      lb_mvau_error_ACC_BITS_must_be_2_to_64 u_err ();
     end
     if (USE_THRESH != 0 && (N_THRESH < 1 || OUT_BITS < 1 || N_THRESH > (1 << OUT_BITS) - 1)) begin : g_err_thresh
       lb_mvau_error_need_1_le_N_THRESH_le_2_pow_OUT_BITS_minus_1 u_err ();
@@ -107,31 +128,22 @@ module lb_mvau #(
   localparam NFW  = (NF > 1) ? $clog2(NF) : 1;
   localparam SFW  = (SF > 1) ? $clog2(SF) : 1;
   localparam WD   = NF * SF;                         // weight ROM depth
-  localparam WAW  = (WD > 1) ? $clog2(WD) : 1;
+  localparam WAW  = (SF == 1) ? NFW : (NF == 1) ? SFW
+                  : ((SF & (SF - 1)) == 0) ? NFW + SFW : $clog2(WD);
   localparam IW   = SIMD * IN_BITS;                  // input beat
   localparam WW   = PE * SIMD * WEIGHT_BITS;         // weight word
   localparam OE   = (USE_THRESH != 0) ? OUT_BITS : ACC_BITS;
   localparam OW   = PE * OE;                         // output beat
-  // value widths: bipolar -> 2-bit signed +-1, unsigned k -> k+1 signed
-  localparam XV   = (IN_KIND == 0) ? 2 : (IN_KIND == 1) ? IN_BITS + 1 : IN_BITS;
-  localparam WV   = (W_KIND == 0) ? 2 : (W_KIND == 1) ? WEIGHT_BITS + 1 : WEIGHT_BITS;
-  // product width per lane (xnor: one bit)
-  localparam PW   = (PE_KIND == 0) ? 1 : (PE_KIND == 1) ? XV + 1 : WV + XV;
-  // fold sum: popcount width (xnor) and the exact signed width of the sum
-  localparam PCW  = $clog2(SIMD + 1);
-  localparam DWN  = (PE_KIND == 0) ? PCW + 1 : PW + $clog2(SIMD);
-  localparam DW   = (DWN < ACC_BITS) ? DWN : ACC_BITS;
   localparam TW   = PE * (N_THRESH * ACC_BITS + 1);  // threshold word
+  localparam AW   = PE * ACC_BITS;                   // accumulators
 
   // sized constants (part-selects of integers keep lint width-clean)
   localparam integer   NF_LAST_I = NF - 1;
   localparam integer   SF_LAST_I = SF - 1;
   localparam integer   WA_LAST_I = WD - 1;
-  localparam integer   SIMD_I    = SIMD;
   localparam [NFW-1:0] NF_LAST   = NF_LAST_I[NFW-1:0];
   localparam [SFW-1:0] SF_LAST   = SF_LAST_I[SFW-1:0];
   localparam [WAW-1:0] WA_LAST   = WA_LAST_I[WAW-1:0];
-  localparam [PCW:0]   SIMD_C    = SIMD_I[PCW:0];
 
   // ---- pipeline control ------------------------------------------------
   wire en;                         // all stages advance
@@ -141,7 +153,7 @@ module lb_mvau #(
   // ---- stage I: issue --------------------------------------------------
   reg  [NFW-1:0] nf;
   reg  [SFW-1:0] sf;
-  reg  [WAW-1:0] wa;               // = nf*SF + sf
+  wire [WAW-1:0] wa;               // weight ROM address nf*SF + sf
   wire in_phase = (nf == {NFW{1'b0}});
   wire issue    = in_phase ? s_axis_tvalid : 1'b1;
   wire fire     = en && issue;
@@ -152,19 +164,36 @@ module lb_mvau #(
     if (!rst_n) begin
       nf <= {NFW{1'b0}};
       sf <= {SFW{1'b0}};
-      wa <= {WAW{1'b0}};
     end else if (fire) begin
       sf <= (sf == SF_LAST) ? {SFW{1'b0}} : sf + 1'b1;
       if (sf == SF_LAST) nf <= (nf == NF_LAST) ? {NFW{1'b0}} : nf + 1'b1;
-      wa <= (wa == WA_LAST) ? {WAW{1'b0}} : wa + 1'b1;
     end
   end
 
+  generate
+    if (SF == 1) begin : g_wa_nf
+      assign wa = nf;              // WAW = NFW
+      wire unused_sf = &{1'b0, sf};
+    end else if (NF == 1) begin : g_wa_sf
+      assign wa = sf;              // WAW = SFW
+      wire unused_nf = &{1'b0, nf};
+    end else if ((SF & (SF - 1)) == 0) begin : g_wa_cat
+      assign wa = {nf, sf};        // SF a power of two: nf*SF + sf is a concatenation
+    end else begin : g_wa_count
+      reg [WAW-1:0] a;
+      always @(posedge clk) begin
+        if (!rst_n) a <= {WAW{1'b0}};
+        else if (fire) a <= (a == WA_LAST) ? {WAW{1'b0}} : a + 1'b1;
+      end
+      assign wa = a;
+    end
+  endgenerate
+
   // ---- stage 1: fetch --------------------------------------------------
-  reg            first1, last1, tl1, sel1;
-  reg  [NFW-1:0] nf1;
-  reg  [IW-1:0]  inr1;             // the beat taken from the stream
-  wire [IW-1:0]  bufq1;            // the beat read back from the buffer
+  reg            first1, last1, tl1;
+  reg  [NFW-1:0] nf1, nf2, nf3;
+  reg            last2, last3, tl2, tl3, tl4;
+  wire [IW-1:0]  x1;               // the beat (stream or buffer)
   wire [WW-1:0]  w1;               // weight word
 
   always @(posedge clk) begin
@@ -172,9 +201,14 @@ module lb_mvau #(
       first1 <= (sf == {SFW{1'b0}});
       last1  <= (sf == SF_LAST);
       tl1    <= (nf == NF_LAST);
-      sel1   <= in_phase;
       nf1    <= nf;
-      inr1   <= s_axis_tdata;
+      nf2    <= nf1;
+      nf3    <= nf2;
+      last2  <= last1;
+      last3  <= last2;
+      tl2    <= tl1;
+      tl3    <= tl2;
+      tl4    <= tl3;
     end
   end
 
@@ -186,192 +220,55 @@ module lb_mvau #(
 
   generate
     if (NF > 1) begin : g_buf
-      // input vector buffer: written during fold 0, read during folds 1..NF-1
-      reg [IW-1:0] mem [0:SF-1];
-      reg [IW-1:0] q;
+      // input vector buffer (distributed RAM, asynchronous read): the beat
+      // of fold 0 is written at issue and read back in stage 1 like the
+      // beats of folds 1..NF-1, so stage 1 needs no multiplexer
+      reg [IW-1:0]  mem [0:SF-1];
+      reg [SFW-1:0] sf1;
       always @(posedge clk) begin
         if (fire && in_phase) mem[sf] <= s_axis_tdata;
       end
       always @(posedge clk) begin
-        if (en) q <= mem[sf];
+        if (en) sf1 <= sf;
       end
-      assign bufq1 = q;
+      assign x1 = mem[sf1];
     end else begin : g_nobuf
-      assign bufq1 = inr1;         // a single neuron fold never re-reads
+      reg [IW-1:0] r;
+      always @(posedge clk) begin
+        if (en) r <= s_axis_tdata;   // a single neuron fold never re-reads
+      end
+      assign x1 = r;
     end
   endgenerate
 
-  wire [IW-1:0] x1 = sel1 ? inr1 : bufq1;
-
-  // ---- stage 2: products -----------------------------------------------
-  // Lane L = p*SIMD + s (PE p, SIMD lane s) sits at [L*PW +: PW] and takes
-  // weight code L of the ROM word. The lanes are computed in groups of four
-  // consecutive lanes (the last NL % 4 lanes one by one), each group one
-  // small combinational process writing its part of pd, and pd is
-  // registered as one word: an event-driven simulator evaluates a group
-  // once per change of its operands, and the product register (the input
-  // of every adder tree) changes once per cycle.
-  localparam NL = PE * SIMD;                     // lanes
-  localparam NG = NL / 4;                        // groups of four lanes
-  reg            first2, last2, tl2;
-  reg  [NFW-1:0] nf2;
-  reg  [NL*PW-1:0] pd;             // products of the fold in stage 1
-  reg  [NL*PW-1:0] prod2;          // registered
-
-  always @(posedge clk) begin
-    if (en) begin
-      first2 <= first1;
-      last2  <= last1;
-      tl2    <= tl1;
-      nf2    <= nf1;
-      prod2  <= pd;
-    end
-  end
-
-  genvar p, s, q;
-  generate
-    if (PE_KIND == 0) begin : g_xnor
-      for (p = 0; p < PE; p = p + 1) begin : g_pe
-        always @* pd[p*SIMD +: SIMD] = ~(w1[p*SIMD +: SIMD] ^ x1);
-      end
-    end else begin : g_arith
-      localparam [PW-1:0] ONE = 1;
-      localparam [0:0]    SW  = (W_KIND == 2) ? 1'b1 : 1'b0;  // signed weights
-      localparam          WB  = WEIGHT_BITS;
-      // activation values, PW-bit signed, one per SIMD lane s (and -x when
-      // the weights are bipolar); continuous assignments, so they settle
-      // before any lane group runs
-      for (s = 0; s < SIMD; s = s + 1) begin : g_x
-        wire [IN_BITS-1:0] c = x1[s*IN_BITS +: IN_BITS];
-        wire [PW-1:0]      xe;
-        if (IN_KIND == 0) begin : g_bip
-          assign xe = c[0] ? ONE : {PW{1'b1}};
-        end else if (IN_KIND == 1) begin : g_uint
-          assign xe = {{(PW-IN_BITS){1'b0}}, c};
-        end else begin : g_int
-          assign xe = {{(PW-IN_BITS){c[IN_BITS-1]}}, c};
-        end
-        if (PE_KIND == 1) begin : g_neg
-          wire [PW-1:0] xn = {PW{1'b0}} - xe;
-        end
-      end
-      // addsub: weight bit 1 is +1: x; bit 0 is -1: -x.
-      // mac: the weight as a PW-bit signed value times x; both operands are
-      // PW-bit signed, so the low PW bits of the product are the exact
-      // signed product.
-      for (q = 0; q < NG + NL % 4; q = q + 1) begin : g_q
-        localparam L = (q < NG) ? 4*q : 4*NG + (q - NG);  // first lane
-        localparam G = (q < NG) ? 4 : 1;                  // lanes
-        wire [G*WB-1:0] wg = w1[L*WB +: G*WB];            // their weight codes
-        if (PE_KIND == 1 && G == 4) begin : g_addsub4
-          always @* pd[L*PW +: 4*PW] = {
-            wg[3] ? g_x[(L+3)%SIMD].xe : g_x[(L+3)%SIMD].g_neg.xn,
-            wg[2] ? g_x[(L+2)%SIMD].xe : g_x[(L+2)%SIMD].g_neg.xn,
-            wg[1] ? g_x[(L+1)%SIMD].xe : g_x[(L+1)%SIMD].g_neg.xn,
-            wg[0] ? g_x[L%SIMD].xe     : g_x[L%SIMD].g_neg.xn};
-        end else if (PE_KIND == 1) begin : g_addsub1
-          always @* pd[L*PW +: PW] = wg[0] ? g_x[L%SIMD].xe : g_x[L%SIMD].g_neg.xn;
-        end else if (W_KIND == 0 && G == 4) begin : g_mac_bip4
-          // bipolar weight code b is the value 2b-1
-          always @* pd[L*PW +: 4*PW] = {
-            {{(PW-1){~wg[3]}}, 1'b1} * g_x[(L+3)%SIMD].xe,
-            {{(PW-1){~wg[2]}}, 1'b1} * g_x[(L+2)%SIMD].xe,
-            {{(PW-1){~wg[1]}}, 1'b1} * g_x[(L+1)%SIMD].xe,
-            {{(PW-1){~wg[0]}}, 1'b1} * g_x[L%SIMD].xe};
-        end else if (W_KIND == 0) begin : g_mac_bip1
-          always @* pd[L*PW +: PW] = {{(PW-1){~wg[0]}}, 1'b1} * g_x[L%SIMD].xe;
-        end else if (G == 4) begin : g_mac4
-          always @* pd[L*PW +: 4*PW] = {
-            {{(PW-WB){SW & wg[4*WB-1]}}, wg[3*WB +: WB]} * g_x[(L+3)%SIMD].xe,
-            {{(PW-WB){SW & wg[3*WB-1]}}, wg[2*WB +: WB]} * g_x[(L+2)%SIMD].xe,
-            {{(PW-WB){SW & wg[2*WB-1]}}, wg[WB +: WB]}   * g_x[(L+1)%SIMD].xe,
-            {{(PW-WB){SW & wg[WB-1]}},   wg[0 +: WB]}    * g_x[L%SIMD].xe};
-        end else begin : g_mac1
-          always @* pd[L*PW +: PW] = {{(PW-WB){SW & wg[WB-1]}}, wg} * g_x[L%SIMD].xe;
-        end
-      end
-    end
-  endgenerate
-
-  // ---- stage 3: reduce (adder tree per PE) ------------------------------
-  // Per-PE results are gathered into one word by a small process per PE
-  // (here and in stages 4 and 5) and registered as one word, so that every
-  // consumer of a stage register sees one change per cycle.
-  reg            first3, last3, tl3;
-  reg  [NFW-1:0] nf3;
-  reg  [PE*DW-1:0] dotc;           // fold sums (combinational)
-  reg  [PE*DW-1:0] dot3;           // registered
-
-  always @(posedge clk) begin
-    if (en) begin
-      first3 <= first2;
-      last3  <= last2;
-      tl3    <= tl2;
-      nf3    <= nf2;
-    end
-  end
+  // ---- stages 2..4: the compute core -------------------------------------
+  wire [AW-1:0] init3;             // initial accumulators of the fold in stage 3
+  wire [AW-1:0] acc4;
 
   generate
-    for (p = 0; p < PE; p = p + 1) begin : g_red
-      wire [DW-1:0] dot;
-      if (PE_KIND == 0) begin : g_pop
-        wire [PCW-1:0] pc;
-        lb_adder_tree #(
-          .N(SIMD), .IN_W(1), .OUT_W(PCW), .IN_SIGNED(0)
-        ) u_tree (
-          .in(prod2[p*SIMD +: SIMD]), .sum(pc)
-        );
-        // 2*popcount - SIMD, exact in PCW+1 signed bits
-        wire [PCW:0] d = {pc, 1'b0} - SIMD_C;
-        if (DW > PCW) begin : g_full
-          assign dot = d;
-        end else begin : g_cut
-          // ACC_BITS narrower than the fold sum: keep it modulo 2^ACC_BITS
-          assign dot = d[DW-1:0];
-          wire unused_hi = &{1'b0, d[PCW:DW]};
-        end
-      end else begin : g_sum
-        lb_adder_tree #(
-          .N(SIMD), .IN_W(PW), .OUT_W(DW), .IN_SIGNED(1)
-        ) u_tree (
-          .in(prod2[p*SIMD*PW +: SIMD*PW]), .sum(dot)
-        );
-      end
-      always @* dotc[p*DW +: DW] = dot;
+    if (INIT_FILE != "") begin : g_init_rom
+      lb_rom #(
+        .DEPTH(NF), .WIDTH(AW), .ADDR_W(NFW), .INIT_FILE(INIT_FILE)
+      ) u_irom (
+        .clk(clk), .en(en), .addr(nf2), .q(init3)
+      );
+    end else begin : g_init_const
+      assign init3 = {PE{ACC_INIT[ACC_BITS-1:0]}};
+      wire unused_init = &{1'b0, ACC_INIT};
     end
   endgenerate
 
-  always @(posedge clk) begin
-    if (en) dot3 <= dotc;
-  end
-
-  // ---- stage 4: accumulate ---------------------------------------------
-  reg                    tl4;
-  reg  [PE*ACC_BITS-1:0] acc4;     // accumulators, channel p at [p*ACC_BITS +: ACC_BITS]
-  reg  [PE*ACC_BITS-1:0] acc_d;    // their next value, one process per channel
-
-  generate
-    for (p = 0; p < PE; p = p + 1) begin : g_acc
-      wire [DW-1:0]       d = dot3[p*DW +: DW];
-      wire [ACC_BITS-1:0] a = acc4[p*ACC_BITS +: ACC_BITS];
-      if (DW < ACC_BITS) begin : g_ext
-        always @* acc_d[p*ACC_BITS +: ACC_BITS] = first3 ? {{(ACC_BITS-DW){d[DW-1]}}, d}
-                                                         : a + {{(ACC_BITS-DW){d[DW-1]}}, d};
-      end else begin : g_same
-        always @* acc_d[p*ACC_BITS +: ACC_BITS] = first3 ? d : a + d;
-      end
-    end
-  endgenerate
-
-  always @(posedge clk) begin
-    if (en && v3) acc4 <= acc_d;
-  end
-
-  always @(posedge clk) begin
-    if (en) tl4 <= tl3;
-  end
+  lb_mvau_core #(
+    .PE(PE), .SIMD(SIMD), .WEIGHT_BITS(WEIGHT_BITS), .W_KIND(W_KIND),
+    .IN_BITS(IN_BITS), .IN_KIND(IN_KIND), .ACC_BITS(ACC_BITS), .PE_KIND(PE_KIND),
+    .N_PLANES(N_PLANES), .PLANE_SCALES(PLANE_SCALES)
+  ) u_core (
+    .clk(clk), .en(en), .valid(v1), .first(first1), .w(w1), .x(x1),
+    .init(init3), .acc(acc4)
+  );
 
   // ---- stage 5: activate -----------------------------------------------
+  genvar p;
   reg           tl5;
   wire [OW-1:0] out5;
 

@@ -7,6 +7,13 @@
 // acc and every threshold are signed ACC_BITS; threshold j sits at
 // thr[j*ACC_BITS +: ACC_BITS]. The count does not assume ascending
 // thresholds. level is OUT_BITS wide, N_THRESH <= 2^OUT_BITS - 1.
+//
+// Each comparator works on 3-bit chunks (sign bits flipped, so the compare
+// is unsigned): per chunk k, g_k = (a_k > t_k) and e_k = (a_k == t_k) are
+// each one LUT6 of the six chunk bits, and a carry chain resolves them from
+// the top chunk down: acc >= t is the carry out of G + (G|E) + 1 (a
+// position carries exactly when g_k, and propagates exactly when e_k).
+// Two LUTs per three bits instead of one per bit.
 module lb_thresh #(
   parameter ACC_BITS = 8,
   parameter N_THRESH = 1,
@@ -28,14 +35,70 @@ module lb_thresh #(
 
   localparam integer        TOP_I = N_THRESH;
   localparam [OUT_BITS-1:0] TOP   = TOP_I[OUT_BITS-1:0];
+  localparam NC = (ACC_BITS + 2) / 3;           // chunks
+  localparam CW = 3 * NC;                       // padded width
+  localparam [CW-1:0] SIGN = {{(CW-1){1'b0}}, 1'b1} << (ACC_BITS - 1);
 
   wire [N_THRESH-1:0] ge;
-  genvar j;
+  genvar j, k;
+`ifdef __ICARUS__
+  // Icarus pays per vector operation: there, the plain signed compare (the
+  // chunked comparator below is what Verilator and synthesis see)
   generate
     for (j = 0; j < N_THRESH; j = j + 1) begin : g_cmp
       assign ge[j] = $signed(acc) >= $signed(thr[j*ACC_BITS +: ACC_BITS]);
     end
   endgenerate
+`else
+  // acc and the thresholds zero padded to whole chunks, sign flipped
+  // (offset binary)
+  wire [CW-1:0]          au;
+  wire [N_THRESH*CW-1:0] tu;
+  generate
+    if (CW > ACC_BITS) begin : g_pad
+      assign au = {{(CW-ACC_BITS){1'b0}}, acc} ^ SIGN;
+      for (j = 0; j < N_THRESH; j = j + 1) begin : g_t
+        assign tu[j*CW +: CW] = {{(CW-ACC_BITS){1'b0}}, thr[j*ACC_BITS +: ACC_BITS]} ^ SIGN;
+      end
+    end else begin : g_nopad
+      assign au = acc ^ SIGN;
+      assign tu = thr ^ {N_THRESH{SIGN}};
+    end
+  endgenerate
+
+  // chunk results, bitwise over the whole word (bit 3k of each vector is
+  // chunk k), one process per threshold
+  localparam [CW-1:0] BASE = base_bits(0);
+  function [CW-1:0] base_bits;
+    input [31:0] dummy;
+    integer i;
+    begin
+      for (i = 0; i < CW; i = i + 1) base_bits[i] = (i % 3 == 0) && (dummy != 32'hffffffff);
+    end
+  endfunction
+
+  generate
+    for (j = 0; j < N_THRESH; j = j + 1) begin : g_cmp
+      reg [CW-1:0] t, same, above, gtv, eqv;
+      always @* begin
+        t     = tu[j*CW +: CW];
+        same  = ~(au ^ t);
+        above = au & ~t;
+        gtv   = ((above >> 2) | ((same >> 2) & (above >> 1)) | ((same >> 2) & (same >> 1) & above)) & BASE;
+        eqv   = (same & (same >> 1) & (same >> 2)) & BASE;
+      end
+      wire [NC-1:0] gt, eq;
+      for (k = 0; k < NC; k = k + 1) begin : g_k
+        assign gt[k] = gtv[3*k];
+        assign eq[k] = eqv[3*k];
+      end
+      wire [NC:0] s = {1'b0, gt} + {1'b0, gt | eq} + {{NC{1'b0}}, 1'b1};
+      assign ge[j] = s[NC];
+      wire unused_s = &{1'b0, s[NC-1:0], gtv & ~BASE, eqv & ~BASE};
+    end
+  endgenerate
+
+`endif
 
   wire [OUT_BITS-1:0] count;
   lb_adder_tree #(
