@@ -117,15 +117,18 @@ def worst_acc_bits(fmt: Format) -> int:
     return signed_bits_for(MW * min(prods), MW * max(prods) + 1)
 
 
-def lb_mvau_params(fmt: Format, simd: int, pe: int) -> dict[str, str]:
-    """lb_mvau's parameters exactly as lbgen emits them for this layer."""
+def lb_mvau_params(fmt: Format, simd: int, pe: int, thresholds: str = "auto") -> dict[str, str]:
+    """lb_mvau's parameters exactly as lbgen emits them for this layer;
+    ``thresholds`` "parallel" or "search" overrides lbgen's threshold unit."""
     out = fmt.itype
     graph = random_graph(1, [MW, MH, 2], [fmt.wtype, B if out.kind == "bipolar" else I(2)],
                          [fmt.itype, out], [(pe, simd), (1, 1)], acc_bits=worst_acc_bits(fmt))
     params = dict(rtl_plan(graph)["layers"][0]["params"])
+    if thresholds != "auto":
+        params["THRESH_SEARCH"] = str(int(thresholds == "search"))
     for key in ("WEIGHT_FILE", "THRESH_FILE", "INIT_FILE"):
         if params.get(key, '""') != '""':
-            params[key] = '"rom.mem"'          # black box: the name only
+            params[key] = '"rom0_0000.mem"'    # black box: the name only (search's pattern)
     return params
 
 
@@ -189,10 +192,10 @@ def synthesise(fmt: Format, simd: int, pe: int, params: dict, sources: dict) -> 
 
 
 def run_one(args: tuple) -> dict:
-    fmt_name, simd, pe, cache_dir = args
+    fmt_name, simd, pe, cache_dir, thresholds = args
     fmt = next(f for f in FORMATS if f.name == fmt_name)
     sources = _sources()
-    params = lb_mvau_params(fmt, simd, pe)
+    params = lb_mvau_params(fmt, simd, pe, thresholds)
     key = config_key(fmt, simd, pe, params, sources)
     path = Path(cache_dir) / f"{key}.json"
     if path.is_file():
@@ -202,7 +205,7 @@ def run_one(args: tuple) -> dict:
     stat = synthesise(fmt, simd, pe, params, sources)
     lanes = simd * pe
     row = {"format": fmt.name, "simd": simd, "pe": pe, "lanes": lanes, "acc_bits": int(params["ACC_BITS"]),
-           "pe_kind": params["PE_KIND"], **stat,
+           "pe_kind": params["PE_KIND"], "threshold_search": int(params["THRESH_SEARCH"]), **stat,
            "lut_per_lane": stat["lut"] / lanes, "ff_per_lane": stat["ff"] / lanes,
            "carry4_per_lane": stat["carry4"] / lanes, "finn_r": fmt.finn_r(),
            "ratio": stat["lut"] / lanes / fmt.finn_r(), "target": fmt.target}
@@ -267,6 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--simd", default=",".join(map(str, SIMDS)))
     ap.add_argument("--pe", default=",".join(map(str, PES)))
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--thresholds", choices=("auto", "parallel", "search"), default="auto",
+                    help="threshold unit: lbgen's choice (auto) or forced, to compare the two")
     args = ap.parse_args(argv)
     if shutil.which("yosys") is None:
         print("yosys not found (apt-get install yosys)", file=sys.stderr)
@@ -276,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     simds = [int(s) for s in args.simd.split(",")]
     pes = [int(p) for p in args.pe.split(",")]
     cache = args.out / "cache"
-    jobs = [(f.name, s, p, str(cache)) for f in fmts for p in pes for s in simds]
+    jobs = [(f.name, s, p, str(cache), args.thresholds) for f in fmts for p in pes for s in simds]
     # the largest first, so the two workers finish together
     jobs.sort(key=lambda j: -(j[1] * j[2] * next(f for f in FORMATS if f.name == j[0]).finn_r()))
     t0 = time.monotonic()

@@ -51,6 +51,33 @@ def threshold_words(layer: MatVec) -> list[int]:
             for nf in range(layer.nf)]
 
 
+def threshold_search_words(layer: MatVec) -> list[list[list[int]]]:
+    """ROM contents of lb_thresh_search, ``[stage][pe] -> words``.
+
+    Stage k of PE p holds, at address nf * 2^k + q, the threshold that the
+    binary search compares against when the first k level bits are q:
+    t_j with j = q * 2^(B-k) + 2^(B-k-1) - 1 (B = output bits) of channel
+    nf*PE + p. Stage 0 words carry the channel's invert flag above the
+    threshold. Needs ascending thresholds, 2^B - 1 per channel (the IR's
+    invariant).
+    """
+    assert layer.thresholds is not None and layer.threshold_invert is not None
+    bits = layer.out_dtype.bits
+    acc = DType("int", layer.acc_bits)
+    codes = acc.encode(layer.thresholds).reshape(layer.nf, layer.pe, -1)
+    assert codes.shape[2] == (1 << bits) - 1
+    inv = layer.threshold_invert.astype(np.uint64).reshape(layer.nf, layer.pe)
+    stages = []
+    for k in range(bits):
+        q = np.arange(1 << k)
+        j = q * (1 << (bits - k)) + (1 << (bits - k - 1)) - 1
+        rom = codes[:, :, j]                                   # (nf, pe, 2^k)
+        if k == 0:
+            rom = rom | (inv[:, :, None] << np.uint64(layer.acc_bits))
+        stages.append([[int(v) for v in rom[:, pe, :].reshape(-1)] for pe in range(layer.pe)])
+    return stages
+
+
 def threshold_word_bits(layer: MatVec) -> int:
     assert layer.thresholds is not None
     return layer.pe * (layer.thresholds.shape[1] * layer.acc_bits + 1)

@@ -44,10 +44,10 @@ def test_parameters_are_lbgens():
 @needs_yosys
 def test_synthesis_of_the_smallest_engine(tmp_path):
     bench = _bench()
-    row = bench.run_one(("W1A1", 16, 1, str(tmp_path)))
+    row = bench.run_one(("W1A1", 16, 1, str(tmp_path), "auto"))
     assert not row["cached"]
     assert row["dsp"] == 0 and row["bram"] == 0            # -nodsp, ROMs are black boxes
     assert 16 < row["lut"] < 16 * 6.6                      # some logic, and below the FINN-R estimate
     assert row["ff"] > 0 and row["carry4"] > 0
-    again = bench.run_one(("W1A1", 16, 1, str(tmp_path)))  # cached per configuration
+    again = bench.run_one(("W1A1", 16, 1, str(tmp_path), "auto"))  # cached per configuration
     assert again["cached"] and again["lut"] == row["lut"]

@@ -32,10 +32,11 @@ import numpy as np
 import pytest
 
 from lbgen import golden
-from lbgen.emit.rtl import emit_rtl, library_files, rtl_interface, rtl_plan
+from lbgen.emit.rtl import emit_rtl, library_files, rtl_interface, rtl_plan, threshold_files, threshold_unit
 from lbgen.ir import DType, Graph, IRError
-from lbgen.packing import pack_elements, pack_stream, threshold_word_bits, threshold_words, weight_words
-from lbgen.testing import random_graph, random_inputs
+from lbgen.packing import (pack_elements, pack_stream, threshold_search_words, threshold_word_bits,
+                           threshold_words, weight_words)
+from lbgen.testing import random_graph, random_inputs, random_layer
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -348,12 +349,23 @@ def test_emit_files(case, emitted):
     for layer in graph.layers:
         words = (rtl / f"{layer.name}_weights.mem").read_text().split()
         assert [int(w, 16) for w in words] == weight_words(layer)
-        if not layer.is_output:
+        stage_files = sorted(rtl.glob(f"{layer.name}_thr?_????.mem"))
+        if layer.is_output:
+            assert not (rtl / f"{layer.name}_thresholds.mem").exists() and not stage_files
+        elif threshold_unit(layer) == "parallel":
             words = (rtl / f"{layer.name}_thresholds.mem").read_text().split()
             assert [int(w, 16) for w in words] == threshold_words(layer)
             assert all(len(w) == (threshold_word_bits(layer) + 3) // 4 for w in words)
+            assert not stage_files
         else:
             assert not (rtl / f"{layer.name}_thresholds.mem").exists()
+            stages = threshold_search_words(layer)
+            assert len(stage_files) == len(stages) * layer.pe
+            for k, roms in enumerate(stages):
+                for pe, expect in enumerate(roms):
+                    words = (rtl / f"{layer.name}_thr{k}_{pe:04d}.mem").read_text().split()
+                    assert [int(w, 16) for w in words] == expect
+                    assert len(words) == layer.nf << k
 
 
 @needs_verilator
@@ -712,3 +724,54 @@ def test_interface_matches_contract():
     assert itf["cycles_per_frame"] == max(layer.nf * layer.sf for layer in graph.layers)
     assert [lay["prefix"] for lay in itf["layers"]] == [layer.name for layer in graph.layers]
     assert [lay["tdata_w"] for lay in itf["layers"]] == [layer.pe * layer.out_dtype.bits for layer in graph.layers]
+
+
+# -- binary-search threshold unit ---------------------------------------------------
+
+def _search_walk(layer, acc: np.ndarray) -> np.ndarray:
+    """lb_thresh_search's walk over the ROMs of threshold_search_words, (N, mh) levels."""
+    bits, ab = layer.out_dtype.bits, layer.acc_bits
+    stages = threshold_search_words(layer)
+    acc_t = DType("int", ab)
+    levels = np.zeros(acc.shape, dtype=np.int64)
+    for ch in range(layer.mh):
+        nf, pe = divmod(ch, layer.pe)
+        word0 = stages[0][pe][nf]
+        inv = word0 >> ab
+        for n, a in enumerate(acc[:, ch]):
+            q = 0
+            for k in range(bits):
+                word = stages[k][pe][(nf << k) + q] & ((1 << ab) - 1)
+                t = int(acc_t.decode(np.array([word], dtype=np.uint64))[0])
+                q = (q << 1) | int(a >= t)
+            levels[n, ch] = ((1 << bits) - 1 - q) if inv else q
+    return levels
+
+
+@pytest.mark.parametrize("bits", [1, 2, 3, 5, 8])
+def test_threshold_search_roms_give_the_golden_levels(bits):
+    """Walking the stage ROMs as the hardware does gives count(acc >= t) on every
+    reachable accumulator value and one beyond each end: thresholds repeat, sit
+    outside the range, channels invert."""
+    rng = np.random.default_rng(100 + bits)
+    for trial in range(3):
+        layer = random_layer(rng, "fc", 6, 12, I(3), U(2), U(bits), pe=(1, 3, 4)[trial], simd=3)
+        lo, hi = layer.acc_range()
+        acc = np.arange(int(lo.min()) - 1, int(hi.max()) + 2)[:, None].repeat(layer.mh, axis=1)
+        amax = (1 << (layer.acc_bits - 1)) - 1
+        acc = np.clip(acc, -amax - 1, amax)
+        assert np.array_equal(_search_walk(layer, acc), golden.threshold_levels(layer, acc))
+
+
+def test_threshold_unit_choice_and_files():
+    """Narrow activations get the parallel unit (one ROM), wide ones the search
+    unit (a ROM per stage and PE), and both appear among the emitted cases."""
+    units = {threshold_unit(layer) for c in CASES for layer in c.graph().layers[:-1]}
+    assert units == {"parallel", "search"}
+    rng = np.random.default_rng(7)
+    layer = random_layer(rng, "fc", 8, 8, B, B, U(4), pe=2, simd=4)
+    assert threshold_unit(layer) == "search"
+    assert threshold_files(layer, "fc")[:3] == ["fc_thr0_0000.mem", "fc_thr0_0001.mem", "fc_thr1_0000.mem"]
+    assert len(threshold_files(layer, "fc")) == 4 * 2
+    layer = random_layer(rng, "fc", 8, 8, B, B, U(2), pe=2, simd=4)
+    assert threshold_unit(layer) == "parallel" and threshold_files(layer, "fc") == ["fc_thresholds.mem"]

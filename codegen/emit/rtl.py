@@ -6,9 +6,11 @@
 * ``lbgen_top.v`` rendered from ``templates/rtl/lbgen_top.v.j2``: one
   ``lb_mvau`` per layer, and between layers an ``lb_axis_dwc`` (when PE of
   one layer differs from SIMD of the next) and an ``lb_axis_fifo``;
-* ``<layer>_weights.mem`` and ``<layer>_thresholds.mem`` ($readmemh), and
-  ``<layer>_init.mem`` when the initial accumulators differ per channel
-  (``accumulator_offsets``);
+* ``<layer>_weights.mem`` and the thresholds ($readmemh): one
+  ``<layer>_thresholds.mem`` for the parallel threshold unit, or
+  ``<layer>_thr<stage>_<pe:04d>.mem`` per stage and PE for the binary-search
+  unit (``threshold_unit``); ``<layer>_init.mem`` when the initial
+  accumulators differ per channel (``accumulator_offsets``);
 * ``filelist.f``: the library files, then the top, one per line.
 
 Every width, depth, file name and parameter is computed here (``rtl_plan``);
@@ -28,7 +30,8 @@ import jinja2
 import numpy as np
 
 from ..ir import DType, Graph, IRError, MatVec, check_thresholds_shape
-from ..packing import pack_elements, threshold_word_bits, threshold_words, weight_words, write_mem
+from ..packing import (pack_elements, threshold_search_words, threshold_word_bits, threshold_words,
+                       weight_words, write_mem)
 from ..passes.pe import PE_KINDS, choose_pe
 
 TOP = "lbgen_top"
@@ -202,6 +205,30 @@ def _check(graph: Graph) -> None:
         _pe_kind(layer)
 
 
+#: output bits from which a hidden layer gets the binary-search threshold unit
+SEARCH_MIN_BITS = 3
+
+
+def threshold_unit(layer: MatVec) -> str:
+    """``"parallel"`` (lb_thresh: 2^B - 1 comparators per channel, one stage)
+    or ``"search"`` (lb_thresh_search: B comparators, B pipeline stages, one
+    small ROM per stage and PE).
+
+    The parallel unit's comparators grow as 2^B; the search unit pays B - 1
+    registered copies of the accumulator and a ROM read per stage. From
+    ``SEARCH_MIN_BITS`` output bits on, the search unit is the smaller one
+    (bench/lut_per_lane.py measures both).
+    """
+    return "search" if layer.out_dtype.bits >= SEARCH_MIN_BITS else "parallel"
+
+
+def threshold_files(layer: MatVec, ident: str) -> list[str]:
+    """The threshold ROM files of a hidden layer, stage-major for "search"."""
+    if threshold_unit(layer) == "parallel":
+        return [f"{ident}_thresholds.mem"]
+    return [f"{ident}_thr{k}_{p:04d}.mem" for k in range(layer.out_dtype.bits) for p in range(layer.pe)]
+
+
 def fifo_depth(dst: MatVec) -> int:
     """Beats of the FIFO in front of a layer.
 
@@ -223,6 +250,8 @@ def rtl_plan(graph: Graph) -> dict[str, Any]:
         hidden = not layer.is_output
         out_bits = layer.out_dtype.bits
         n_thresh = layer.thresholds.shape[1] if hidden else 1
+        search = hidden and threshold_unit(layer) == "search"
+        thr_files = threshold_files(layer, ident) if hidden else []
         offsets = accumulator_offsets(layer)
         per_channel = bool(len(offsets)) and bool(np.any(offsets != offsets[0]))
         scales = layer.wtype.scales or (1,)
@@ -234,10 +263,10 @@ def rtl_plan(graph: Graph) -> dict[str, Any]:
             ("ACC_BITS", layer.acc_bits), ("PE_KIND", PE_KIND_CODE[_pe_kind(layer)]),
             ("N_PLANES", len(scales)), ("PLANE_SCALES", _vhex(PLANE_SCALES_W, packed_scales)),
             ("ACC_INIT", _vhex(64, 0 if per_channel else int(offsets[0]))),
-            ("USE_THRESH", int(hidden)), ("N_THRESH", n_thresh),
+            ("USE_THRESH", int(hidden)), ("N_THRESH", n_thresh), ("THRESH_SEARCH", int(search)),
             ("OUT_BITS", out_bits if hidden else 1),
             ("WEIGHT_FILE", f'"{ident}_weights.mem"'),
-            ("THRESH_FILE", f'"{ident}_thresholds.mem"' if hidden else '""'),
+            ("THRESH_FILE", f'"{thr_files[0]}"' if hidden else '""'),
             ("INIT_FILE", f'"{ident}_init.mem"' if per_channel else '""'),
         ]
         layers.append({
@@ -251,8 +280,8 @@ def rtl_plan(graph: Graph) -> dict[str, Any]:
             "params": [(k, str(v)) for k, v in params],
             "weights_mem": f"{ident}_weights.mem",
             "weights_w": layer.pe * layer.simd * layer.wtype.bits,
-            "thresholds_mem": f"{ident}_thresholds.mem" if hidden else None,
-            "thresholds_w": threshold_word_bits(layer) if hidden else None,
+            "threshold_unit": ("search" if search else "parallel") if hidden else None,
+            "thresholds_mem": thr_files,
             "init_mem": f"{ident}_init.mem" if per_channel else None,
             "init_words": _init_words(layer, offsets) if per_channel else None,
             "init_w": layer.pe * layer.acc_bits,
@@ -323,8 +352,14 @@ def emit_rtl(graph: Graph, rtl_dir: Path) -> None:
     (rtl_dir / f"{TOP}.v").write_text(render_top(plan))
     for layer, lp in zip(graph.layers, plan["layers"]):
         write_mem(rtl_dir / lp["weights_mem"], weight_words(layer), lp["weights_w"])
-        if lp["thresholds_mem"]:
-            write_mem(rtl_dir / lp["thresholds_mem"], threshold_words(layer), lp["thresholds_w"])
+        if lp["threshold_unit"] == "parallel":
+            write_mem(rtl_dir / lp["thresholds_mem"][0], threshold_words(layer), threshold_word_bits(layer))
+        elif lp["threshold_unit"] == "search":
+            stages = threshold_search_words(layer)
+            files = iter(lp["thresholds_mem"])
+            for k, roms in enumerate(stages):
+                for words in roms:
+                    write_mem(rtl_dir / next(files), words, layer.acc_bits + (k == 0))
         if lp["init_mem"]:
             write_mem(rtl_dir / lp["init_mem"], lp["init_words"], lp["init_w"])
     (rtl_dir / "filelist.f").write_text("".join(f"{name}\n" for name in lib + [f"{TOP}.v"]))

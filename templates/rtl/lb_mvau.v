@@ -18,7 +18,8 @@
 //           p*SIMD+s = code of W[nf*PE+p][sf*SIMD+s].
 //   threshold ROM (THRESH_FILE): depth NF, element p*N_THRESH+j (ACC_BITS) =
 //           threshold j of channel nf*PE+p; bit PE*N_THRESH*ACC_BITS+p = its
-//           invert flag.
+//           invert flag. With THRESH_SEARCH, the per-stage, per-PE ROMs of
+//           lb_thresh_search instead (THRESH_FILE names stage 0 of PE 0).
 //   initial accumulators: ACC_INIT (every channel), or, when INIT_FILE is
 //           set, a ROM of depth NF, element p (ACC_BITS) = channel nf*PE+p.
 //           They hold the constant part of the products that lb_mvau_core's
@@ -38,7 +39,9 @@
 //   2  heap      products and first counter level (lb_mvau_core)
 //   3  reduce    counter tree per PE (lb_rowsum); initial accumulators read
 //   4  acc       accumulators; thresholds read
-//   5  activate  multi-threshold compare (or raw accumulator), registered
+//   5  activate  multi-threshold compare (or raw accumulator), registered;
+//                with THRESH_SEARCH, OUT_BITS stages 5 .. 4+OUT_BITS, one
+//                level bit per stage (lb_thresh_search)
 //   then a skid buffer to the output, so m_axis_tready only reaches `en`
 //   through a register and s_axis_tready depends on state only.
 // Partial sums are kept modulo 2^ACC_BITS, which is exact because the
@@ -59,6 +62,7 @@ module lb_mvau #(
   parameter [63:0]  ACC_INIT = 64'd0,       // initial accumulator (low ACC_BITS bits) without INIT_FILE
   parameter USE_THRESH  = 0,   // 1: hidden layer with thresholds
   parameter N_THRESH    = 1,   // thresholds per channel (USE_THRESH)
+  parameter THRESH_SEARCH = 0, // 1: binary-search threshold unit (N_THRESH = 2^OUT_BITS - 1)
   parameter OUT_BITS    = 1,   // output level bits (USE_THRESH)
   parameter WEIGHT_FILE = "",    // $readmemh file, bare name
   parameter THRESH_FILE = "",    // $readmemh file, bare name (USE_THRESH)
@@ -120,6 +124,9 @@ module lb_mvau #(
     if (USE_THRESH != 0 && (N_THRESH < 1 || OUT_BITS < 1 || N_THRESH > (1 << OUT_BITS) - 1)) begin : g_err_thresh
       lb_mvau_error_need_1_le_N_THRESH_le_2_pow_OUT_BITS_minus_1 u_err ();
     end
+    if (USE_THRESH != 0 && THRESH_SEARCH != 0 && N_THRESH != (1 << OUT_BITS) - 1) begin : g_err_search
+      lb_mvau_error_THRESH_SEARCH_needs_N_THRESH_eq_2_pow_OUT_BITS_minus_1 u_err ();
+    end
   endgenerate
 
   // ---- derived sizes ---------------------------------------------------
@@ -136,6 +143,8 @@ module lb_mvau #(
   localparam OW   = PE * OE;                         // output beat
   localparam TW   = PE * (N_THRESH * ACC_BITS + 1);  // threshold word
   localparam AW   = PE * ACC_BITS;                   // accumulators
+  localparam SEARCH = (USE_THRESH != 0) && (THRESH_SEARCH != 0);
+  localparam LAT  = SEARCH ? OUT_BITS : 1;           // stages of the activation
 
   // sized constants (part-selects of integers keep lint width-clean)
   localparam integer   NF_LAST_I = NF - 1;
@@ -148,7 +157,9 @@ module lb_mvau #(
   // ---- pipeline control ------------------------------------------------
   wire en;                         // all stages advance
   wire out_ready;                  // skid buffer can take a beat
-  reg  v1, v2, v3, v4, v5;         // stage valid bits
+  reg  v1, v2, v3, v4;             // stage valid bits
+  reg  [LAT-1:0] va;               // valid bits of the activation stages
+  wire v5 = va[LAT-1];             // the last one, in front of the skid buffer
 
   // ---- stage I: issue --------------------------------------------------
   reg  [NFW-1:0] nf;
@@ -267,17 +278,27 @@ module lb_mvau #(
     .init(init3), .acc(acc4)
   );
 
-  // ---- stage 5: activate -----------------------------------------------
+  // ---- stages 5 .. 4+LAT: activate ----------------------------------------
   genvar p;
-  reg           tl5;
-  wire [OW-1:0] out5;
+  reg  [LAT-1:0] tla;              // tlast through the activation stages
+  wire [OW-1:0]  out5;             // registered activation of the last stage
 
+  wire [LAT:0] tla_next = {tla, tl4};
+  wire [LAT:0] va_next  = {va, v4};
+  wire unused_top = &{1'b0, tla_next[LAT], va_next[LAT]};
   always @(posedge clk) begin
-    if (en) tl5 <= tl4;
+    if (en) tla <= tla_next[LAT-1:0];
   end
 
   generate
-    if (USE_THRESH != 0) begin : g_thr
+    if (SEARCH) begin : g_search
+      lb_thresh_search #(
+        .PE(PE), .NF(NF), .NFW(NFW), .ACC_BITS(ACC_BITS), .OUT_BITS(OUT_BITS),
+        .THRESH_FILE(THRESH_FILE)
+      ) u_search (
+        .clk(clk), .en(en), .nf(nf3), .acc(acc4), .level(out5)
+      );
+    end else if (USE_THRESH != 0) begin : g_thr
       wire [TW-1:0] tq4;           // thresholds of the fold in stage 4
       reg  [OW-1:0] levels;        // activation of every channel (combinational)
       lb_rom #(
@@ -321,13 +342,13 @@ module lb_mvau #(
       v2 <= 1'b0;
       v3 <= 1'b0;
       v4 <= 1'b0;
-      v5 <= 1'b0;
+      va <= {LAT{1'b0}};
     end else if (en) begin
       v1 <= issue;
       v2 <= v1;
       v3 <= v2;
       v4 <= v3 && last3;
-      v5 <= v4;
+      va <= va_next[LAT-1:0];
     end
   end
 
@@ -339,7 +360,7 @@ module lb_mvau #(
     .WIDTH(OW + 1)
   ) u_skid (
     .clk(clk), .rst_n(rst_n),
-    .s_axis_tdata({tl5, out5}), .s_axis_tvalid(v5), .s_axis_tready(out_ready),
+    .s_axis_tdata({tla[LAT-1], out5}), .s_axis_tvalid(v5), .s_axis_tready(out_ready),
     .m_axis_tdata(m_data), .m_axis_tvalid(m_axis_tvalid), .m_axis_tready(m_axis_tready)
   );
   assign m_axis_tdata = m_data[OW-1:0];
