@@ -764,7 +764,7 @@ def test_threshold_search_roms_give_the_golden_levels(bits):
 
 
 def test_threshold_unit_choice_and_files():
-    """Narrow activations get the parallel unit (one ROM), wide ones the search
+    """Binary outputs get the parallel unit (one ROM), wider ones the search
     unit (a ROM per stage and PE), and both appear among the emitted cases."""
     units = {threshold_unit(layer) for c in CASES for layer in c.graph().layers[:-1]}
     assert units == {"parallel", "search"}
@@ -773,5 +773,5 @@ def test_threshold_unit_choice_and_files():
     assert threshold_unit(layer) == "search"
     assert threshold_files(layer, "fc")[:3] == ["fc_thr0_0000.mem", "fc_thr0_0001.mem", "fc_thr1_0000.mem"]
     assert len(threshold_files(layer, "fc")) == 4 * 2
-    layer = random_layer(rng, "fc", 8, 8, B, B, U(2), pe=2, simd=4)
+    layer = random_layer(rng, "fc", 8, 8, B, B, B, pe=2, simd=4)
     assert threshold_unit(layer) == "parallel" and threshold_files(layer, "fc") == ["fc_thresholds.mem"]

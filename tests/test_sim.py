@@ -27,6 +27,7 @@ import numpy as np
 import pytest
 
 from lbgen import golden
+from lbgen.emit.rtl import threshold_unit
 from lbgen.ir import DType, Graph, MatVec
 from lbgen.simlib.scoreboard import check_stream, report
 from lbgen.simlib.streams import StreamSpec, decode_beats, pack_frames
@@ -49,8 +50,9 @@ needs_emitter = pytest.mark.skipif(not _have_emitter(), reason="lbgen.emit.rtl i
 
 
 def _graph(seed: int = 11) -> Graph:
-    """Every PE kind (addsub, xnor, mac), width converters 4->8 and 3->4, a 2-bit
-    hidden output, raw int accumulators out; the bound is fc0's NF*SF = 24."""
+    """Every PE kind (addsub, xnor, mac), width converters 4->8 and 3->4, both
+    threshold units (fc0 binary output: parallel; fc1, fc2 2-bit: binary search),
+    raw int accumulators out; the bound is fc0's NF*SF = 24."""
     return random_graph(seed, [24, 16, 12, 8, 6],
                         [B, B, DType("int", 3), DType("int", 4)],
                         [U3, B, U2, U2],
@@ -250,7 +252,24 @@ def _weight_mutation(graph: Graph, inputs: np.ndarray, name: str):
     raise AssertionError("no weight flip changes the output")
 
 
+def _threshold_location(layer: MatVec, c: int, j: int) -> tuple[str, int, int]:
+    """(file suffix, word, lowest bit) of threshold j of channel c in the RTL ROMs."""
+    nf, p = divmod(c, layer.pe)
+    n_t = layer.thresholds.shape[1]
+    if threshold_unit(layer) == "parallel":
+        return "thresholds", nf, (p * n_t + j) * layer.acc_bits
+    # binary search: j + 1 = (2q + 1) * 2^(B-k-1) at stage k, prefix q
+    bits = layer.out_dtype.bits
+    low = ((j + 1) & -(j + 1)).bit_length() - 1
+    k = bits - 1 - low
+    q = (j + 1) >> (low + 1)
+    return f"thr{k}_{p:04d}", (nf << k) + q, 0
+
+
 def _threshold_mutation(graph: Graph, inputs: np.ndarray, name: str):
+    """A threshold bit whose flip changes the layer's output on these inputs and
+    keeps the channel's thresholds ascending (the IR's invariant, which the
+    binary-search unit relies on): (file suffix, word, bit, channel, change)."""
     layer = graph.layer(name)
     t = layer.thresholds
     n_t = t.shape[1]
@@ -261,24 +280,30 @@ def _threshold_mutation(graph: Graph, inputs: np.ndarray, name: str):
             code = int(acc.encode(np.array([t[c, j]]))[0]) ^ (1 << b)
             tt = t.copy()
             tt[c, j] = int(acc.decode(np.array([code], dtype=np.uint64))[0])
+            if np.any(np.diff(tt[c]) < 0):
+                continue
             change = _first_change(graph, _with_layer(graph, dataclasses.replace(layer, thresholds=tt)),
                                    inputs, name)
             if change:
-                nf, p = divmod(int(c), layer.pe)
-                return nf, (p * n_t + int(j)) * layer.acc_bits + b, int(c), change
+                suffix, word, bit = _threshold_location(layer, int(c), int(j))
+                return suffix, word, bit + b, int(c), change
     raise AssertionError("no threshold flip changes the output")
 
 
 @needs_emitter
 @pytest.mark.parametrize("simulator", ["icarus", "verilator"])
-@pytest.mark.parametrize("rom,layer", [("weights", "fc1"), ("thresholds", "fc2"), ("weights", "fc3")])
+@pytest.mark.parametrize("rom,layer", [("weights", "fc1"), ("thresholds", "fc0"), ("thresholds", "fc2"),
+                                       ("weights", "fc3")])
 def test_mutated_rom_bit_is_localised(design, runs, tmp_path, simulator, rom, layer):
     out, graph, inputs, _ = design
-    find = _weight_mutation if rom == "weights" else _threshold_mutation
-    word, bit, channel, (frame, ch, want, got) = find(graph, inputs, layer)
+    if rom == "weights":
+        word, bit, channel, (frame, ch, want, got) = _weight_mutation(graph, inputs, layer)
+        suffix = "weights"
+    else:
+        suffix, word, bit, channel, (frame, ch, want, got) = _threshold_mutation(graph, inputs, layer)
     assert ch == channel
     mutant = _copy_design(out, tmp_path / "mutant")
-    _flip_mem_bit(mutant / "rtl" / f"{layer}_{rom}.mem", word, bit)
+    _flip_mem_bit(mutant / "rtl" / f"{layer}_{suffix}.mem", word, bit)
     res = run_rtl(mutant, inputs, simulator=simulator, seed=3, throughput_frames=0)
     assert res.build_reused                                  # .mem files are not part of the build
     assert not res.passed and res.mismatches

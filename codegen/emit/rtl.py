@@ -206,7 +206,7 @@ def _check(graph: Graph) -> None:
 
 
 #: output bits from which a hidden layer gets the binary-search threshold unit
-SEARCH_MIN_BITS = 3
+SEARCH_MIN_BITS = 2
 
 
 def threshold_unit(layer: MatVec) -> str:
@@ -215,9 +215,12 @@ def threshold_unit(layer: MatVec) -> str:
     small ROM per stage and PE).
 
     The parallel unit's comparators grow as 2^B; the search unit pays B - 1
-    registered copies of the accumulator and a ROM read per stage. From
-    ``SEARCH_MIN_BITS`` output bits on, the search unit is the smaller one
-    (bench/lut_per_lane.py measures both).
+    registered copies of the accumulator and a ROM read per stage, in
+    flip-flops, of which a slice has two per LUT. Measured with
+    ``bench/lut_per_lane.py --thresholds parallel|search`` (MW 256, MH 64): at
+    B = 2 search takes 1-9 % fewer LUTs (W1A2: 8.50 vs 9.31 LUT/lane at SIMD 16,
+    PE 1; 4.39 vs 4.66 at SIMD 64, PE 4), at B = 3 4-17 % fewer, at B = 4 up to
+    42 % fewer. At B = 1 both are one comparator; the parallel unit keeps one ROM.
     """
     return "search" if layer.out_dtype.bits >= SEARCH_MIN_BITS else "parallel"
 

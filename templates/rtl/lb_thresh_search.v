@@ -118,15 +118,21 @@ module lb_thresh_search #(
           assign thr = q0[ACC_BITS-1:0];
         end else begin : g_tk
           // address {fold, prefix}: the previous stage's comparator
+          // (just the prefix with a single fold)
+          localparam RAW = (NF == 1) ? k : NFW + k;
+          wire [RAW-1:0] raddr;
+          if (NF == 1) begin : g_a1
+            assign raddr = code_k[(k-1)*A +: k];
+          end else begin : g_an
+            assign raddr = {nf_s[(k-1)*NFW +: NFW], code_k[(k-1)*A +: k]};
+          end
           lb_rom #(
-            .DEPTH(NF << k), .WIDTH(ACC_BITS), .ADDR_W(NFW + k),
+            .DEPTH(NF << k), .WIDTH(ACC_BITS), .ADDR_W(RAW),
             /* verilator lint_off WIDTHEXPAND */
             .INIT_FILE((THRESH_FILE == "") ? "" : THRESH_FILE + name_offset(k, p))
             /* verilator lint_on WIDTHEXPAND */
           ) u_rom (
-            .clk(clk), .en(en),
-            .addr({nf_s[(k-1)*NFW +: NFW], code_k[(k-1)*A +: k]}),
-            .q(thr)
+            .clk(clk), .en(en), .addr(raddr), .q(thr)
           );
           reg [ACC_BITS-1:0] acc_r;
           reg [A-1:0]        pfx_r;
