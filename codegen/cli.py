@@ -60,6 +60,9 @@ def emit(
     simd: Optional[int] = typer.Option(None, "--simd", help="inputs in parallel, every layer"),
     folding: Optional[Path] = typer.Option(None, "--folding", help="folding.json: {layer: {pe, simd}}"),
     inputs: Optional[Path] = typer.Option(None, "--inputs", help="test vectors: .npy features or .npz with x, y"),
+    input_shape: Optional[str] = typer.Option(
+        None, "--input-shape", help="C,H,W of a convolutional model's input when it takes (N, C, H, W) tensors "
+        "and does not begin with nn.Unflatten"),
     trust: bool = typer.Option(False, "--trust", help="allow the model file to run code when loaded (unsafe)"),
     force: bool = typer.Option(False, "--force", help="replace an existing output directory"),
 ) -> None:
@@ -69,7 +72,7 @@ def emit(
 
     try:
         opts = EmitOptions(w=w, a=a, acc=acc, pe=pe, simd=simd, folding=folding, trust=trust,
-                           hetero_dist=hetero_dist)
+                           hetero_dist=hetero_dist, input_shape=input_shape)
         check_options(opts)  # before loading, which may be slow
         module = load_module(model, trust=trust)
         result = run_emit(module, output, opts, inputs=inputs, force=force, name=model.stem)
@@ -135,8 +138,8 @@ def _stored_vectors(out_dir: Path, graph) -> tuple[np.ndarray, Optional[np.ndarr
         values = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise UsageError(f"{path}: cannot read the test vectors ({exc})") from None
-    if values.ndim != 2 or values.shape[1] != graph.layers[0].mw:
-        raise UsageError(f"{path}: shape {values.shape}, expected (N, {graph.layers[0].mw})")
+    if values.ndim != 2 or values.shape[1] != graph.layers[0].in_len:
+        raise UsageError(f"{path}: shape {values.shape}, expected (N, {graph.layers[0].in_len})")
     labels = None
     lpath = Path(out_dir) / "sim" / "labels.npy"
     if lpath.exists():

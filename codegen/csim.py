@@ -215,8 +215,8 @@ def run_csim(out_dir: Path, inputs: np.ndarray, build_dir: Path | None = None, *
     build_dir = Path(build_dir) if build_dir is not None else out_dir / "build" / "csim"
     x = np.asarray(inputs)
     first, last = graph.layers[0], graph.layers[-1]
-    if x.ndim != 2 or x.shape[1] != first.mw:
-        raise IRError(f"csim: inputs of shape {x.shape}, expected (N, {first.mw})")
+    if x.ndim != 2 or x.shape[1] != first.in_len:
+        raise IRError(f"csim: inputs of shape {x.shape}, expected (N, {first.in_len})")
     n = x.shape[0]
     _check_design(hls_dir, graph)
 

@@ -39,6 +39,7 @@ class EmitOptions:
     folding: Optional[Path] = None
     trust: bool = False
     hetero_dist: Optional[str] = None  # --hetero-dist text: "0.7,0.2,0.1"
+    input_shape: Optional[str] = None  # --input-shape text: "C,H,W" (a CNN that takes (N, C, H, W))
 
 
 @dataclass
@@ -80,9 +81,22 @@ def parse_precision(opts: EmitOptions):
     return spec, dist
 
 
+def parse_input_shape(text: Optional[str]) -> Optional[tuple[int, int, int]]:
+    if text is None:
+        return None
+    try:
+        shape = tuple(int(v) for v in str(text).split(","))
+    except ValueError:
+        shape = ()
+    if len(shape) != 3 or min(shape) < 1:
+        raise UsageError(f"--input-shape {text!r}: expected C,H,W, three positive integers such as 1,8,8")
+    return shape
+
+
 def check_options(opts: EmitOptions) -> str | int:
     """Every option that needs no model; returns the parsed --acc."""
     parse_precision(opts)
+    parse_input_shape(opts.input_shape)
     if opts.a is not None and not 1 <= opts.a <= 8:
         raise UsageError(f"--a {opts.a}: activation bits must be 1..8")
     for flag, value in (("--pe", opts.pe), ("--simd", opts.simd)):
@@ -98,7 +112,8 @@ def build_graph(model, opts: EmitOptions, name: str = "model") -> Graph:
     acc = check_options(opts)
     per_layer = read_folding(opts.folding) if opts.folding else None
     spec, dist = parse_precision(opts)
-    graph = lower(model, w=spec, a=opts.a, name=name, hetero_dist=dist)
+    graph = lower(model, w=spec, a=opts.a, name=name, hetero_dist=dist,
+                  input_shape=parse_input_shape(opts.input_shape))
     # cheap structural passes first, so a bad folding is reported before the slow fold
     graph = apply_folding(graph, opts.pe, opts.simd, per_layer)
     graph = assign_pe(graph)
@@ -113,7 +128,7 @@ def read_vectors(path: Optional[Path], graph: Graph, seed: int = 0) -> Vectors:
     if path is None:
         rng = np.random.default_rng(seed)
         it = graph.layers[0].itype
-        shape = (DEFAULT_RANDOM_VECTORS, graph.layers[0].mw)
+        shape = (DEFAULT_RANDOM_VECTORS, graph.layers[0].in_len)
         values = rng.choice([-1, 1], size=shape) if it.kind == "bipolar" else rng.integers(it.min, it.max + 1, size=shape)
         return Vectors(values=values.astype(np.int64))
     path = Path(path)
@@ -132,8 +147,8 @@ def read_vectors(path: Optional[Path], graph: Graph, seed: int = 0) -> Vectors:
     except (OSError, ValueError) as exc:
         raise UsageError(f"--inputs file {str(path)!r} cannot be read: {exc}") from None
     x = np.asarray(x)
-    if x.ndim < 2 or x.shape[0] == 0 or int(np.prod(x.shape[1:])) != graph.layers[0].mw:
-        raise UsageError(f"--inputs file {str(path)!r}: shape {x.shape}, expected (N, {graph.layers[0].mw})")
+    if x.ndim < 2 or x.shape[0] == 0 or int(np.prod(x.shape[1:])) != graph.layers[0].in_len:
+        raise UsageError(f"--inputs file {str(path)!r}: shape {x.shape}, expected (N, {graph.layers[0].in_len})")
     x = x.reshape(x.shape[0], -1).astype(np.float32)
     if not np.all(np.isfinite(x)):
         raise UsageError(f"--inputs file {str(path)!r}: contains NaN or Inf")
@@ -141,7 +156,15 @@ def read_vectors(path: Optional[Path], graph: Graph, seed: int = 0) -> Vectors:
         labels = np.asarray(labels).astype(np.int64).reshape(-1)
         if labels.shape[0] != x.shape[0]:
             raise UsageError(f"--inputs file {str(path)!r}: {labels.shape[0]} labels for {x.shape[0]} inputs")
-    return Vectors(values=graph.input.quantize(x), features=x, labels=labels)
+    values = graph.input.quantize(x)
+    chw = graph.meta.get("input_chw")
+    if chw is not None:
+        # features stay as torch takes them; the hardware takes the levels NHWC
+        c, h, w = chw
+        values = values.reshape(-1, c, h, w).transpose(0, 2, 3, 1).reshape(len(values), -1)
+        if not graph.meta.get("input_flat", False):
+            x = x.reshape(-1, c, h, w)
+    return Vectors(values=values, features=x, labels=labels)
 
 
 def compare_torch_golden(model, graph: Graph, vectors: Vectors, trace: golden.Trace) -> str:
@@ -150,7 +173,8 @@ def compare_torch_golden(model, graph: Graph, vectors: Vectors, trace: golden.Tr
 
     if vectors.features is None:
         return "torch vs golden: skipped (random integer vectors, no float features)"
-    ref = reference_levels(model, vectors.features)
+    flat_chw = graph.meta.get("input_chw") if graph.meta.get("input_flat") else None
+    ref = reference_levels(model, vectors.features, input_chw=flat_chw)
     if not np.array_equal(ref["input"], np.where(vectors.values < 0, 0, vectors.values)
                           if graph.input.dtype.kind == "bipolar" else vectors.values):
         raise UsageError("internal check failed: torch's input levels differ from lbgen's input quantizer")

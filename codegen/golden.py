@@ -21,9 +21,9 @@ class OverflowError_(IRError):
 class Trace:
     """Every layer's accumulators and output values for a batch of frames."""
 
-    inputs: np.ndarray                  # (N, mw0) input values
-    acc: dict[str, np.ndarray]          # layer -> (N, mh) accumulators
-    outputs: dict[str, np.ndarray]      # layer -> (N, mh) output values (bipolar as -1/+1)
+    inputs: np.ndarray                  # (N, in_len of the first layer) input values
+    acc: dict[str, np.ndarray]          # layer -> (N, pixels*mh) accumulators (NHWC)
+    outputs: dict[str, np.ndarray]      # layer -> (N, out_len) output values (bipolar as -1/+1)
     logits: np.ndarray                  # (N, classes) float64
 
     @property
@@ -33,8 +33,18 @@ class Trace:
 
 
 def accumulate(layer: MatVec, x: np.ndarray) -> np.ndarray:
-    """acc[n, c] = sum_i W[c, i] * x[n, i], exact in int64, range-checked."""
-    acc = x.astype(np.int64) @ layer.weights.astype(np.int64).T
+    """acc[n, c] = sum_i W[c, i] * x[n, i], exact in int64, range-checked.
+
+    A convolution applies W to the window of every output pixel: acc[n, p*mh + c]
+    for pixel p, with padded window positions taken as the value 0 (as torch
+    pads), whatever the input format.
+    """
+    w = layer.weights.astype(np.int64)
+    if layer.conv is not None:
+        cols = layer.conv.windows(x.astype(np.int64), pad_value=0)        # (N, pixels, window)
+        acc = (cols @ w.T).reshape(x.shape[0], -1)
+    else:
+        acc = x.astype(np.int64) @ w.T
     lo, hi = -(1 << (layer.acc_bits - 1)), (1 << (layer.acc_bits - 1)) - 1
     if acc.size and (acc.min() < lo or acc.max() > hi):
         raise OverflowError_(f"layer {layer.name!r}: accumulator [{acc.min()}, {acc.max()}] "
@@ -43,11 +53,16 @@ def accumulate(layer: MatVec, x: np.ndarray) -> np.ndarray:
 
 
 def threshold_levels(layer: MatVec, acc: np.ndarray) -> np.ndarray:
-    """Multi-threshold unit: level = count(acc >= t), inverted per channel."""
+    """Multi-threshold unit: level = count(acc >= t), inverted per channel.
+
+    acc is (N, pixels*mh), channel fastest (NHWC); each pixel's channels use
+    the channel's thresholds."""
     assert layer.thresholds is not None and layer.threshold_invert is not None
-    count = (acc[:, :, None] >= layer.thresholds[None, :, :]).sum(axis=2).astype(np.int64)
+    n = acc.shape[0]
+    a = acc.reshape(n, -1, layer.mh)
+    count = (a[:, :, :, None] >= layer.thresholds[None, None, :, :]).sum(axis=3).astype(np.int64)
     top = layer.thresholds.shape[1]
-    return np.where(layer.threshold_invert[None, :], top - count, count)
+    return np.where(layer.threshold_invert[None, None, :], top - count, count).reshape(n, -1)
 
 
 def level_values(layer: MatVec, levels: np.ndarray) -> np.ndarray:
@@ -59,8 +74,8 @@ def level_values(layer: MatVec, levels: np.ndarray) -> np.ndarray:
 def run(graph: Graph, inputs: np.ndarray) -> Trace:
     """Run integer input values (N, mw0) through the graph."""
     x = np.asarray(inputs, dtype=np.int64)
-    if x.ndim != 2 or x.shape[1] != graph.layers[0].mw:
-        raise IRError(f"golden: inputs of shape {x.shape}, expected (N, {graph.layers[0].mw})")
+    if x.ndim != 2 or x.shape[1] != graph.layers[0].in_len:
+        raise IRError(f"golden: inputs of shape {x.shape}, expected (N, {graph.layers[0].in_len})")
     it = graph.layers[0].itype
     if x.size and (x.min() < it.min or x.max() > it.max or (it.kind == "bipolar" and np.any(x == 0))):
         raise IRError(f"golden: input values outside {it}")
@@ -71,7 +86,10 @@ def run(graph: Graph, inputs: np.ndarray) -> Trace:
         if layer.is_output:
             x = acc
         else:
-            x = level_values(layer, threshold_levels(layer, acc))
+            levels = threshold_levels(layer, acc)
+            if layer.pool is not None:
+                levels = layer.pool.apply(levels)
+            x = level_values(layer, levels)
         trace.outputs[layer.name] = x
     out = graph.output
     trace.logits = acc * out.out_scale[None, :].astype(np.float64) + out.out_bias[None, :].astype(np.float64)

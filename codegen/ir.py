@@ -254,6 +254,146 @@ class Activation:
     describe: str = ""
 
 
+@dataclass(frozen=True)
+class ConvGeom:
+    """Geometry of a convolution lowered to a matrix-vector layer.
+
+    Feature maps stream in NHWC order (pixels row-major, each pixel's
+    channels in order), so a sliding-window unit in front of the matrix-vector
+    engine can hand it one window per output pixel. The window vector of
+    output pixel (oy, ox) has k_h*k_w*in_ch elements; element
+    (ky*k_w + kx)*in_ch + c is input pixel (oy*s_h - p_h + ky, ox*s_w - p_w + kx),
+    channel c. The layer's weight columns use the same order.
+
+    Padding is zero *in value*, as torch pads: a padded position contributes
+    nothing to the sum. For uint and int inputs that is code 0; for bipolar
+    inputs there is no code for 0 (code 0 is -1), so the hardware sends code 0
+    and the emitters start the accumulator of each border pixel with the
+    correction (``padding_corrections``).
+    """
+
+    in_ch: int
+    in_h: int
+    in_w: int
+    k_h: int
+    k_w: int
+    s_h: int = 1
+    s_w: int = 1
+    p_h: int = 0
+    p_w: int = 0
+
+    def check(self, where: str) -> None:
+        if min(self.in_ch, self.in_h, self.in_w, self.k_h, self.k_w, self.s_h, self.s_w) < 1:
+            raise IRError(f"{where}: conv sizes, kernel and stride must be positive ({self})")
+        if not (0 <= self.p_h < self.k_h and 0 <= self.p_w < self.k_w):
+            raise IRError(f"{where}: conv padding ({self.p_h}, {self.p_w}) must be >= 0 and below the "
+                          f"kernel ({self.k_h}, {self.k_w})")
+        if self.out_h < 1 or self.out_w < 1:
+            raise IRError(f"{where}: a {self.k_h}x{self.k_w} kernel does not fit the padded "
+                          f"{self.in_h}x{self.in_w} input")
+
+    @property
+    def out_h(self) -> int:
+        return (self.in_h + 2 * self.p_h - self.k_h) // self.s_h + 1
+
+    @property
+    def out_w(self) -> int:
+        return (self.in_w + 2 * self.p_w - self.k_w) // self.s_w + 1
+
+    @property
+    def in_len(self) -> int:
+        """Elements of one input frame."""
+        return self.in_h * self.in_w * self.in_ch
+
+    @property
+    def pixels(self) -> int:
+        """Output pixels (windows) per frame."""
+        return self.out_h * self.out_w
+
+    @property
+    def window(self) -> int:
+        return self.k_h * self.k_w * self.in_ch
+
+    def window_index(self) -> np.ndarray:
+        """(pixels, window) index into the flat NHWC input frame, -1 where padded."""
+        oy, ox = np.divmod(np.arange(self.pixels), self.out_w)
+        ky, kx = np.divmod(np.arange(self.k_h * self.k_w), self.k_w)
+        y = oy[:, None] * self.s_h - self.p_h + ky[None, :]           # (pixels, k_h*k_w)
+        x = ox[:, None] * self.s_w - self.p_w + kx[None, :]
+        inside = (y >= 0) & (y < self.in_h) & (x >= 0) & (x < self.in_w)
+        base = (y * self.in_w + x) * self.in_ch
+        idx = base[:, :, None] + np.arange(self.in_ch)[None, None, :]
+        idx = np.where(inside[:, :, None], idx, -1)
+        return idx.reshape(self.pixels, self.window)
+
+    def windows(self, x: np.ndarray, pad_value: int = 0) -> np.ndarray:
+        """(N, in_len) frames -> (N, pixels, window) window vectors (im2col)."""
+        idx = self.window_index()
+        x = np.asarray(x)
+        cols = x[:, np.where(idx < 0, 0, idx)]
+        return np.where(idx[None] < 0, pad_value, cols)
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @staticmethod
+    def from_json(d: dict) -> "ConvGeom":
+        return ConvGeom(**{k: int(d[k]) for k in ("in_ch", "in_h", "in_w", "k_h", "k_w", "s_h", "s_w",
+                                                  "p_h", "p_w")})
+
+
+@dataclass(frozen=True)
+class PoolGeom:
+    """Max-pool on a layer's output levels (NHWC), torch's floor mode, no padding.
+
+    Output (oy, ox, c) = max over ky, kx < k of input (oy*s + ky, ox*s + kx, c);
+    rows and columns that do not fill a window are dropped. Levels compare as
+    unsigned codes, which orders bipolar (-1 < +1) and uint levels alike.
+    """
+
+    ch: int
+    in_h: int
+    in_w: int
+    k: int
+    s: int
+
+    def check(self, where: str) -> None:
+        if min(self.ch, self.in_h, self.in_w, self.k, self.s) < 1:
+            raise IRError(f"{where}: max-pool sizes must be positive ({self})")
+        if self.s != self.k:
+            raise IRError(f"{where}: max-pool stride {self.s} != kernel {self.k}; only stride = kernel "
+                          "(torch's default) is supported")
+        if self.out_h < 1 or self.out_w < 1:
+            raise IRError(f"{where}: a {self.k}x{self.k} max-pool does not fit the {self.in_h}x{self.in_w} map")
+
+    @property
+    def out_h(self) -> int:
+        return (self.in_h - self.k) // self.s + 1
+
+    @property
+    def out_w(self) -> int:
+        return (self.in_w - self.k) // self.s + 1
+
+    @property
+    def out_len(self) -> int:
+        return self.out_h * self.out_w * self.ch
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        """(N, in_h*in_w*ch) levels -> (N, out_h*out_w*ch) maxima."""
+        n = x.shape[0]
+        m = x.reshape(n, self.in_h, self.in_w, self.ch)
+        m = m[:, :self.out_h * self.s, :self.out_w * self.s, :]
+        m = m.reshape(n, self.out_h, self.k, self.out_w, self.k, self.ch).max(axis=(2, 4))
+        return m.reshape(n, -1)
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @staticmethod
+    def from_json(d: dict) -> "PoolGeom":
+        return PoolGeom(**{k: int(d[k]) for k in ("ch", "in_h", "in_w", "k", "s")})
+
+
 @dataclass
 class MatVec:
     """One fully connected layer: y = W x, then thresholds (or raw output).
@@ -261,6 +401,13 @@ class MatVec:
     Weights are the integer *values* (bipolar as -1/+1), shape (mh, mw).
     Output channel c is computed by PE c % pe in neuron fold c // pe; input i
     sits in lane i % simd of synapse fold i // simd.
+
+    A convolution is a MatVec with ``conv`` set: the matrix is applied to the
+    window of every output pixel (``ConvGeom``), so a frame of in_len inputs
+    gives pixels*mh outputs (NHWC). ``pool`` max-pools the output levels of a
+    hidden layer. Without ``conv`` a layer takes one vector of mw inputs;
+    after a convolution that vector is the NHWC frame (the frontend reorders
+    the columns of a torch Flatten + Linear).
 
     A hidden layer carries ``thresholds`` (mh, n_thresholds), ascending per
     row, and ``threshold_invert`` (mh,): the output level is
@@ -289,6 +436,10 @@ class MatVec:
     #: (mh, mw) uint64 codes of the weights, for formats whose code is not
     #: implied by the value (hetero); None: ``wtype.encode(weights)``
     weight_codes: Optional[np.ndarray] = None
+    #: sliding-window geometry of a convolution; None: fully connected
+    conv: Optional[ConvGeom] = None
+    #: max-pool of the output levels; None: no pooling
+    pool: Optional[PoolGeom] = None
 
     def codes(self) -> np.ndarray:
         """The weight codes the hardware stores, (mh, mw) uint64."""
@@ -315,9 +466,26 @@ class MatVec:
         return self.mw // self.simd
 
     @property
+    def pixels(self) -> int:
+        """Matrix-vector products per frame: output pixels of a convolution, else 1."""
+        return self.conv.pixels if self.conv else 1
+
+    @property
+    def in_len(self) -> int:
+        """Elements of one input frame."""
+        return self.conv.in_len if self.conv else self.mw
+
+    @property
+    def out_len(self) -> int:
+        """Elements of one output frame (after pooling)."""
+        return self.pool.out_len if self.pool else self.pixels * self.mh
+
+    @property
     def cycles(self) -> int:
-        """Cycles per frame at initiation interval 1."""
-        return self.nf * self.sf
+        """Cycles per frame at initiation interval 1: NF*SF per matrix-vector
+        product, or the input beats where a strided 1x1 window reads more than
+        it computes."""
+        return max(self.pixels * self.nf * self.sf, self.in_len // self.simd)
 
     @property
     def is_output(self) -> bool:
@@ -371,15 +539,20 @@ class Graph:
         """Check the structural contract; raise IRError naming the layer."""
         if not self.layers:
             raise IRError("the graph has no compute layers")
-        prev_len, prev_type = None, self.input.dtype
+        prev_len, prev_type, prev = None, self.input.dtype, None
         for i, layer in enumerate(self.layers):
             where = f"layer {layer.name!r}"
             if layer.mw <= 0 or layer.mh <= 0:
                 raise IRError(f"{where}: zero-sized layer ({layer.mh}x{layer.mw})")
             if layer.weights.shape != (layer.mh, layer.mw):
                 raise IRError(f"{where}: weights shape {layer.weights.shape} != ({layer.mh}, {layer.mw})")
-            if prev_len is not None and layer.mw != prev_len:
-                raise IRError(f"{where}: takes {layer.mw} inputs but the layer before gives {prev_len}")
+            if i == len(self.layers) - 1 and (layer.conv is not None or layer.pool is not None):
+                raise IRError(f"{where}: the output layer must be fully connected (add a Flatten and a "
+                              "Linear after the last convolution)")
+            _check_geometry(layer, prev, where)
+            if prev_len is not None and layer.in_len != prev_len:
+                raise IRError(f"{where}: takes {layer.in_len} inputs per frame but the layer before "
+                              f"gives {prev_len}")
             if layer.itype != prev_type:
                 raise IRError(f"{where}: input type {layer.itype} != previous output {prev_type}")
             w = layer.weights
@@ -395,7 +568,7 @@ class Graph:
                 raise IRError(f"{where}: a hidden layer needs an activation")
             if last and (layer.thresholds is not None or layer.activation is not None):
                 raise IRError(f"{where}: the output layer emits raw accumulators")
-            prev_len = layer.mh
+            prev_len, prev = layer.out_len, layer
             prev_type = layer.out_dtype if layer.activation is None else layer.activation.out_dtype
         return self
 
@@ -418,6 +591,10 @@ class Graph:
                 "pe": layer.pe, "simd": layer.simd, "acc_bits": layer.acc_bits,
                 "pe_kind": layer.pe_kind, "arrays": {},
             }
+            if layer.conv is not None:
+                d["conv"] = layer.conv.to_json()
+            if layer.pool is not None:
+                d["pool"] = layer.pool.to_json()
             for key in self._ARRAYS:
                 value = getattr(layer, key)
                 if value is not None:
@@ -469,6 +646,8 @@ class Graph:
                     thresholds=arrays.get("thresholds"), threshold_invert=arrays.get("threshold_invert"),
                     out_scale=arrays.get("out_scale"), out_bias=arrays.get("out_bias"),
                     weight_codes=arrays.get("weight_codes"),
+                    conv=ConvGeom.from_json(d["conv"]) if d.get("conv") is not None else None,
+                    pool=PoolGeom.from_json(d["pool"]) if d.get("pool") is not None else None,
                 ))
             graph = Graph(name=str(doc["name"]), input=InputQuant.from_json(doc["input"]),
                           layers=layers, meta=dict(doc.get("meta", {})))
@@ -480,6 +659,84 @@ class Graph:
         graph.validate()
         check_thresholds_shape(graph)
         return graph
+
+
+@dataclass(frozen=True)
+class PaddingCorrection:
+    """What a bipolar-input convolution adds to the accumulator of a border pixel.
+
+    The hardware pads with code 0, which is the value -1 for bipolar inputs, so
+    at a border pixel it sums w * (-1) over the padded window positions where
+    torch (and the golden model) sums nothing. Adding back the sum of those
+    weights makes it exact: acc = acc_hw + offsets[row_class[oy], col_class[ox], c].
+    Which window rows (columns) are padded depends only on oy (ox), so the
+    distinct patterns are few: the interior plus at most p top and bottom
+    rows, and likewise for columns.
+    """
+
+    row_class: np.ndarray     # (out_h,) index into offsets' first axis
+    col_class: np.ndarray     # (out_w,) index into offsets' second axis
+    offsets: np.ndarray       # (row classes, column classes, mh) int64
+
+    def per_pixel(self) -> np.ndarray:
+        """(pixels, mh) correction of every output pixel, row-major."""
+        rc = np.repeat(self.row_class, len(self.col_class))
+        cc = np.tile(self.col_class, len(self.row_class))
+        return self.offsets[rc, cc]
+
+
+def padding_corrections(layer: MatVec) -> Optional[PaddingCorrection]:
+    """The border corrections of a bipolar-input convolution with padding, else None."""
+    conv = layer.conv
+    if conv is None or layer.itype.kind != "bipolar" or (conv.p_h == 0 and conv.p_w == 0):
+        return None
+
+    def classes(out: int, stride: int, pad: int, k: int, size: int):
+        padded = [tuple(j for j in range(k) if not 0 <= o * stride - pad + j < size) for o in range(out)]
+        uniq = sorted(set(padded))
+        return np.array([uniq.index(t) for t in padded], dtype=np.int64), uniq
+
+    row_class, rows = classes(conv.out_h, conv.s_h, conv.p_h, conv.k_h, conv.in_h)
+    col_class, cols = classes(conv.out_w, conv.s_w, conv.p_w, conv.k_w, conv.in_w)
+    # per kernel position (ky, kx): the sum of the weights over the input channels
+    w = layer.weights.astype(np.int64).reshape(layer.mh, conv.k_h, conv.k_w, conv.in_ch).sum(axis=3)
+    offsets = np.zeros((len(rows), len(cols), layer.mh), dtype=np.int64)
+    for r, ry in enumerate(rows):
+        for c, rx in enumerate(cols):
+            mask = np.zeros((conv.k_h, conv.k_w), dtype=bool)
+            mask[list(ry), :] = True
+            mask[:, list(rx)] = True
+            offsets[r, c] = (w * mask[None]).sum(axis=(1, 2))
+    return PaddingCorrection(row_class, col_class, offsets)
+
+
+def _check_geometry(layer: MatVec, prev: Optional[MatVec], where: str) -> None:
+    """Convolution and pooling shapes agree with the weights, the folding and
+    the feature map the layer before produces."""
+    conv, pool = layer.conv, layer.pool
+    if conv is not None:
+        conv.check(where)
+        if layer.mw != conv.window:
+            raise IRError(f"{where}: {layer.mw} weight columns but a {conv.k_h}x{conv.k_w} window over "
+                          f"{conv.in_ch} channels has {conv.window}")
+        if conv.in_ch % layer.simd:
+            raise IRError(f"{where}: SIMD={layer.simd} must divide the input channels ({conv.in_ch}) of a "
+                          "convolution, so that a beat stays within one pixel")
+        if prev is not None:
+            if prev.conv is None:
+                raise IRError(f"{where}: a convolution must follow a convolution (or be the first layer), "
+                              f"not the fully connected layer {prev.name!r}")
+            h, w = (prev.pool.out_h, prev.pool.out_w) if prev.pool else (prev.conv.out_h, prev.conv.out_w)
+            if (conv.in_ch, conv.in_h, conv.in_w) != (prev.mh, h, w):
+                raise IRError(f"{where}: expects a {conv.in_ch}x{conv.in_h}x{conv.in_w} (CxHxW) input but "
+                              f"{prev.name!r} gives {prev.mh}x{h}x{w}")
+    if pool is not None:
+        pool.check(where)
+        if conv is None:
+            raise IRError(f"{where}: max-pool needs a feature map (a convolution layer)")
+        if (pool.ch, pool.in_h, pool.in_w) != (layer.mh, conv.out_h, conv.out_w):
+            raise IRError(f"{where}: max-pool over {pool.ch}x{pool.in_h}x{pool.in_w} but the convolution "
+                          f"gives {layer.mh}x{conv.out_h}x{conv.out_w}")
 
 
 def _check_weight_codes(layer: MatVec, where: str) -> None:

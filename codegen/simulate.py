@@ -419,7 +419,7 @@ def run_rtl(out_dir: Path, inputs: Optional[np.ndarray] = None, simulator: str =
         inputs = np.load(path, allow_pickle=False)
     inputs = np.asarray(inputs, dtype=np.int64)
     if inputs.ndim != 2 or len(inputs) == 0:
-        raise IRError(f"run_rtl: inputs of shape {inputs.shape}, expected (N >= 1, {graph.layers[0].mw})")
+        raise IRError(f"run_rtl: inputs of shape {inputs.shape}, expected (N >= 1, {graph.layers[0].in_len})")
     n1, n2 = len(inputs), max(0, int(throughput_frames))
     all_inputs = np.concatenate([inputs, inputs[np.arange(n2) % n1]]) if n2 else inputs
     trace = golden.run(graph, all_inputs)

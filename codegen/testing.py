@@ -75,5 +75,5 @@ def random_inputs(graph: Graph, n: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     it = graph.layers[0].itype
     if it.kind == "bipolar":
-        return rng.choice([-1, 1], size=(n, graph.layers[0].mw)).astype(np.int64)
-    return rng.integers(it.min, it.max + 1, size=(n, graph.layers[0].mw)).astype(np.int64)
+        return rng.choice([-1, 1], size=(n, graph.layers[0].in_len)).astype(np.int64)
+    return rng.integers(it.min, it.max + 1, size=(n, graph.layers[0].in_len)).astype(np.int64)

@@ -20,7 +20,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from ..errors import UsageError
-from ..ir import Activation, DType, Graph, InputQuant, IRError, MatVec
+from ..ir import Activation, ConvGeom, DType, Graph, InputQuant, IRError, MatVec, PoolGeom
 from ..precision import (EXACT_ACC_LIMIT, HETERO_DIST_TOL, WeightSpec, check_act_bits, check_dist, check_hetero_dist,
                          check_hetero_option, coerce_weight_spec, dist_mean, format_dist, same_dist)
 
@@ -173,11 +173,55 @@ def _kinds():
     from .. import quant
     return {
         "quantizer": quant.ACT_MODULES,
-        "linear": quant.LINEAR_MODULES,
+        # quantized convolutions subclass their linear counterparts
+        "linear": quant.LINEAR_MODULES + tuple(getattr(quant, "CONV_MODULES", ())),
         # per-channel, monotone element-wise modules: folded into thresholds
-        "elementwise": (nn.BatchNorm1d, nn.ReLU, nn.ReLU6, nn.Hardtanh, nn.Identity, nn.Dropout),
-        "shape": (nn.Flatten,),
+        "elementwise": (nn.BatchNorm1d, nn.BatchNorm2d, nn.ReLU, nn.ReLU6, nn.Hardtanh, nn.Identity,
+                        nn.Dropout),
+        "pool": (nn.MaxPool2d,),
+        "shape": (nn.Flatten, nn.Unflatten),
     }
+
+
+def _pair(v) -> tuple[int, int]:
+    if isinstance(v, (tuple, list)):
+        return int(v[0]), int(v[1])
+    return int(v), int(v)
+
+
+def _is_conv(module) -> bool:
+    return hasattr(module, "kernel_size") and hasattr(module, "in_channels")
+
+
+def _option_problems(step: Step) -> list[str]:
+    """Options of a convolution or max-pool that lbgen does not implement, named."""
+    import torch.nn as nn
+
+    m, out = step.module, []
+    where = f"{step.path} ({_type_name(m)})"
+    if _is_conv(m) or isinstance(m, nn.Conv2d):
+        if _pair(getattr(m, "dilation", 1)) != (1, 1):
+            out.append(f"{where}: dilation={getattr(m, 'dilation')} (only 1)")
+        if int(getattr(m, "groups", 1)) != 1:
+            out.append(f"{where}: groups={getattr(m, 'groups')} (only 1)")
+        if str(getattr(m, "padding_mode", "zeros")) != "zeros":
+            out.append(f"{where}: padding_mode={getattr(m, 'padding_mode')!r} (only 'zeros')")
+        if isinstance(getattr(m, "padding", 0), str):
+            out.append(f"{where}: padding={getattr(m, 'padding')!r} (give the padding as integers)")
+    if isinstance(m, nn.MaxPool2d):
+        k = _pair(m.kernel_size)
+        st = _pair(m.stride if m.stride is not None else m.kernel_size)
+        if k[0] != k[1] or st != k:
+            out.append(f"{where}: kernel_size={m.kernel_size}, stride={m.stride} (only square, stride = kernel)")
+        if _pair(m.padding) != (0, 0):
+            out.append(f"{where}: padding={m.padding} (only 0)")
+        if _pair(m.dilation) != (1, 1):
+            out.append(f"{where}: dilation={m.dilation} (only 1)")
+        if m.ceil_mode:
+            out.append(f"{where}: ceil_mode=True (only floor mode)")
+        if m.return_indices:
+            out.append(f"{where}: return_indices=True")
+    return out
 
 
 def _kind_of(module) -> Optional[str]:
@@ -201,6 +245,7 @@ class _Segment:
     linear: Step
     after: list[Step] = field(default_factory=list)  # element-wise modules
     out_quant: Optional[Step] = None
+    pool: Optional[Step] = None                      # MaxPool2d of the output levels
 
 
 def _quant_dtype(q) -> DType:
@@ -239,13 +284,20 @@ def _act_bits(path: str, q) -> int:
 def _segments(steps: list[Step]) -> list[_Segment]:
     """Group the chain into quantizer -> linear -> element-wise* -> quantizer."""
     problems: list[str] = []
+    options: list[str] = []
     for s in steps:
         if _kind_of(s.module) is None:
             problems.append(f"{s.path} ({_type_name(s.module)})")
-    if problems:
-        raise UsageError("unsupported layers (lbgen supports lbgen.quant QuantAct/BinaryAct/"
-                         "BinaryLinear/IntLinear, BatchNorm1d, ReLU, ReLU6, Hardtanh, Identity, "
-                         "Dropout, Flatten): " + "; ".join(problems))
+        options.extend(_option_problems(s))
+    if problems or options:
+        msg = []
+        if problems:
+            msg.append("unsupported layers (lbgen supports lbgen.quant QuantAct/BinaryAct, its quantized "
+                       "Linear and Conv2d layers, BatchNorm1d/2d, ReLU, ReLU6, Hardtanh, Identity, Dropout, "
+                       "MaxPool2d, Flatten, Unflatten): " + "; ".join(problems))
+        if options:
+            msg.append("unsupported options: " + "; ".join(options))
+        raise UsageError(". ".join(msg))
     chain = [s for s in steps if _kind_of(s.module) != "shape"]
     segments: list[_Segment] = []
     pending_quant: Optional[Step] = None
@@ -261,6 +313,13 @@ def _segments(steps: list[Step]) -> list[_Segment]:
                 raise UsageError(f"layer {s.path}: two activation quantizers in a row "
                                  f"({pending_quant.path} and {s.path})")
             pending_quant = s
+        elif kind == "pool":
+            last = segments[-1] if segments else None
+            if current is not None or last is None or last.out_quant is not pending_quant \
+                    or last.pool is not None or not _is_conv(last.linear.module):
+                raise UsageError(f"layer {s.path} ({_type_name(s.module)}): a max-pool must directly follow "
+                                 "the activation quantizer of a quantized convolution (it pools integer levels)")
+            last.pool = s
         elif kind == "linear":
             if current is not None:
                 raise UsageError(f"layer {s.path}: its input is not quantized (no QuantAct/BinaryAct "
@@ -353,14 +412,17 @@ def _activation_fn(seg: _Segment, in_step: float, w_scale) -> Callable[[np.ndarr
     lin = seg.linear.module
     mods = [s.module for s in seg.after]
     quantizer = seg.out_quant.module
+    conv = _is_conv(lin)
 
     def levels(acc: np.ndarray) -> np.ndarray:
         with torch.no_grad():
             s = torch.from_numpy(np.ascontiguousarray(acc, dtype=np.int64)).double() * in_step
             x = lin.epilogue(s, w_scale)
+            if conv:  # each row a 1x1 feature map, so BatchNorm2d and friends apply
+                x = x[:, :, None, None]
             for m in mods:
                 x = m(x)
-            return quantizer.levels(x).numpy().astype(np.int64)
+            return quantizer.levels(x).reshape(acc.shape).numpy().astype(np.int64)
 
     return levels
 
@@ -459,18 +521,57 @@ def _weights(seg: _Segment, spec: WeightSpec, in_dtype: DType):
     return wtype, weights, codes, w_scale
 
 
+def _input_shape(steps: list[Step], input_shape) -> tuple[Optional[tuple[int, int, int]], bool]:
+    """(C, H, W) of the model's input, and whether the model takes it flat.
+
+    A leading ``nn.Unflatten(1, (C, H, W))`` declares it (the model then takes
+    flat vectors in torch's C, H, W order); else ``input_shape`` (--input-shape),
+    for a model that takes (N, C, H, W) tensors."""
+    import torch.nn as nn
+
+    for s in steps:
+        m = s.module
+        if isinstance(m, nn.Unflatten):
+            sizes = tuple(int(v) for v in m.unflattened_size)
+            if m.dim not in (1, -3) or len(sizes) != 3:
+                raise UsageError(f"layer {s.path} ({_type_name(m)}): only Unflatten(1, (C, H, W)) in front of "
+                                 "the first convolution is supported")
+            return sizes, True
+        if _kind_of(m) in ("linear", "pool"):
+            break
+    if input_shape is not None:
+        shape = tuple(int(v) for v in input_shape)
+        if len(shape) != 3 or min(shape) < 1:
+            raise UsageError(f"--input-shape {input_shape!r}: expected C,H,W (three positive integers)")
+        return shape, False
+    return None, False
+
+
+def _to_nhwc(arr: np.ndarray, chw: tuple[int, int, int]) -> np.ndarray:
+    """Columns in torch's (C, A, B) order -> (A, B, C): conv weights (C, kh, kw)
+    and the columns of a Linear after Flatten (C, H, W) alike."""
+    c, a, b = chw
+    return arr.reshape(arr.shape[0], c, a, b).transpose(0, 2, 3, 1).reshape(arr.shape[0], -1)
+
+
 def lower(model, w=None, a: Optional[int] = None, name: str = "model",
-          hetero_dist: Optional[Sequence[float]] = None) -> Graph:
+          hetero_dist: Optional[Sequence[float]] = None, input_shape=None) -> Graph:
     """Walk ``model`` and build the IR with activations still as callables.
 
     ``w``: None (the model's own formats), a WeightSpec, ``--w`` text or an int;
     ``a``: None or the hidden activation bits; ``hetero_dist``: the bit
-    distribution hidden heterogeneous layers must have (see :func:`check_bits`).
+    distribution hidden heterogeneous layers must have (see :func:`check_bits`);
+    ``input_shape``: (C, H, W) of a convolutional model's input when it does not
+    begin with ``nn.Unflatten``. Feature maps become NHWC streams: convolution
+    weights and the columns of the first Linear after them are reordered.
     """
     _torch()
     model.eval()
-    segments = _segments(_walk(model))
+    steps = _walk(model)
+    segments = _segments(steps)
     check_bits(segments, w, a, hetero_dist)
+    chw, flat_input = _input_shape(steps, input_shape)
+    fmap = chw                     # the feature map (C, H, W) entering the next layer, None: a vector
     layers: list[MatVec] = []
     problems: list[str] = []
     for i, seg in enumerate(segments):
@@ -481,11 +582,52 @@ def lower(model, w=None, a: Optional[int] = None, name: str = "model",
             wtype, weights, codes, w_scale = _weights(seg, _layer_spec(seg.linear.path, lin), itype)
         except UsageError as exc:
             problems.append(str(exc))
+            fmap = None
             continue
         mh, mw = weights.shape
         in_step = _float(in_q.step())
-        layer = MatVec(name=f"fc{i}", source=seg.linear.path, mw=mw, mh=mh, weights=weights,
-                       wtype=wtype, itype=itype, weight_codes=codes)
+        where = f"layer {seg.linear.path} ({type(lin).__name__})"
+        conv = pool = None
+        if _is_conv(lin):
+            if fmap is None:
+                problems.append(f"{where}: a convolution needs a feature map; its input shape is unknown (begin "
+                                "the model with nn.Unflatten(1, (C, H, W)) or pass --input-shape C,H,W), or a "
+                                "fully connected layer comes before it")
+                continue
+            kh, kw = _pair(lin.kernel_size)
+            sh, sw = _pair(lin.stride)
+            ph, pw = _pair(lin.padding)
+            if int(lin.in_channels) != fmap[0] or mw != fmap[0] * kh * kw:
+                problems.append(f"{where}: takes {lin.in_channels} channels but gets {fmap[0]}")
+                continue
+            conv = ConvGeom(fmap[0], fmap[1], fmap[2], kh, kw, sh, sw, ph, pw)
+            try:
+                conv.check(where)
+            except IRError as exc:
+                problems.append(str(exc))
+                continue
+            weights = _to_nhwc(weights, (fmap[0], kh, kw))
+            codes = _to_nhwc(codes, (fmap[0], kh, kw)) if codes is not None else None
+            fmap = (mh, conv.out_h, conv.out_w)
+            if seg.pool is not None:
+                k = _pair(seg.pool.module.kernel_size)[0]
+                pool = PoolGeom(mh, fmap[1], fmap[2], k, k)
+                try:
+                    pool.check(f"layer {seg.pool.path}")
+                except IRError as exc:
+                    problems.append(str(exc))
+                    continue
+                fmap = (mh, pool.out_h, pool.out_w)
+        elif fmap is not None:
+            if mw != fmap[0] * fmap[1] * fmap[2]:
+                problems.append(f"{where}: takes {mw} inputs but the feature map before it has "
+                                f"{fmap[0]}x{fmap[1]}x{fmap[2]} (CxHxW)")
+                continue
+            weights = _to_nhwc(weights, fmap)
+            codes = _to_nhwc(codes, fmap) if codes is not None else None
+            fmap = None
+        layer = MatVec(name=f"{'conv' if conv else 'fc'}{i}", source=seg.linear.path, mw=mw, mh=mh,
+                       weights=weights, wtype=wtype, itype=itype, weight_codes=codes, conv=conv, pool=pool)
         if seg.out_quant is not None:
             layer.activation = Activation(
                 out_dtype=_quant_dtype(seg.out_quant.module),
@@ -498,35 +640,59 @@ def lower(model, w=None, a: Optional[int] = None, name: str = "model",
     if problems:
         raise UsageError("; ".join(problems))
     first_q = segments[0].in_quant.module
+    meta = {"frontend": "torch", "modules": {l.name: l.source for l in layers}}
+    if layers and layers[0].conv is not None:
+        # how torch takes the input (flat C*H*W or (N, C, H, W)); the hardware takes it NHWC
+        meta["input_chw"] = list(chw)
+        meta["input_flat"] = flat_input
     graph = Graph(name=name, input=InputQuant(_quant_dtype(first_q), _float(first_q.step())), layers=layers,
-                  meta={"frontend": "torch", "modules": {l.name: l.source for l in layers}})
+                  meta=meta)
     try:
         return graph.validate()
     except IRError as exc:
         raise UsageError(str(exc)) from None
 
 
-def reference_levels(model, x: np.ndarray) -> dict[str, np.ndarray]:
+def _nhwc_rows(t, chw: Optional[Sequence[int]] = None) -> np.ndarray:
+    """A (N, C, H, W) tensor -- or (N, C*H*W) in torch's order when ``chw`` is
+    given -- as (N, H*W*C) rows in lbgen's NHWC stream order; else (N, -1)."""
+    a = t.detach().numpy().astype(np.int64)
+    if a.ndim == 4:
+        return a.transpose(0, 2, 3, 1).reshape(a.shape[0], -1)
+    if chw is not None and a.ndim == 2:
+        return _to_nhwc(a, tuple(chw))
+    return a.reshape(a.shape[0], -1)
+
+
+def reference_levels(model, x: np.ndarray, input_chw: Optional[Sequence[int]] = None) -> dict[str, np.ndarray]:
     """Run torch on float features; return each quantizer's integer levels.
 
     Keys are the IR layer names whose *output* the quantizer produces
-    (``input`` for the model's input quantizer), values (N, C) int64 levels;
-    ``logits`` holds the float output.
+    (``input`` for the model's input quantizer), values (N, C) int64 levels in
+    the IR's order (feature maps NHWC, after the layer's max-pool if it has
+    one); ``logits`` holds the float output. ``x`` is shaped as the model
+    takes it; ``input_chw`` is the (C, H, W) of a flat input vector.
     """
     torch = _torch()
     model.eval()
     segments = _segments(_walk(model))
-    names = {id(segments[0].in_quant.module): "input"}
+    taps = {id(segments[0].in_quant.module): ("input", segments[0].in_quant.module)}
     for i, seg in enumerate(segments):
         if seg.out_quant is not None:
-            names[id(seg.out_quant.module)] = f"fc{i}"
+            key = f"{'conv' if _is_conv(seg.linear.module) else 'fc'}{i}"
+            tap = seg.pool.module if seg.pool is not None else seg.out_quant.module
+            taps[id(tap)] = (key, seg.out_quant.module)
     captured: dict[str, np.ndarray] = {}
     hooks = []
-    for mod_id, key in names.items():
-        module = next(m for m in model.modules() if id(m) == mod_id)
+    for module in model.modules():
+        if id(module) not in taps:
+            continue
+        key, quantizer = taps[id(module)]
 
-        def hook(m, inputs, output, key=key):
-            captured[key] = m.levels(inputs[0]).detach().numpy().astype(np.int64).reshape(inputs[0].shape[0], -1)
+        def hook(m, inputs, output, key=key, quantizer=quantizer):
+            # a quantizer's levels of its input; a max-pool's levels of its (already quantized) output
+            lv = quantizer.levels(output if m is not quantizer else inputs[0])
+            captured[key] = _nhwc_rows(lv, input_chw if key == "input" else None)
 
         hooks.append(module.register_forward_hook(hook))
     try:
