@@ -59,6 +59,9 @@ def emit(
     pe: Optional[int] = typer.Option(None, "--pe", help="output channels in parallel, every layer"),
     simd: Optional[int] = typer.Option(None, "--simd", help="inputs in parallel, every layer"),
     folding: Optional[Path] = typer.Option(None, "--folding", help="folding.json: {layer: {pe, simd}}"),
+    target_cycles: Optional[int] = typer.Option(
+        None, "--target-cycles", help="cycles per frame: every layer not fixed by --folding gets the cheapest "
+        "folding (estimated LUTs) that meets it"),
     inputs: Optional[Path] = typer.Option(None, "--inputs", help="test vectors: .npy features or .npz with x, y"),
     input_shape: Optional[str] = typer.Option(
         None, "--input-shape", help="C,H,W of a convolutional model's input when it takes (N, C, H, W) tensors "
@@ -72,7 +75,7 @@ def emit(
 
     try:
         opts = EmitOptions(w=w, a=a, acc=acc, pe=pe, simd=simd, folding=folding, trust=trust,
-                           hetero_dist=hetero_dist, input_shape=input_shape)
+                           hetero_dist=hetero_dist, input_shape=input_shape, target_cycles=target_cycles)
         check_options(opts)  # before loading, which may be slow
         module = load_module(model, trust=trust)
         result = run_emit(module, output, opts, inputs=inputs, force=force, name=model.stem)

@@ -40,6 +40,7 @@ class EmitOptions:
     trust: bool = False
     hetero_dist: Optional[str] = None  # --hetero-dist text: "0.7,0.2,0.1"
     input_shape: Optional[str] = None  # --input-shape text: "C,H,W" (a CNN that takes (N, C, H, W))
+    target_cycles: Optional[int] = None  # --target-cycles: cheapest folding within this many cycles/frame
 
 
 @dataclass
@@ -99,7 +100,10 @@ def check_options(opts: EmitOptions) -> str | int:
     parse_input_shape(opts.input_shape)
     if opts.a is not None and not 1 <= opts.a <= 8:
         raise UsageError(f"--a {opts.a}: activation bits must be 1..8")
-    for flag, value in (("--pe", opts.pe), ("--simd", opts.simd)):
+    if opts.target_cycles is not None and (opts.pe is not None or opts.simd is not None):
+        raise UsageError("--target-cycles chooses PE and SIMD itself; leave out --pe/--simd "
+                         "(a --folding entry still fixes its layer)")
+    for flag, value in (("--pe", opts.pe), ("--simd", opts.simd), ("--target-cycles", opts.target_cycles)):
         if value is not None and value < 1:
             raise UsageError(f"{flag} {value}: must be a positive integer")
     return parse_acc(opts.acc)
@@ -115,7 +119,7 @@ def build_graph(model, opts: EmitOptions, name: str = "model") -> Graph:
     graph = lower(model, w=spec, a=opts.a, name=name, hetero_dist=dist,
                   input_shape=parse_input_shape(opts.input_shape))
     # cheap structural passes first, so a bad folding is reported before the slow fold
-    graph = apply_folding(graph, opts.pe, opts.simd, per_layer)
+    graph = apply_folding(graph, opts.pe, opts.simd, per_layer, target_cycles=opts.target_cycles)
     graph = assign_pe(graph)
     graph = fold_thresholds(graph)
     graph = size_accumulators(graph, acc)

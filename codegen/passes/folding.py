@@ -1,10 +1,14 @@
 """Choose each layer's parallelism: PE output channels x SIMD inputs per cycle.
 
-A layer takes (MH/PE)*(MW/SIMD) cycles per frame. ``--pe``/``--simd`` set
+A layer takes (MH/PE)*(MW/SIMD) cycles per matrix-vector product, once per
+output pixel of a convolution (``MatVec.cycles``). ``--pe``/``--simd`` set
 one value for every layer, ``--folding folding.json`` sets layers one by one
-(by IR name such as ``fc1`` or by module path); what is set by neither is
-chosen as the largest divisor not above DEFAULT_PE / DEFAULT_SIMD.
-A value that does not divide its dimension is an error naming the layer.
+(by IR name such as ``fc1`` or by module path); ``--target-cycles N`` gives
+every layer not named in folding.json the cheapest folding (``cost.estimate_luts``)
+that takes at most N cycles per frame; what is set by none of them is chosen
+as the largest divisor not above DEFAULT_PE / DEFAULT_SIMD. A convolution's
+SIMD must divide its input channels (a beat stays within one pixel). A value
+that does not divide its dimension is an error naming the layer.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Optional
 
 from ..errors import UsageError
 from ..ir import Graph, MatVec
+from .cost import estimate_luts
 
 DEFAULT_PE = 16
 DEFAULT_SIMD = 16
@@ -46,19 +51,56 @@ def read_folding(path: Path) -> dict[str, dict[str, int]]:
     return out
 
 
+def simd_dim(layer: MatVec) -> int:
+    """What SIMD must divide: the input channels of a convolution, else MW."""
+    return layer.conv.in_ch if layer.conv is not None else layer.mw
+
+
 def _pick(layer: MatVec, what: str, dim: int, value: Optional[int], default: int, origin: str) -> int:
     if value is None:
         return largest_divisor(dim, default)
     if value < 1 or dim % value:
-        label = "MH (outputs)" if what == "pe" else "MW (inputs)"
+        label = "MH (outputs)" if what == "pe" else \
+            ("the input channels" if layer.conv is not None else "MW (inputs)")
         raise UsageError(f"layer {layer.name} ({layer.source}): {what.upper()}={value} from {origin} "
                          f"does not divide {label}={dim}")
     return value
 
 
+def divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def cheapest_folding(layer: MatVec, target_cycles: int) -> tuple[int, int]:
+    """The (pe, simd) with the fewest estimated LUTs that takes at most
+    ``target_cycles`` per frame; ties go to fewer lanes, then to more PE
+    (which shares the input's bit planes). UsageError naming the layer when
+    even full parallelism is slower."""
+    best = None
+    for pe in divisors(layer.mh):
+        for simd in divisors(simd_dim(layer)):
+            trial = dataclasses.replace(layer, pe=pe, simd=simd)
+            if trial.cycles > target_cycles:
+                continue
+            key = (estimate_luts(trial), pe * simd, -pe)
+            if best is None or key < best[0]:
+                best = (key, pe, simd)
+    if best is None:
+        fastest = dataclasses.replace(layer, pe=layer.mh, simd=simd_dim(layer)).cycles
+        raise UsageError(f"layer {layer.name} ({layer.source}): --target-cycles {target_cycles} is out of reach; "
+                         f"fully parallel it takes {fastest} cycles per frame")
+    return best[1], best[2]
+
+
 def apply_folding(graph: Graph, pe: Optional[int] = None, simd: Optional[int] = None,
-                  per_layer: Optional[dict[str, dict[str, int]]] = None) -> Graph:
+                  per_layer: Optional[dict[str, dict[str, int]]] = None,
+                  target_cycles: Optional[int] = None) -> Graph:
     per_layer = dict(per_layer or {})
+    if target_cycles is not None and (pe is not None or simd is not None):
+        raise UsageError("--target-cycles chooses PE and SIMD itself; leave out --pe/--simd "
+                         "(a folding.json entry still fixes its layer)")
+    if target_cycles is not None and target_cycles < 1:
+        raise UsageError(f"--target-cycles {target_cycles}: must be a positive number of cycles per frame")
     known = {l.name for l in graph.layers} | {l.source for l in graph.layers}
     unknown = sorted(set(per_layer) - known)
     if unknown:
@@ -67,9 +109,13 @@ def apply_folding(graph: Graph, pe: Optional[int] = None, simd: Optional[int] = 
     layers = []
     for layer in graph.layers:
         entry = per_layer.get(layer.name) or per_layer.get(layer.source) or {}
-        p = _pick(layer, "pe", layer.mh, entry.get("pe", pe), DEFAULT_PE,
+        if target_cycles is not None and not entry:
+            pe_l, simd_l = cheapest_folding(layer, target_cycles)
+        else:
+            pe_l, simd_l = pe, simd
+        p = _pick(layer, "pe", layer.mh, entry.get("pe", pe_l), DEFAULT_PE,
                   "--folding" if "pe" in entry else "--pe")
-        s = _pick(layer, "simd", layer.mw, entry.get("simd", simd), DEFAULT_SIMD,
+        s = _pick(layer, "simd", simd_dim(layer), entry.get("simd", simd_l), DEFAULT_SIMD,
                   "--folding" if "simd" in entry else "--simd")
         layers.append(dataclasses.replace(layer, pe=p, simd=s))
     return graph.replace(layers=layers)
