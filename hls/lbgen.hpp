@@ -15,5 +15,6 @@
 #include "lbgen_activation.hpp"
 #include "lbgen_mvau.hpp"
 #include "lbgen_stream.hpp"
+#include "lbgen_conv.hpp"
 
 #endif  // LBGEN_HPP

@@ -11,11 +11,16 @@ from .modules import (
     SCALE_MIN,
     STEP_MANTISSA_BITS,
     BinaryAct,
+    BinaryConv2d,
     BinaryLinear,
+    HeteroBinaryConv2d,
     HeteroBinaryLinear,
+    IntConv2d,
     IntLinear,
+    Log2Conv2d,
     Log2Linear,
     QuantAct,
+    QuantConv2dMixin,
     QuantLinearBase,
     check_hetero_dist,
     default_hetero_dist,
@@ -26,8 +31,13 @@ from .modules import (
 ACT_MODULES = (QuantAct, BinaryAct)
 #: Quantized linear layer classes (subclasses of QuantLinearBase).
 LINEAR_MODULES = (BinaryLinear, IntLinear, Log2Linear, HeteroBinaryLinear)
+#: Quantized 2-d convolution classes (subclasses of QuantConv2dMixin and of
+#: their linear counterparts, so also of QuantLinearBase: test for these
+#: before treating a QuantLinearBase as a linear layer).
+CONV_MODULES = (BinaryConv2d, IntConv2d, Log2Conv2d, HeteroBinaryConv2d)
 #: Every lbgen.quant module class.
-ALL_MODULES = (QuantAct, BinaryAct, QuantLinearBase, BinaryLinear, IntLinear, Log2Linear, HeteroBinaryLinear)
+ALL_MODULES = (QuantAct, BinaryAct, QuantLinearBase, BinaryLinear, IntLinear, Log2Linear, HeteroBinaryLinear,
+               *CONV_MODULES)
 #: Globals to pass to ``torch.serialization.add_safe_globals`` (together with
 #: the torch.nn classes of the model) to ``torch.load(..., weights_only=True)``
 #: a model saved with ``torch.save(model)``.
@@ -37,6 +47,7 @@ __all__ = [
     "ACT_MODULES",
     "ALL_MODULES",
     "CLIP_MIN",
+    "CONV_MODULES",
     "EXACT_ACC_LIMIT",
     "HETERO_DIST_TOL",
     "HETERO_MAX_PLANES",
@@ -45,11 +56,16 @@ __all__ = [
     "SCALE_MIN",
     "STEP_MANTISSA_BITS",
     "BinaryAct",
+    "BinaryConv2d",
     "BinaryLinear",
+    "HeteroBinaryConv2d",
     "HeteroBinaryLinear",
+    "IntConv2d",
     "IntLinear",
+    "Log2Conv2d",
     "Log2Linear",
     "QuantAct",
+    "QuantConv2dMixin",
     "QuantLinearBase",
     "check_hetero_dist",
     "default_hetero_dist",

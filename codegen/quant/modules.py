@@ -19,6 +19,13 @@ below is therefore part of the contract and must not be "simplified":
   ``sum|w_int| * max_level < 2**37`` per output channel, which every format
   here meets except log2 weights of 6 bits (``|w_int|`` up to ``2**30``); the
   frontend checks the bound (:data:`EXACT_ACC_LIMIT`).
+* ``QuantConv2dMixin.forward`` (``BinaryConv2d``, ``IntConv2d``,
+  ``Log2Conv2d``, ``HeteroBinaryConv2d``) -- each conv class subclasses its
+  linear counterpart (2-d weight ``(out, in*kh*kw)``, torch's ``(c, ky, kx)``
+  order) and runs ``F.conv2d`` in float64 on the reshaped integer kernel, then
+  the same epilogue along the channel dimension: exact under the same bound,
+  the sum running over the receptive field.  Padding is zero *in value* (for a
+  bipolar input: 0, not -1).
 * ``Log2Linear.quant_weight`` -- log-domain rounding decided exactly
   (``frexp`` and a float64 square), no ``log2`` call whose last ulp could
   depend on the platform.
@@ -60,6 +67,11 @@ __all__ = [
     "IntLinear",
     "Log2Linear",
     "HeteroBinaryLinear",
+    "QuantConv2dMixin",
+    "BinaryConv2d",
+    "IntConv2d",
+    "Log2Conv2d",
+    "HeteroBinaryConv2d",
     "HETERO_MAX_PLANES",
     "HETERO_DIST_TOL",
     "EXACT_ACC_LIMIT",
@@ -275,7 +287,7 @@ class IntLinear(QuantLinearBase):
 
     def __init__(self, in_features: int, out_features: int, bits: int = 8, bias: bool = True):
         if isinstance(bits, bool) or not isinstance(bits, int) or not 2 <= bits <= 8:
-            raise ValueError(f"IntLinear: bits must be an int in 2..8, got {bits!r}")
+            raise ValueError(f"{type(self).__name__}: bits must be an int in 2..8, got {bits!r}")
         super().__init__(in_features, out_features, bias)
         self.weight_kind = "int"
         self.weight_bits = int(bits)
@@ -313,7 +325,8 @@ class Log2Linear(QuantLinearBase):
 
     def __init__(self, in_features: int, out_features: int, bits: int = 4, bias: bool = True):
         if isinstance(bits, bool) or not isinstance(bits, int) or not 2 <= bits <= 6:
-            raise ValueError(f"Log2Linear: bits (sign + exponent field) must be an int in 2..6, got {bits!r}")
+            raise ValueError(f"{type(self).__name__}: bits (sign + exponent field) must be an int in 2..6, "
+                             f"got {bits!r}")
         super().__init__(in_features, out_features, bias)
         self.weight_kind = "log2"
         self.weight_bits = int(bits)
@@ -404,18 +417,18 @@ class HeteroBinaryLinear(QuantLinearBase):
     def __init__(self, in_features: int, out_features: int, avg_bits: float = 1.4, dist=None,
                  frac_bits: int = 3, bias: bool = True):
         if isinstance(avg_bits, bool) or not isinstance(avg_bits, (int, float)):
-            raise ValueError(f"HeteroBinaryLinear: avg_bits must be a number in (1, {HETERO_MAX_PLANES}], "
+            raise ValueError(f"{type(self).__name__}: avg_bits must be a number in (1, {HETERO_MAX_PLANES}], "
                              f"got {avg_bits!r}")
         b = float(avg_bits)
         if not (math.isfinite(b) and 1.0 < b <= HETERO_MAX_PLANES):
-            raise ValueError(f"HeteroBinaryLinear: avg_bits (the average bits B) must be in "
+            raise ValueError(f"{type(self).__name__}: avg_bits (the average bits B) must be in "
                              f"(1, {HETERO_MAX_PLANES}], got {avg_bits!r}")
         try:
             p = check_hetero_dist(b, default_hetero_dist(b) if dist is None else dist)
         except ValueError as exc:
-            raise ValueError(f"HeteroBinaryLinear: {exc}") from None
+            raise ValueError(f"{type(self).__name__}: {exc}") from None
         if isinstance(frac_bits, bool) or not isinstance(frac_bits, int) or not 0 <= frac_bits <= 12:
-            raise ValueError(f"HeteroBinaryLinear: frac_bits must be an int in 0..12, got {frac_bits!r}")
+            raise ValueError(f"{type(self).__name__}: frac_bits must be an int in 0..12, got {frac_bits!r}")
         super().__init__(in_features, out_features, bias)
         self.weight_kind = "hetero"
         self.weight_bits = b  # average bits per weight (B)
@@ -530,3 +543,179 @@ class HeteroBinaryLinear(QuantLinearBase):
     def extra_repr(self) -> str:
         return (super().extra_repr() + f", dist={list(self.dist)}, planes={self.planes}, "
                 f"frac_bits={self.frac_bits}")
+
+
+# ---------------------------------------------------------------------------
+# 2-d convolutions
+# ---------------------------------------------------------------------------
+
+
+def _conv_pair(cls: str, name: str, value, minimum: int) -> tuple[int, int]:
+    """``value`` (an int or a pair of ints, each >= ``minimum``) as a 2-tuple."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        pair = (value, value)
+    elif (isinstance(value, (tuple, list)) and len(value) == 2
+          and all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
+        pair = (int(value[0]), int(value[1]))
+    else:
+        raise ValueError(f"{cls}: {name} must be an int or a pair of ints, got {value!r}")
+    if min(pair) < minimum:
+        raise ValueError(f"{cls}: {name} must be >= {minimum}, got {value!r}")
+    return pair
+
+
+class QuantConv2dMixin:
+    """2-d convolution on top of a :class:`QuantLinearBase` weight format.
+
+    A conv class is ``class XConv2d(QuantConv2dMixin, XLinear)``: the weight
+    Parameter is the linear layer's, 2-d ``(out_channels, in_channels*kh*kw)``
+    in torch's own flattening order of a ``Conv2d`` kernel, ``(c, ky, kx)``
+    (``weight.reshape(out, in, kh, kw)`` is the kernel), so ``in_features =
+    in_channels*kh*kw`` and ``out_features = out_channels``.  ``quant_weight``,
+    ``quant_codes``, ``freeze``, the per-output-channel scales and the
+    straight-through estimators are the linear class's, unchanged.  The
+    initialisation equals ``nn.Conv2d``'s (kaiming-uniform with ``a=sqrt(5)``
+    and ``fan_in = in_channels*kh*kw``; same random stream, too).
+
+    ``forward(x)``, ``x`` of shape ``(N, C, H, W)``:
+    ``s = F.conv2d(x.double(), w_int.double().reshape(out, in, kh, kw),
+    stride=stride, padding=padding)`` and then
+    ``(s * w_scale.double()[None, :, None, None] + bias.double()[None, :, None,
+    None]).float()`` -- elementwise the very ops of the linear
+    :meth:`~QuantLinearBase.epilogue`, which the conv classes inherit unchanged
+    (channel-last: ``epilogue(s)`` for ``s`` of shape ``(..., out_channels)``
+    gives ``forward``'s values at those positions, bit for bit).  The
+    sum is exact under the same condition as a linear layer's (see the module
+    docstring): every input a multiple of one 16-bit activation step and
+    ``sum|w_int| * max_level < 2**37`` per output channel, the sum running over
+    the whole receptive field ``in_channels*kh*kw`` -- the bound the frontend
+    checks on the 2-d weight (:data:`EXACT_ACC_LIMIT`).
+
+    Padding is zero padding *in value*: a padded position contributes 0 to
+    the sum.  For a :class:`QuantAct` input that is level 0; for a
+    :class:`BinaryAct` (bipolar) input it is **0, not -1**, so a window at the
+    border holds values in {-1, 0, +1} (torch's semantics, which lbgen's
+    hardware reproduces).  Only ``dilation=1``, ``groups=1`` and
+    ``padding_mode="zeros"`` are supported; they are accepted (keyword only)
+    for drop-in use and anything else raises ``ValueError``.
+    """
+
+    @staticmethod
+    def _conv_geometry(cls: str, in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
+                       padding_mode) -> dict:
+        for name, v in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{cls}: {name} must be a positive int, got {v!r}")
+        if isinstance(padding, str):
+            raise ValueError(f"{cls}: padding must be an int or a pair of ints (zero padding), got {padding!r}")
+        geo = {
+            "in_channels": int(in_channels),
+            "out_channels": int(out_channels),
+            "kernel_size": _conv_pair(cls, "kernel_size", kernel_size, 1),
+            "stride": _conv_pair(cls, "stride", stride, 1),
+            "padding": _conv_pair(cls, "padding", padding, 0),
+        }
+        if _conv_pair(cls, "dilation", dilation, 1) != (1, 1):
+            raise ValueError(f"{cls}: dilation {dilation!r} is not supported (only dilation=1)")
+        if isinstance(groups, bool) or groups != 1:
+            raise ValueError(f"{cls}: groups={groups!r} is not supported (only groups=1)")
+        if padding_mode != "zeros":
+            raise ValueError(f"{cls}: padding_mode={padding_mode!r} is not supported (only 'zeros')")
+        return geo
+
+    def _conv_init(self, geo: dict) -> None:
+        self.in_channels = geo["in_channels"]
+        self.out_channels = geo["out_channels"]
+        self.kernel_size = geo["kernel_size"]
+        self.stride = geo["stride"]
+        self.padding = geo["padding"]
+        # constants, for code that treats nn.Conv2d and these alike
+        self.dilation = (1, 1)
+        self.groups = 1
+        self.padding_mode = "zeros"
+
+    @staticmethod
+    def _in_features(geo: dict) -> int:
+        kh, kw = geo["kernel_size"]
+        return geo["in_channels"] * kh * kw
+
+    def conv_weight(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``quant_weight()`` with the integer weights as a kernel
+        ``(out_channels, in_channels, kh, kw)``."""
+        w_int, w_scale = self.quant_weight()
+        return w_int.reshape(self.out_channels, self.in_channels, *self.kernel_size), w_scale
+
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        """Output ``(H', W')`` for an ``H x W`` input: ``(H + 2p - k) // s + 1``."""
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        return (height + 2 * ph - kh) // sh + 1, (width + 2 * pw - kw) // sw + 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4:
+            raise ValueError(f"{type(self).__name__}: expected a 4-d (N, C, H, W) input, got shape "
+                             f"{tuple(x.shape)}")
+        w_int, w_scale = self.quant_weight()
+        w4 = w_int.double().reshape(self.out_channels, self.in_channels, *self.kernel_size)
+        s = F.conv2d(x.double(), w4, None, self.stride, self.padding)
+        # the linear epilogue along dim 1: elementwise the same float64 ops as
+        # ``self.epilogue(s.movedim(1, -1)).movedim(-1, 1)``
+        y = s * w_scale.double()[None, :, None, None]
+        if self.bias is not None:
+            y = y + self.bias.double()[None, :, None, None]
+        return y.float()
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"padding={self.padding}, " + super().extra_repr())
+
+
+class BinaryConv2d(QuantConv2dMixin, BinaryLinear):
+    """Conv2d with the weights of :class:`BinaryLinear` (bipolar, per-output-
+    channel ``mean|w|`` over the receptive field); see :class:`QuantConv2dMixin`."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, bias: bool = True,
+                 *, dilation=1, groups: int = 1, padding_mode: str = "zeros"):
+        geo = self._conv_geometry(type(self).__name__, in_channels, out_channels, kernel_size, stride, padding,
+                                  dilation, groups, padding_mode)
+        super().__init__(self._in_features(geo), geo["out_channels"], bias=bias)
+        self._conv_init(geo)
+
+
+class IntConv2d(QuantConv2dMixin, IntLinear):
+    """Conv2d with the weights of :class:`IntLinear` (signed ``bits``-bit,
+    2..8); see :class:`QuantConv2dMixin`."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, bias: bool = True,
+                 bits: int = 8, *, dilation=1, groups: int = 1, padding_mode: str = "zeros"):
+        geo = self._conv_geometry(type(self).__name__, in_channels, out_channels, kernel_size, stride, padding,
+                                  dilation, groups, padding_mode)
+        super().__init__(self._in_features(geo), geo["out_channels"], bits=bits, bias=bias)
+        self._conv_init(geo)
+
+
+class Log2Conv2d(QuantConv2dMixin, Log2Linear):
+    """Conv2d with the weights of :class:`Log2Linear` (power-of-two, ``bits``
+    = sign + exponent field, 2..6); see :class:`QuantConv2dMixin`."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, bias: bool = True,
+                 bits: int = 4, *, dilation=1, groups: int = 1, padding_mode: str = "zeros"):
+        geo = self._conv_geometry(type(self).__name__, in_channels, out_channels, kernel_size, stride, padding,
+                                  dilation, groups, padding_mode)
+        super().__init__(self._in_features(geo), geo["out_channels"], bits=bits, bias=bias)
+        self._conv_init(geo)
+
+
+class HeteroBinaryConv2d(QuantConv2dMixin, HeteroBinaryLinear):
+    """Conv2d with the weights of :class:`HeteroBinaryLinear` (heterogeneous
+    binarization, ``avg_bits`` / ``dist`` / ``frac_bits``; masks over the
+    whole 2-d ``(out, in*kh*kw)`` weight, fixed in eval mode); see
+    :class:`QuantConv2dMixin`."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, bias: bool = True,
+                 avg_bits: float = 1.4, dist=None, frac_bits: int = 3, *, dilation=1, groups: int = 1,
+                 padding_mode: str = "zeros"):
+        geo = self._conv_geometry(type(self).__name__, in_channels, out_channels, kernel_size, stride, padding,
+                                  dilation, groups, padding_mode)
+        super().__init__(self._in_features(geo), geo["out_channels"], avg_bits=avg_bits, dist=dist,
+                         frac_bits=frac_bits, bias=bias)
+        self._conv_init(geo)
