@@ -6,9 +6,11 @@ the accumulator range, inverted channels, every PE kind, uneven foldings.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from .ir import DType, Graph, InputQuant, MatVec, signed_bits_for
+from .ir import ConvGeom, DType, Graph, InputQuant, MatVec, PoolGeom, signed_bits_for
 from .passes.pe import choose_pe
 
 
@@ -69,6 +71,48 @@ def random_graph(seed: int, dims: list[int], wtypes: list[DType], atypes: list[D
                                    None if last else atypes[i + 1], *folding[i], acc_bits=acc_bits))
     step = 1.0 / max(1, atypes[0].max)
     return Graph(name=f"random{seed}", input=InputQuant(atypes[0], step), layers=layers).validate()
+
+
+@dataclass(frozen=True)
+class ConvSpec:
+    """One convolution of ``random_cnn``: out channels, kernel, stride, padding,
+    max-pool size (0: none), weight type, output type, (pe, simd)."""
+
+    out_ch: int
+    k: int
+    s: int = 1
+    p: int = 0
+    pool: int = 0
+    wtype: DType = DType("bipolar", 1)
+    otype: DType = DType("bipolar", 1)
+    fold: tuple[int, int] = (1, 1)
+    k_w: int = 0            # a non-square kernel: its width (0: square)
+
+
+def random_cnn(seed: int, in_chw: tuple[int, int, int], itype: DType, convs: list[ConvSpec],
+               classes: int, fc_wtype: DType, fc_fold: tuple[int, int] = (1, 1),
+               acc_bits: int | None = None) -> Graph:
+    """Convolutions (each optionally max-pooled) and a fully connected classifier."""
+    rng = np.random.default_rng(seed)
+    layers = []
+    c, h, w = in_chw
+    t = itype
+    for i, spec in enumerate(convs):
+        kw = spec.k_w or spec.k
+        geom = ConvGeom(c, h, w, spec.k, kw, spec.s, spec.s, spec.p, min(spec.p, kw - 1))
+        layer = random_layer(rng, f"conv{i}", geom.window, spec.out_ch, spec.wtype, t, spec.otype,
+                             *spec.fold, acc_bits=acc_bits)
+        layer.conv = geom
+        c, h, w = spec.out_ch, geom.out_h, geom.out_w
+        if spec.pool:
+            layer.pool = PoolGeom(c, h, w, spec.pool, spec.pool)
+            h, w = layer.pool.out_h, layer.pool.out_w
+        layers.append(layer)
+        t = spec.otype
+    layers.append(random_layer(rng, f"fc{len(convs)}", c * h * w, classes, fc_wtype, t, None, *fc_fold,
+                               acc_bits=acc_bits))
+    step = 1.0 / max(1, itype.max)
+    return Graph(name=f"random_cnn{seed}", input=InputQuant(itype, step), layers=layers).validate()
 
 
 def random_inputs(graph: Graph, n: int, seed: int = 0) -> np.ndarray:

@@ -54,12 +54,12 @@ class StreamSpec:
 
 def input_spec(graph: Graph) -> StreamSpec:
     first = graph.layers[0]
-    return StreamSpec("s_axis", first.itype.kind, first.itype.bits, first.simd, first.sf, "s_axis")
+    return StreamSpec("s_axis", first.itype.kind, first.itype.bits, first.simd, first.in_len // first.simd, "s_axis")
 
 
 def layer_specs(graph: Graph) -> list[StreamSpec]:
     """The output stream of every layer, input first; the last one is also m_axis."""
-    return [StreamSpec(l.name, l.out_dtype.kind, l.out_dtype.bits, l.pe, l.nf, verilog_ident(l.name))
+    return [StreamSpec(l.name, l.out_dtype.kind, l.out_dtype.bits, l.pe, l.out_len // l.pe, verilog_ident(l.name))
             for l in graph.layers]
 
 

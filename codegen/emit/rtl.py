@@ -23,13 +23,13 @@ from __future__ import annotations
 import importlib.resources
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import jinja2
 
 import numpy as np
 
-from ..ir import DType, Graph, IRError, MatVec, check_thresholds_shape
+from ..ir import DType, Graph, IRError, MatVec, PaddingCorrection, check_thresholds_shape, padding_corrections
 from ..packing import (pack_elements, threshold_search_words, threshold_word_bits, threshold_words,
                        weight_words, write_mem)
 from ..passes.pe import PE_KINDS, choose_pe
@@ -179,9 +179,31 @@ def accumulator_offsets(layer: MatVec) -> np.ndarray:
 
 
 def _init_words(layer: MatVec, offsets: np.ndarray) -> list[int]:
+    """Initial-accumulator ROM: offsets (classes, mh) at address {class, nf}
+    (lb_mvau: NFW address bits for nf, unused addresses 0)."""
     acc = DType("int", layer.acc_bits)
-    codes = acc.encode(offsets).reshape(layer.nf, layer.pe)
-    return [pack_elements(codes[nf], layer.acc_bits) for nf in range(layer.nf)]
+    nfw = max(1, (layer.nf - 1).bit_length())
+    words = [0] * (len(offsets) << nfw)
+    for cls, row in enumerate(offsets):
+        codes = acc.encode(row).reshape(layer.nf, layer.pe)
+        for nf in range(layer.nf):
+            words[(cls << nfw) + nf] = pack_elements(codes[nf], layer.acc_bits)
+    return words if len(offsets) > 1 else words[:layer.nf]
+
+
+def initial_accumulators(layer: MatVec) -> tuple[np.ndarray, Optional[PaddingCorrection]]:
+    """(classes, mh) initial accumulators: the bit heaps' constant
+    (``accumulator_offsets``) plus, for a bipolar-input convolution with
+    padding, each border class's correction; one class otherwise."""
+    base = accumulator_offsets(layer)
+    corr = padding_corrections(layer)
+    if corr is None:
+        return base[None, :], None
+    return base[None, :] + corr.offsets.reshape(-1, layer.mh), corr
+
+
+def _packed(values: np.ndarray, bits: int) -> str:
+    return _vhex(bits * len(values), pack_elements(np.asarray(values, dtype=np.uint64), bits))
 
 
 def _vhex(width: int, value: int) -> str:
@@ -239,8 +261,12 @@ def fifo_depth(dst: MatVec) -> int:
     none during folds 1..NF-1. A FIFO holding one input frame lets the layer
     before keep producing meanwhile, so neither side waits on the other's
     fold pattern and the pipeline runs at the slowest layer's NF*SF; two
-    more beats cover the handshake latency.
+    more beats cover the handshake latency. A convolution's sliding-window
+    unit takes its input row by row; one input row lets the producer run on
+    while the unit still needs the rows it holds.
     """
+    if dst.conv is not None:
+        return max(dst.sf, dst.conv.in_w * dst.conv.in_ch // dst.simd) + 2
     return dst.sf + 2
 
 
@@ -255,8 +281,8 @@ def rtl_plan(graph: Graph) -> dict[str, Any]:
         n_thresh = layer.thresholds.shape[1] if hidden else 1
         search = hidden and threshold_unit(layer) == "search"
         thr_files = threshold_files(layer, ident) if hidden else []
-        offsets = accumulator_offsets(layer)
-        per_channel = bool(len(offsets)) and bool(np.any(offsets != offsets[0]))
+        offsets, corr = initial_accumulators(layer)
+        per_channel = bool(np.any(offsets != offsets[0, 0]))
         scales = layer.wtype.scales or (1,)
         packed_scales = sum(k << (PLANE_SCALE_BITS * i) for i, k in enumerate(scales))
         params = [
@@ -265,13 +291,30 @@ def rtl_plan(graph: Graph) -> dict[str, Any]:
             ("IN_BITS", layer.itype.bits), ("IN_KIND", KIND_CODE[layer.itype.kind]),
             ("ACC_BITS", layer.acc_bits), ("PE_KIND", PE_KIND_CODE[_pe_kind(layer)]),
             ("N_PLANES", len(scales)), ("PLANE_SCALES", _vhex(PLANE_SCALES_W, packed_scales)),
-            ("ACC_INIT", _vhex(64, 0 if per_channel else int(offsets[0]))),
+            ("ACC_INIT", _vhex(64, 0 if per_channel else int(offsets[0, 0]))),
             ("USE_THRESH", int(hidden)), ("N_THRESH", n_thresh), ("THRESH_SEARCH", int(search)),
             ("OUT_BITS", out_bits if hidden else 1),
             ("WEIGHT_FILE", f'"{ident}_weights.mem"'),
             ("THRESH_FILE", f'"{thr_files[0]}"' if hidden else '""'),
             ("INIT_FILE", f'"{ident}_init.mem"' if per_channel else '""'),
         ]
+        if layer.conv is not None:
+            params += [("PIXELS", layer.pixels), ("OUT_W", layer.conv.out_w)]
+        if corr is not None and len(offsets) > 1:
+            class_bits = max(1, (max(corr.offsets.shape[:2]) - 1).bit_length())
+            params += [("N_CLASS", len(offsets)), ("N_COL_CLASS", corr.offsets.shape[1]),
+                       ("CLASS_BITS", class_bits), ("ROW_CLASS", _packed(corr.row_class, class_bits)),
+                       ("COL_CLASS", _packed(corr.col_class, class_bits))]
+        swu = maxpool = None
+        if layer.conv is not None:
+            g = layer.conv
+            swu = [("C", g.in_ch), ("IN_H", g.in_h), ("IN_W", g.in_w), ("K_H", g.k_h), ("K_W", g.k_w),
+                   ("S_H", g.s_h), ("S_W", g.s_w), ("P_H", g.p_h), ("P_W", g.p_w), ("SIMD", layer.simd),
+                   ("E", layer.itype.bits)]
+        if layer.pool is not None:
+            q = layer.pool
+            maxpool = [("C", q.ch), ("IN_H", q.in_h), ("IN_W", q.in_w), ("K", q.k), ("S", q.s),
+                       ("PE", layer.pe), ("E", out_bits)]
         layers.append({
             "name": _comment(layer.name), "source": _comment(layer.source), "id": ident,
             "mw": layer.mw, "mh": layer.mh, "pe": layer.pe, "simd": layer.simd,
@@ -287,6 +330,9 @@ def rtl_plan(graph: Graph) -> dict[str, Any]:
             "thresholds_mem": thr_files,
             "init_mem": f"{ident}_init.mem" if per_channel else None,
             "init_words": _init_words(layer, offsets) if per_channel else None,
+            "swu": [(k, str(v)) for k, v in swu] if swu else None,
+            "maxpool": [(k, str(v)) for k, v in maxpool] if maxpool else None,
+            "pixels": layer.pixels,
             "init_w": layer.pe * layer.acc_bits,
         })
     links = []
@@ -295,7 +341,7 @@ def rtl_plan(graph: Graph) -> dict[str, Any]:
         dwc = src.pe != dst.simd
         links.append({
             "src": ids[i], "dst": ids[i + 1], "w": w, "in_n": src.pe, "out_n": dst.simd,
-            "frame": src.mh, "dwc": dwc, "fifo_w": dst.simd * w, "depth": fifo_depth(dst),
+            "frame": src.out_len, "dwc": dwc, "fifo_w": dst.simd * w, "depth": fifo_depth(dst),
             "fifo_in": f"{ids[i]}_dwc" if dwc else f"{ids[i]}_out",
         })
     first, last = graph.layers[0], graph.layers[-1]
@@ -306,6 +352,9 @@ def rtl_plan(graph: Graph) -> dict[str, Any]:
         "out_per_beat": last.pe, "out_elem_bits": last.acc_bits,
         "layers": layers, "links": links, "first": ids[0], "last": ids[-1],
         "hidden": ids[:-1],
+        # tlast of the streams inside a layer (window unit, engine before its max-pool)
+        "inner_tlast": [f"{lp['id']}_win" for lp in layers if lp["swu"]]
+                       + [f"{lp['id']}_mv" for lp in layers if lp["maxpool"]],
     }
 
 
@@ -323,11 +372,11 @@ def rtl_interface(graph: Graph) -> dict[str, Any]:
         "top": TOP,
         "IN_W": plan["in_w"], "OUT_W": plan["out_w"],
         "in_per_beat": first.simd, "in_dtype": first.itype, "in_beats": first.sf,
-        "out_per_beat": last.pe, "out_dtype": last.out_dtype, "out_beats": last.nf,
+        "out_per_beat": last.pe, "out_dtype": last.out_dtype, "out_beats": last.out_len // last.pe,
         "cycles_per_frame": max(layer.cycles for layer in graph.layers),
         "layers": [
             {"name": layer.name, "prefix": lp["id"], "tdata_w": lp["out_w"], "per_beat": layer.pe,
-             "elem_bits": lp["out_elem_bits"], "dtype": layer.out_dtype, "beats": layer.nf,
+             "elem_bits": lp["out_elem_bits"], "dtype": layer.out_dtype, "beats": layer.out_len // layer.pe,
              "cycles": layer.cycles}
             for layer, lp in zip(graph.layers, plan["layers"])
         ],

@@ -21,9 +21,18 @@
 //           invert flag. With THRESH_SEARCH, the per-stage, per-PE ROMs of
 //           lb_thresh_search instead (THRESH_FILE names stage 0 of PE 0).
 //   initial accumulators: ACC_INIT (every channel), or, when INIT_FILE is
-//           set, a ROM of depth NF, element p (ACC_BITS) = channel nf*PE+p.
-//           They hold the constant part of the products that lb_mvau_core's
-//           bit heaps leave out (lbgen.emit.rtl.accumulator_offsets).
+//           set, a ROM of depth N_CLASS << NFW, address {class, nf}, element
+//           p (ACC_BITS) = channel nf*PE+p. They hold the constant part of
+//           the products that lb_mvau_core's bit heaps leave out
+//           (lbgen.emit.rtl.accumulator_offsets) plus, for a convolution
+//           with bipolar inputs and padding, the border correction of the
+//           pixel's class (lbgen.ir.padding_corrections): class =
+//           ROW_CLASS[oy] * N_COL_CLASS + COL_CLASS[ox], CLASS_BITS per entry.
+//
+// Convolution: the engine computes PIXELS matrix-vector products per frame,
+// one per output pixel (row-major, OUT_W per row), each taking its window
+// vector (SF beats, from lb_swu) during its neuron fold 0; output beats are
+// pixel-major, tlast on the last beat of the last pixel.
 // The input vector streams in during neuron fold 0 and is kept in a buffer
 // (SF words) for folds 1..NF-1. One (nf, sf) step issues per cycle, so a
 // frame takes exactly NF*SF cycles when input is available and the output
@@ -66,7 +75,14 @@ module lb_mvau #(
   parameter OUT_BITS    = 1,   // output level bits (USE_THRESH)
   parameter WEIGHT_FILE = "",    // $readmemh file, bare name
   parameter THRESH_FILE = "",    // $readmemh file, bare name (USE_THRESH)
-  parameter INIT_FILE   = ""     // $readmemh file, bare name; "" = ACC_INIT
+  parameter INIT_FILE   = "",    // $readmemh file, bare name; "" = ACC_INIT
+  parameter PIXELS      = 1,     // matrix-vector products per frame (convolution: output pixels)
+  parameter OUT_W       = 1,     // output pixels per row (PIXELS / OUT_W rows)
+  parameter N_CLASS     = 1,     // initial-accumulator classes (INIT_FILE depth N_CLASS << NFW)
+  parameter N_COL_CLASS = 1,     // column classes: class = row class * N_COL_CLASS + column class
+  parameter CLASS_BITS  = 1,     // bits per ROW_CLASS / COL_CLASS entry
+  parameter ROW_CLASS   = 1'b0,  // class of output row oy at [oy*CLASS_BITS +: CLASS_BITS]
+  parameter COL_CLASS   = 1'b0   // class of output column ox at [ox*CLASS_BITS +: CLASS_BITS]
 ) (
   input  wire                     clk,
   input  wire                     rst_n,
@@ -124,6 +140,13 @@ module lb_mvau #(
     if (USE_THRESH != 0 && (N_THRESH < 1 || OUT_BITS < 1 || N_THRESH > (1 << OUT_BITS) - 1)) begin : g_err_thresh
       lb_mvau_error_need_1_le_N_THRESH_le_2_pow_OUT_BITS_minus_1 u_err ();
     end
+    if (PIXELS < 1 || OUT_W < 1 || PIXELS % OUT_W != 0) begin : g_err_pixels
+      lb_mvau_error_OUT_W_must_divide_PIXELS u_err ();
+    end
+    if (N_CLASS < 1 || N_COL_CLASS < 1 || N_CLASS % N_COL_CLASS != 0 || CLASS_BITS < 1
+        || (N_CLASS > 1 && INIT_FILE == "")) begin : g_err_class
+      lb_mvau_error_N_CLASS_needs_INIT_FILE_and_a_multiple_of_N_COL_CLASS u_err ();
+    end
     if (USE_THRESH != 0 && THRESH_SEARCH != 0 && N_THRESH != (1 << OUT_BITS) - 1) begin : g_err_search
       lb_mvau_error_THRESH_SEARCH_needs_N_THRESH_eq_2_pow_OUT_BITS_minus_1 u_err ();
     end
@@ -144,6 +167,11 @@ module lb_mvau #(
   localparam TW   = PE * (N_THRESH * ACC_BITS + 1);  // threshold word
   localparam AW   = PE * ACC_BITS;                   // accumulators
   localparam SEARCH = (USE_THRESH != 0) && (THRESH_SEARCH != 0);
+  localparam OUT_H  = PIXELS / OUT_W;
+  localparam OYW    = (OUT_H > 1) ? $clog2(OUT_H) : 1;
+  localparam OXW    = (OUT_W > 1) ? $clog2(OUT_W) : 1;
+  localparam CW     = (N_CLASS > 1) ? $clog2(N_CLASS) : 1;  // class index bits
+  localparam IAW    = CW + NFW;                             // initial-accumulator ROM address
   localparam LAT  = SEARCH ? OUT_BITS : 1;           // stages of the activation
 
   // sized constants (part-selects of integers keep lint width-clean)
@@ -153,6 +181,10 @@ module lb_mvau #(
   localparam [NFW-1:0] NF_LAST   = NF_LAST_I[NFW-1:0];
   localparam [SFW-1:0] SF_LAST   = SF_LAST_I[SFW-1:0];
   localparam [WAW-1:0] WA_LAST   = WA_LAST_I[WAW-1:0];
+  localparam integer   OY_LAST_I = OUT_H - 1;
+  localparam integer   OX_LAST_I = OUT_W - 1;
+  localparam [OYW-1:0] OY_LAST   = OY_LAST_I[OYW-1:0];
+  localparam [OXW-1:0] OX_LAST   = OX_LAST_I[OXW-1:0];
 
   // ---- pipeline control ------------------------------------------------
   wire en;                         // all stages advance
@@ -181,6 +213,37 @@ module lb_mvau #(
     end
   end
 
+  // output pixel (oy, ox) of the product being issued
+  reg  [OYW-1:0] oy;
+  reg  [OXW-1:0] ox;
+  wire pix_end   = (sf == SF_LAST) && (nf == NF_LAST);
+  wire last_pix  = (oy == OY_LAST) && (ox == OX_LAST);
+  always @(posedge clk) begin
+    if (!rst_n) begin
+      oy <= {OYW{1'b0}};
+      ox <= {OXW{1'b0}};
+    end else if (fire && pix_end) begin
+      ox <= (ox == OX_LAST) ? {OXW{1'b0}} : ox + 1'b1;
+      if (ox == OX_LAST) oy <= (oy == OY_LAST) ? {OYW{1'b0}} : oy + 1'b1;
+    end
+  end
+
+  // initial-accumulator class of the pixel
+  wire [CW-1:0] cls;
+  generate
+    if (N_CLASS > 1) begin : g_class
+      wire [CLASS_BITS-1:0] rc = ROW_CLASS[oy*CLASS_BITS +: CLASS_BITS];
+      wire [CLASS_BITS-1:0] cc = COL_CLASS[ox*CLASS_BITS +: CLASS_BITS];
+      localparam integer NCC_I = N_COL_CLASS;
+      localparam [CW+CLASS_BITS-1:0] NCC = NCC_I[CW+CLASS_BITS-1:0];
+      wire [CW+CLASS_BITS-1:0] c = {{CW{1'b0}}, rc} * NCC + {{CW{1'b0}}, cc};
+      assign cls = c[CW-1:0];
+      wire unused_c = &{1'b0, c[CW+CLASS_BITS-1:CW]};
+    end else begin : g_noclass
+      assign cls = 1'b0;
+    end
+  endgenerate
+
   generate
     if (SF == 1) begin : g_wa_nf
       assign wa = nf;              // WAW = NFW
@@ -202,6 +265,7 @@ module lb_mvau #(
 
   // ---- stage 1: fetch --------------------------------------------------
   reg            first1, last1, tl1;
+  reg  [CW-1:0]  cls1, cls2;       // initial-accumulator class, stages 1 and 2
   reg  [NFW-1:0] nf1, nf2, nf3;
   reg            last2, last3, tl2, tl3, tl4;
   wire [IW-1:0]  x1;               // the beat (stream or buffer)
@@ -211,7 +275,9 @@ module lb_mvau #(
     if (en) begin
       first1 <= (sf == {SFW{1'b0}});
       last1  <= (sf == SF_LAST);
-      tl1    <= (nf == NF_LAST);
+      tl1    <= (nf == NF_LAST) && last_pix;
+      cls1   <= cls;
+      cls2   <= cls1;
       nf1    <= nf;
       nf2    <= nf1;
       nf3    <= nf2;
@@ -257,15 +323,22 @@ module lb_mvau #(
   wire [AW-1:0] acc4;
 
   generate
-    if (INIT_FILE != "") begin : g_init_rom
+    if (INIT_FILE != "" && N_CLASS > 1) begin : g_init_class_rom
+      lb_rom #(
+        .DEPTH(N_CLASS << NFW), .WIDTH(AW), .ADDR_W(IAW), .INIT_FILE(INIT_FILE)
+      ) u_irom (
+        .clk(clk), .en(en), .addr({cls2, nf2}), .q(init3)
+      );
+    end else if (INIT_FILE != "") begin : g_init_rom
       lb_rom #(
         .DEPTH(NF), .WIDTH(AW), .ADDR_W(NFW), .INIT_FILE(INIT_FILE)
       ) u_irom (
         .clk(clk), .en(en), .addr(nf2), .q(init3)
       );
+      wire unused_cls = &{1'b0, cls2};
     end else begin : g_init_const
       assign init3 = {PE{ACC_INIT[ACC_BITS-1:0]}};
-      wire unused_init = &{1'b0, ACC_INIT};
+      wire unused_init = &{1'b0, ACC_INIT, cls2};
     end
   endgenerate
 
