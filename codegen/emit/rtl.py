@@ -180,12 +180,13 @@ def accumulator_offsets(layer: MatVec) -> np.ndarray:
 
 def _init_words(layer: MatVec, offsets: np.ndarray) -> list[int]:
     """Initial-accumulator ROM: offsets (classes, mh) at address {class, nf}
-    (lb_mvau: NFW address bits for nf, unused addresses 0)."""
-    acc = DType("int", layer.acc_bits)
+    (lb_mvau: NFW address bits for nf, unused addresses 0). The engine sums
+    modulo 2^acc_bits and only its final sum must fit, so an initial value
+    outside the range (a large border correction) is stored modulo 2^acc_bits."""
     nfw = max(1, (layer.nf - 1).bit_length())
     words = [0] * (len(offsets) << nfw)
     for cls, row in enumerate(offsets):
-        codes = acc.encode(row).reshape(layer.nf, layer.pe)
+        codes = np.mod(row, 1 << layer.acc_bits).astype(np.uint64).reshape(layer.nf, layer.pe)
         for nf in range(layer.nf):
             words[(cls << nfw) + nf] = pack_elements(codes[nf], layer.acc_bits)
     return words if len(offsets) > 1 else words[:layer.nf]
