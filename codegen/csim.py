@@ -190,8 +190,8 @@ def _check_design(hls_dir: Path, graph: Graph) -> None:
         raise CsimError(f"{top_h} is missing (emit the HLS design first)")
     defines = dict(re.findall(r"^#define (LBGEN_\w+) (\d+)", top_h.read_text(), flags=re.M))
     first, last = graph.layers[0], graph.layers[-1]
-    want = {"LBGEN_IN_W": first.simd * first.itype.bits, "LBGEN_IN_BEATS": first.sf,
-            "LBGEN_OUT_W": last.pe * last.acc_bits, "LBGEN_OUT_BEATS": last.nf}
+    want = {"LBGEN_IN_W": first.simd * first.itype.bits, "LBGEN_IN_BEATS": first.in_len // first.simd,
+            "LBGEN_OUT_W": last.pe * last.acc_bits, "LBGEN_OUT_BEATS": last.out_len // last.pe}
     for key, value in want.items():
         if int(defines.get(key, -1)) != value:
             raise CsimError(f"{top_h}: {key} is {defines.get(key)}, the graph needs {value}; "
@@ -246,13 +246,14 @@ def run_csim(out_dir: Path, inputs: np.ndarray, build_dir: Path | None = None, *
             if tok.startswith("seconds="):
                 sim_seconds = float(tok.split("=", 1)[1])
         out_type = DType("int", last.acc_bits)
-        result = unpack_stream(_read_beats(out_path, last.nf, n, "C-sim output"), out_type, last.pe) \
+        result = unpack_stream(_read_beats(out_path, last.out_len // last.pe, n, "C-sim output"), out_type,
+                               last.pe) \
             if n else np.zeros((0, last.mh), dtype=np.int64)
         layers: dict[str, np.ndarray] = {}
         if trace and n:
             for layer, fname in zip(graph.layers, trace_names(graph).values()):
                 path = tmp_path / "trace" / f"{fname}.hex"
-                frames = _read_beats(path, layer.nf, n, f"C-sim trace of layer {layer.name!r}")
+                frames = _read_beats(path, layer.out_len // layer.pe, n, f"C-sim trace of layer {layer.name!r}")
                 layers[layer.name] = unpack_stream(frames, layer.out_dtype, layer.pe)
     return CsimResult(result=result, layers=layers, build_seconds=build_seconds, run_seconds=run_seconds,
                       sim_seconds=sim_seconds, frames=n, binary=binary)

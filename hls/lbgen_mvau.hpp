@@ -224,13 +224,22 @@ struct act_stage<CFG, true> {
 };
 #endif
 
-// The engine: one frame per call.
+// The engine: one frame per call. A frame is CFG::PIXELS matrix-vector
+// products (a convolution's output pixels, each input vector a window from
+// sliding_window; 1 for a fully connected layer). A bipolar-input convolution
+// with padding adds corr[class of the pixel][p][nf] to the accumulator before
+// the activation (lbgen.ir.padding_corrections: its windows carry code 0,
+// the value -1, where torch pads the value 0); the sum wraps modulo
+// 2^ACC_BITS like the accumulator itself, and only the final value must fit.
 template <class CFG>
 void mvau_engine(hls::stream<typename CFG::in_beat_t> &in, hls::stream<typename CFG::out_beat_t> &out,
                  const typename CFG::weight_word_t weights[CFG::NF * CFG::SF],
-                 const typename CFG::activation_t::word_t act_rom[CFG::PE][CFG::NF]) {
+                 const typename CFG::activation_t::word_t act_rom[CFG::PE][CFG::NF],
+                 const typename CFG::acc_t corr[CFG::N_CLASS][CFG::PE][CFG::NF],
+                 const ap_uint<8> pix_class[CFG::PIXELS]) {
 #pragma HLS INLINE off
     static_assert(check_config<CFG>::ok, "layer configuration");
+    static_assert(CFG::PIXELS >= 1 && CFG::N_CLASS >= 1 && CFG::N_CLASS <= 256, "PIXELS and N_CLASS");
     typedef mac_stage<CFG, use_native<CFG>::value> MAC;
     typedef act_stage<CFG, use_native<CFG>::activation> ACTIVATE;
     typedef typename CFG::in_beat_t in_beat_t;
@@ -242,8 +251,8 @@ void mvau_engine(hls::stream<typename CFG::in_beat_t> &in, hls::stream<typename 
     typename MAC::store_t acc[PE];
 #pragma HLS ARRAY_PARTITION variable=acc complete dim=1
 
-    unsigned nf = 0, sf = 0;
-    for (unsigned i = 0; i < NF * SF; i++) {
+    unsigned nf = 0, sf = 0, wi = 0, px = 0;
+    for (unsigned i = 0; i < CFG::PIXELS * NF * SF; i++) {
 #pragma HLS PIPELINE II=1
         in_beat_t x;
         if (nf == 0) {
@@ -252,21 +261,41 @@ void mvau_engine(hls::stream<typename CFG::in_beat_t> &in, hls::stream<typename 
         } else {
             x = inbuf[sf];
         }
-        MAC::accumulate(acc, weights, i, x, sf == 0);  // weight word nf*SF + sf == i
+        MAC::accumulate(acc, weights, wi, x, sf == 0);  // weight word nf*SF + sf == wi
         if (sf == SF - 1) {
+            const unsigned cls = CFG::N_CLASS > 1 ? (unsigned)pix_class[px] : 0u;
             out_beat_t y = 0;
             for (unsigned p = 0; p < PE; p++) {
 #pragma HLS UNROLL
-                y.range(p * OB + OB - 1, p * OB) = ACTIVATE::apply(MAC::result(acc[p]), act_rom, nf, p);
+                typename CFG::acc_t a = MAC::result(acc[p]);
+                if (CFG::N_CLASS > 1) a = typename CFG::acc_t(a + corr[cls][p][nf]);
+                y.range(p * OB + OB - 1, p * OB) = ACTIVATE::apply(a, act_rom, nf, p);
             }
             out.write(y);
             sf = 0;
-            nf = (nf == NF - 1) ? 0 : nf + 1;
+            if (nf == NF - 1) {
+                nf = 0;
+                px++;
+            } else {
+                nf++;
+            }
         } else {
             sf++;
         }
+        wi = (wi == NF * SF - 1) ? 0 : wi + 1;
     }
 }
+
+// All-zero stand-ins for the border corrections of a layer without them (never read).
+template <class CFG>
+struct no_corr {
+    static const typename CFG::acc_t data[CFG::N_CLASS][CFG::PE][CFG::NF];
+    static const ap_uint<8> classes[CFG::PIXELS];
+};
+template <class CFG>
+const typename CFG::acc_t no_corr<CFG>::data[CFG::N_CLASS][CFG::PE][CFG::NF] = {};
+template <class CFG>
+const ap_uint<8> no_corr<CFG>::classes[CFG::PIXELS] = {};
 
 // Hidden layer: multi-threshold activation from PE threshold ROMs of NF words.
 template <class CFG>
@@ -275,7 +304,21 @@ void mvau(hls::stream<typename CFG::in_beat_t> &in, hls::stream<typename CFG::ou
           const typename CFG::activation_t::word_t thresholds[CFG::PE][CFG::NF]) {
 #pragma HLS INLINE
     static_assert(CFG::activation_t::N_THRESHOLDS > 0, "a layer with thresholds needs a MultiThreshold activation");
-    mvau_engine<CFG>(in, out, weights, thresholds);
+    static_assert(CFG::N_CLASS == 1, "a layer with border corrections passes them (the overload below)");
+    mvau_engine<CFG>(in, out, weights, thresholds, no_corr<CFG>::data, no_corr<CFG>::classes);
+}
+
+// Hidden convolution with bipolar inputs and padding: the border corrections
+// of every pixel class and the class of every output pixel.
+template <class CFG>
+void mvau(hls::stream<typename CFG::in_beat_t> &in, hls::stream<typename CFG::out_beat_t> &out,
+          const typename CFG::weight_word_t weights[CFG::NF * CFG::SF],
+          const typename CFG::activation_t::word_t thresholds[CFG::PE][CFG::NF],
+          const typename CFG::acc_t corr[CFG::N_CLASS][CFG::PE][CFG::NF],
+          const ap_uint<8> pix_class[CFG::PIXELS]) {
+#pragma HLS INLINE
+    static_assert(CFG::activation_t::N_THRESHOLDS > 0, "a layer with thresholds needs a MultiThreshold activation");
+    mvau_engine<CFG>(in, out, weights, thresholds, corr, pix_class);
 }
 
 // An all-zero stand-in for the threshold ROM of an output layer (never read).
@@ -292,7 +335,8 @@ void mvau(hls::stream<typename CFG::in_beat_t> &in, hls::stream<typename CFG::ou
           const typename CFG::weight_word_t weights[CFG::NF * CFG::SF]) {
 #pragma HLS INLINE
     static_assert(CFG::activation_t::N_THRESHOLDS == 0, "a layer without thresholds needs a RawAccumulator activation");
-    mvau_engine<CFG>(in, out, weights, no_rom<CFG>::data);
+    static_assert(CFG::N_CLASS == 1, "an output layer has no border corrections");
+    mvau_engine<CFG>(in, out, weights, no_rom<CFG>::data, no_corr<CFG>::data, no_corr<CFG>::classes);
 }
 
 }  // namespace lbgen

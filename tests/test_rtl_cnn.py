@@ -100,3 +100,24 @@ def test_cnn_rtl_bit_exact_under_backpressure_at_the_folding_bound(name, simulat
     assert res.expected_cycles_per_frame == max(l.cycles for l in graph.layers)
     bound = max(l.cycles for l in graph.layers)
     assert abs(res.cycles_per_frame - bound) <= 0.02 * bound, (res.cycles_per_frame, bound)
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
+@pytest.mark.parametrize("native", [True, False], ids=["native", "ap_int"])
+@pytest.mark.parametrize("name", list(CNNS))
+def test_cnn_hls_csim_bit_exact(name, native, tmp_path):
+    """The same CNNs through the HLS C++ (sliding_window -> mvau -> maxpool in a
+    DATAFLOW top), every layer's output stream compared."""
+    from lbgen.csim import run_csim
+    from lbgen.emit.hls import emit_hls
+
+    graph = _graph(name)
+    out = tmp_path / "out"
+    graph.save(out)
+    emit_hls(graph, out / "hls")
+    x = random_inputs(graph, 5, seed=1)
+    trace = golden.run(graph, x)
+    res = run_csim(out, x, graph=graph, native=native)
+    assert np.array_equal(res.result, trace.result)
+    for layer in graph.layers:
+        assert np.array_equal(res.layers[layer.name], trace.outputs[layer.name]), layer.name

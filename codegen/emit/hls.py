@@ -29,7 +29,7 @@ import jinja2
 
 import numpy as np
 
-from ..ir import DType, Graph, IRError, MatVec, check_thresholds_shape
+from ..ir import DType, Graph, IRError, MatVec, check_thresholds_shape, padding_corrections
 from ..packing import pack_elements, weight_words
 from ..passes.pe import choose_pe
 
@@ -210,7 +210,28 @@ def hls_context(graph: Graph) -> dict[str, Any]:
             "weight_impl": _rom_impl(len(wwords)),
             "thresholds": None, "thresh_limbs": None, "thresh_limb_count": 0,
             "thresh_word_bits": 0, "n_thresholds": 0, "invert_bit": 0, "thresh_impl": "",
+            "pixels": layer.pixels, "out_beats": layer.out_len // layer.pe,
+            "swu": None, "pool": None, "n_class": 1, "corr": None, "pix_class": None,
         }
+        if layer.conv is not None:
+            g = layer.conv
+            d["swu"] = [("C", g.in_ch), ("IN_H", g.in_h), ("IN_W", g.in_w), ("K_H", g.k_h), ("K_W", g.k_w),
+                        ("S_H", g.s_h), ("S_W", g.s_w), ("P_H", g.p_h), ("P_W", g.p_w),
+                        ("SIMD", layer.simd), ("E", layer.itype.bits)]
+        if layer.pool is not None:
+            q = layer.pool
+            d["pool"] = [("C", q.ch), ("IN_H", q.in_h), ("IN_W", q.in_w), ("K", q.k), ("S", q.s),
+                         ("PE", layer.pe), ("E", out_dt.bits)]
+        corr = padding_corrections(layer)
+        if corr is not None and corr.offsets.size > layer.mh:
+            offsets = corr.offsets.reshape(-1, layer.mh)          # class = row class * columns + column class
+            top = 1 << layer.acc_bits
+            wrapped = (offsets + top // 2) % top - top // 2        # acc_t arithmetic wraps the same way
+            d["n_class"] = len(offsets)
+            d["corr"] = [[[str(int(wrapped[c, nf * layer.pe + p])) for nf in range(layer.nf)]
+                          for p in range(layer.pe)] for c in range(len(offsets))]
+            ncol = corr.offsets.shape[1]
+            d["pix_class"] = [str(int(r * ncol + c)) for r in corr.row_class for c in corr.col_class]
         if wbits > AP_INT_LIMIT:
             raise HLSEmitError(f"layer {layer.name!r}: its weight word (PE={layer.pe} x SIMD={layer.simd} x "
                                f"{layer.wtype.bits}-bit weights) is {wbits} bits wide, more than ap_int's "
@@ -253,10 +274,27 @@ def hls_context(graph: Graph) -> dict[str, Any]:
         if not last:
             streams.append({"name": dst, "type": f"{d['cfg']}::out_beat_t", "depth": STREAM_DEPTH})
         args = [f"{d['ident']}_weights"] + ([f"{d['ident']}_thresholds"] if d["thresholds"] is not None else [])
-        steps.append({"kind": "mvau", "cfg": d["cfg"], "src": src, "dst": dst, "args": args,
-                      "trace_name": d["ident"],
+        if d["corr"] is not None:
+            args += [f"{d['ident']}_corr", f"{d['ident']}_pix_class"]
+        if d["swu"]:
+            win = f"{d['ident']}_win"
+            streams.append({"name": win, "type": f"{d['cfg']}::in_beat_t", "depth": STREAM_DEPTH})
+            steps.append({"kind": "swu", "cfg": f"{d['ident']}_swu_config", "src": src, "dst": win,
+                          "comment": f"{layer.name}: sliding window, {layer.pixels} windows of "
+                                     f"{layer.sf} beats"})
+            src = win
+        mv_dst = f"{d['ident']}_mv" if d["pool"] else dst
+        if d["pool"]:
+            streams.append({"name": mv_dst, "type": f"{d['cfg']}::out_beat_t", "depth": STREAM_DEPTH})
+        steps.append({"kind": "mvau", "cfg": d["cfg"], "src": src, "dst": mv_dst, "args": args,
+                      "trace_name": None if d["pool"] else d["ident"], "beats": d["out_beats"],
                       "comment": f"{layer.name}: {layer.mh}x{layer.mw} {d['pe_kind']}, "
-                                 f"{layer.sf} beats in, {layer.nf} beats out"})
+                                 + (f"{layer.pixels} pixels x " if layer.pixels > 1 else "")
+                                 + f"{layer.sf} beats in, {layer.nf} beats out"})
+        if d["pool"]:
+            steps.append({"kind": "pool", "cfg": f"{d['ident']}_pool_config", "src": mv_dst, "dst": dst,
+                          "trace_name": d["ident"], "beats": d["out_beats"],
+                          "comment": f"{layer.name}: {layer.pool.k}x{layer.pool.k} max-pool"})
         src = dst
         if not last:
             nxt, nd = graph.layers[i + 1], layers[i + 1]
@@ -264,7 +302,7 @@ def hls_context(graph: Graph) -> dict[str, Any]:
                 conv = f"{nd['ident']}_in"
                 streams.append({"name": conv, "type": f"{nd['cfg']}::in_beat_t", "depth": STREAM_DEPTH})
                 steps.append({"kind": "convert", "src": src, "dst": conv, "in_elems": layer.pe,
-                              "out_elems": nxt.simd, "elem_bits": d["out_bits"], "frame": layer.mh,
+                              "out_elems": nxt.simd, "elem_bits": d["out_bits"], "frame": layer.out_len,
                               "comment": f"{layer.name} -> {nxt.name}: {layer.pe}-element beats to "
                                          f"{nxt.simd}-element beats"})
                 widths.append((converter_bits(layer.pe, nxt.simd, d["out_bits"]),
@@ -281,9 +319,10 @@ def hls_context(graph: Graph) -> dict[str, Any]:
         "layers": layers, "streams": streams, "steps": steps,
         "max_width": max_width,
         "ap_int_max_w": max(1024, 1024 * math.ceil(max_width / 1024)),
-        "in_w": first.simd * first.itype.bits, "in_beats": first.sf, "in_elems": first.simd,
+        "in_w": first.simd * first.itype.bits, "in_beats": first.in_len // first.simd, "in_elems": first.simd,
         "in_dtype": str(first.itype),
-        "out_w": last_layer.pe * last_layer.acc_bits, "out_beats": last_layer.nf, "out_elems": last_layer.pe,
+        "out_w": last_layer.pe * last_layer.acc_bits, "out_beats": last_layer.out_len // last_layer.pe,
+        "out_elems": last_layer.pe,
         "out_dtype": f"int{last_layer.acc_bits}",
     }
 
