@@ -362,7 +362,7 @@ class Bench:
 
     @property
     def sources(self) -> list[Path]:
-        return [RTL / f"{self.module}.v", self.dir / f"{self.top}.v"]
+        return [RTL / f"{self.module}.v", RTL / "lb_axis_skid.v", self.dir / f"{self.top}.v"]
 
 
 def _pack(values: np.ndarray, per_beat: int, bits: int) -> list[list[int]]:
@@ -592,7 +592,7 @@ def _lint_dir(tmp_path: Path, kind: str) -> tuple[Path, list[Path]]:
     units, module = (SWU_UNITS, "lb_swu") if kind == "swu" else (POOL_UNITS, "lb_maxpool")
     top = tmp_path / f"{kind}_top.v"
     top.write_text(_top_verilog(f"{kind}_top", units))
-    return top, [RTL / f"{module}.v", top]
+    return top, [RTL / f"{module}.v", RTL / "lb_axis_skid.v", top]
 
 
 @pytest.mark.skipif(not _have("verilator"), reason="verilator not installed")
@@ -622,11 +622,11 @@ def test_pyverilog_parses(tmp_path):
     os.environ["PATH"] = ENV["PATH"]
     try:
         os.chdir(tmp_path)           # pyverilog writes its parser tables into the cwd
-        ast, _ = parser.parse([str(RTL / "lb_swu.v"), str(RTL / "lb_maxpool.v")])
+        ast, _ = parser.parse([str(RTL / "lb_swu.v"), str(RTL / "lb_maxpool.v"), str(RTL / "lb_axis_skid.v")])
     finally:
         os.chdir(cwd)
         os.environ["PATH"] = old_path
-    assert {d.name for d in ast.description.definitions} == {"lb_swu", "lb_maxpool"}
+    assert {d.name for d in ast.description.definitions} == {"lb_swu", "lb_maxpool", "lb_axis_skid"}
 
 
 @pytest.mark.skipif(not _have("iverilog"), reason="iverilog not installed")
@@ -643,6 +643,6 @@ def test_pyverilog_parses(tmp_path):
 def test_parameter_checks_stop_elaboration(tmp_path, module, params, message):
     args = [f"-P{module}.{k}={v}" for k, v in params.items()]
     res = subprocess.run(["iverilog", "-g2005", "-s", module, "-o", str(tmp_path / "a.out"), *args,
-                          str(RTL / f"{module}.v")], env=ENV, capture_output=True, text=True, timeout=60)
+                          str(RTL / f"{module}.v"), str(RTL / "lb_axis_skid.v")], env=ENV, capture_output=True, text=True, timeout=60)
     assert res.returncode != 0
     assert message in res.stdout + res.stderr

@@ -100,9 +100,9 @@ module lb_maxpool #(
   reg  [OXW-1:0] ox;               // window column / row
   reg  [OYW-1:0] oy;
 
-  reg            skid_v;           // the output skid buffer holds a beat
-  wire fire = s_axis_tvalid && !skid_v;
-  assign s_axis_tready = !skid_v;
+  wire           skid_ready;       // the output register slice can take a beat
+  wire fire = s_axis_tvalid && skid_ready;
+  assign s_axis_tready = skid_ready;
 
   wire e_cf  = (cf == CF_LAST);                      // last beat of a pixel
   wire e_kx  = e_cf && (kx == S_LAST);               // ... of a stride period
@@ -213,32 +213,15 @@ module lb_maxpool #(
     end
   endgenerate
 
-  // ---- output skid buffer (two entries; every output is a register) ----------
-  reg [IW:0] main_d, skid_d;
-  reg        main_v;
-  wire       main_load = m_axis_tready || !main_v;
-
-  assign m_axis_tvalid = main_v;
-  assign m_axis_tdata  = main_d[IW-1:0];
-  assign m_axis_tlast  = main_d[IW];
-
-  always @(posedge clk) begin
-    if (!rst_n) begin
-      main_v <= 1'b0;
-      skid_v <= 1'b0;
-    end else if (main_load) begin
-      main_v <= skid_v || emit;
-      skid_v <= 1'b0;
-    end else if (emit) begin
-      skid_v <= 1'b1;
-    end
-  end
-
-  always @(posedge clk) begin
-    if (main_load) main_d <= skid_v ? skid_d : {tlast, m};
-  end
-
-  always @(posedge clk) begin
-    if (!main_load && !skid_v) skid_d <= {tlast, m};
-  end
+  // ---- output: a two-entry register slice (lb_axis_skid); every output is a register
+  wire [IW:0] m_data;
+  lb_axis_skid #(
+    .WIDTH(IW + 1)
+  ) u_skid (
+    .clk(clk), .rst_n(rst_n),
+    .s_axis_tdata({tlast, m}), .s_axis_tvalid(emit), .s_axis_tready(skid_ready),
+    .m_axis_tdata(m_data), .m_axis_tvalid(m_axis_tvalid), .m_axis_tready(m_axis_tready)
+  );
+  assign m_axis_tdata = m_data[IW-1:0];
+  assign m_axis_tlast = m_data[IW];
 endmodule

@@ -372,33 +372,17 @@ module lb_swu #(
 
   wire [IW-1:0] d1 = pad1 ? {IW{1'b0}} : q1;
 
-  // ---- output skid buffer (two entries; every output is a register) ----------
-  reg [IW:0] main_d, skid_d;
-  reg        main_v, skid_v;
-  wire       main_load = m_axis_tready || !main_v;
-
-  assign en            = !v1 || !skid_v;
-  assign m_axis_tvalid = main_v;
-  assign m_axis_tdata  = main_d[IW-1:0];
-  assign m_axis_tlast  = main_d[IW];
-
-  always @(posedge clk) begin
-    if (!rst_n) begin
-      main_v <= 1'b0;
-      skid_v <= 1'b0;
-    end else if (main_load) begin
-      main_v <= skid_v || v1;
-      skid_v <= 1'b0;
-    end else if (v1 && !skid_v) begin
-      skid_v <= 1'b1;
-    end
-  end
-
-  always @(posedge clk) begin
-    if (main_load) main_d <= skid_v ? skid_d : {last1, d1};
-  end
-
-  always @(posedge clk) begin
-    if (!main_load && !skid_v) skid_d <= {last1, d1};
-  end
+  // ---- output: a two-entry register slice (lb_axis_skid); every output is a register
+  wire        skid_ready;
+  wire [IW:0] m_data;
+  assign en = !v1 || skid_ready;
+  lb_axis_skid #(
+    .WIDTH(IW + 1)
+  ) u_skid (
+    .clk(clk), .rst_n(rst_n),
+    .s_axis_tdata({last1, d1}), .s_axis_tvalid(v1), .s_axis_tready(skid_ready),
+    .m_axis_tdata(m_data), .m_axis_tvalid(m_axis_tvalid), .m_axis_tready(m_axis_tready)
+  );
+  assign m_axis_tdata = m_data[IW-1:0];
+  assign m_axis_tlast = m_data[IW];
 endmodule
