@@ -192,8 +192,12 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 
 def train(name: str, x_tr, y_tr, x_te, y_te, log=print) -> tuple[nn.Module, float]:
     torch.manual_seed(SEED)
-    model = BUILDERS[name]()
-    epochs = EPOCHS[name]
+    return fit(BUILDERS[name](), name, EPOCHS[name], x_tr, y_tr, x_te, y_te, log)
+
+
+def fit(model: nn.Module, name: str, epochs: int, x_tr, y_tr, x_te, y_te, log=print) -> tuple[nn.Module, float]:
+    """Adam with a one-cycle schedule, shuffled batches from a fixed generator;
+    returns the model in eval mode and the training seconds (train_cnn.py uses it too)."""
     opt = torch.optim.Adam(model.parameters(), lr=LR, weight_decay=WEIGHT_DECAY)
     steps_per_epoch = (len(x_tr) + BATCH - 1) // BATCH
     sched = torch.optim.lr_scheduler.OneCycleLR(

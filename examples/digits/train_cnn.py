@@ -139,41 +139,15 @@ def layer_list(model: nn.Sequential) -> tuple[list[dict], int]:
     return layers, total
 
 
-@torch.no_grad()
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    model.eval()
-    return float((model(x).argmax(dim=1) == y).double().mean())
+    with torch.no_grad():
+        return _train_py().accuracy(model, x, y)
 
 
 def train(name: str, x_tr, y_tr, x_te, y_te, epochs: int = EPOCHS, log=print) -> tuple[nn.Module, float]:
+    """train.py's loop and hyper-parameters (SEED, BATCH, LR, WEIGHT_DECAY are the same)."""
     torch.manual_seed(SEED)
-    model = BUILDERS[name]()
-    opt = torch.optim.Adam(model.parameters(), lr=LR, weight_decay=WEIGHT_DECAY)
-    steps_per_epoch = (len(x_tr) + BATCH - 1) // BATCH
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=LR, total_steps=epochs * steps_per_epoch,
-                                                pct_start=0.15)
-    gen = torch.Generator().manual_seed(SEED + 1)
-    t0 = time.perf_counter()
-    for ep in range(epochs):
-        model.train()
-        perm = torch.randperm(len(x_tr), generator=gen)
-        total = 0.0
-        for i in range(0, len(x_tr), BATCH):
-            idx = perm[i:i + BATCH]
-            if len(idx) < 2:  # BatchNorm needs > 1 sample
-                continue
-            opt.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(model(x_tr[idx]), y_tr[idx])
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += loss.item() * len(idx)
-        if (ep + 1) % 10 == 0 or ep == epochs - 1:
-            log(f"  [{name}] epoch {ep + 1:3d}/{epochs}  loss {total / len(x_tr):.4f}  "
-                f"test acc {accuracy(model, x_te, y_te):.4f}")
-    secs = time.perf_counter() - t0
-    model.eval()
-    return model, secs
+    return _train_py().fit(BUILDERS[name](), name, epochs, x_tr, y_tr, x_te, y_te, log)
 
 
 def _parse_only(text: str | None) -> tuple[str, ...]:
