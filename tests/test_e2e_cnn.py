@@ -66,7 +66,10 @@ def _check_rtl(out, result, simulator: str, frames: int | None) -> None:
 
 
 @pytest.mark.parametrize("simulator", ["icarus", "verilator"])
+@pytest.mark.parametrize("cnn_out", ["cnn_w1a2"], indirect=True)
 def test_cnn_rtl_equals_golden_on_32_images(cnn_out, simulator):
+    """One CNN in the default run (a Verilator build per model is the cost); all
+    three on the whole test set under make test-all."""
     _check_rtl(cnn_out[1], cnn_out[2], simulator, 32)
 
 
