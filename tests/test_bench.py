@@ -51,3 +51,21 @@ def test_synthesis_of_the_smallest_engine(tmp_path):
     assert row["ff"] > 0 and row["carry4"] > 0
     again = bench.run_one(("W1A1", 16, 1, str(tmp_path), "auto"))  # cached per configuration
     assert again["cached"] and again["lut"] == row["lut"]
+
+
+def test_cnn_bench_plans_the_units_lbgen_emits(tmp_path):
+    """bench/cnn_layers.py: one unit list per layer (window unit, engine, max-pool),
+    every layer within the target, lb_mvau's ROM names black-boxed."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        spec = importlib.util.spec_from_file_location("cnn_layers", ROOT / "bench" / "cnn_layers.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    rows, jobs = mod.plan_jobs(ROOT / "examples" / "digits" / "digits_cnn_w1a2.pt", 1152, str(tmp_path))
+    assert [r["units"] for r in rows] == [["lb_swu", "lb_mvau"], ["lb_swu", "lb_mvau", "lb_maxpool"],
+                                         ["lb_swu", "lb_mvau"], ["lb_mvau"]]
+    assert all(r["cycles"] <= 1152 for r in rows) and max(r["cycles"] for r in rows) == 1152
+    mvau = [p for js in jobs for (u, p, _) in js if u == "lb_mvau"]
+    assert all(p["WEIGHT_FILE"] == '"rom0_0000.mem"' for p in mvau)
