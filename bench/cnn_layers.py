@@ -21,16 +21,14 @@ import argparse
 import hashlib
 import json
 import sys
-import tempfile
 import time
-import subprocess
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from lut_per_lane import ROM_BLACKBOX, _chparam, _sources, _yosys_version, parse_stat  # noqa: E402
+from lut_per_lane import _sources, _yosys_version, synth_module  # noqa: E402
 
 from lbgen.emit.rtl import rtl_plan  # noqa: E402
 from lbgen.flow import EmitOptions, build_graph  # noqa: E402
@@ -59,19 +57,7 @@ def synth(job: tuple[str, dict, str]) -> dict:
     path = Path(cache_dir) / f"unit-{key}.json"
     if path.is_file():
         return json.loads(path.read_text())
-    with tempfile.TemporaryDirectory(prefix="lbcnn-") as tmp:
-        d = Path(tmp)
-        (d / "rom_bb.v").write_text(ROM_BLACKBOX)
-        for name, text in sources.items():
-            (d / name).write_text(text)
-        cmd = (f"read_verilog -lib rom_bb.v; read_verilog {' '.join(sorted(sources))}; "
-               f"chparam {_chparam(params)} {module}; {script}; tee -q -o stat.txt stat")
-        t0 = time.monotonic()
-        res = subprocess.run(["yosys", "-q", "-p", cmd], cwd=d, capture_output=True, text=True, timeout=3600)
-        if res.returncode != 0:
-            raise RuntimeError(f"yosys failed for {module} {params}:\n{res.stdout[-2000:]}{res.stderr[-2000:]}")
-        stat = parse_stat((d / "stat.txt").read_text())
-    stat["seconds"] = round(time.monotonic() - t0, 1)
+    stat = synth_module(module, params, sources, script, f"{module} {params}")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(stat) + "\n")
     return stat

@@ -173,22 +173,27 @@ def parse_stat(text: str) -> dict[str, int]:
             "bram": sum(v for k, v in cells.items() if k.startswith("RAMB"))}
 
 
-def synthesise(fmt: Format, simd: int, pe: int, params: dict, sources: dict) -> dict:
+def synth_module(module: str, params: dict, sources: dict, script: str, label: str) -> dict:
+    """Synthesise one library module with lbgen's parameters (lb_rom a black box); its cell counts."""
     with tempfile.TemporaryDirectory(prefix="lbbench-") as tmp:
         d = Path(tmp)
         (d / "rom_bb.v").write_text(ROM_BLACKBOX)
         for name, text in sources.items():
             (d / name).write_text(text)
         files = " ".join(sorted(sources))
-        script = (f"read_verilog -lib rom_bb.v; read_verilog {files}; chparam {_chparam(params)} lb_mvau; "
-                  f"{YOSYS_SCRIPT}; tee -q -o stat.txt stat")
+        cmd = (f"read_verilog -lib rom_bb.v; read_verilog {files}; chparam {_chparam(params)} {module}; "
+               f"{script}; tee -q -o stat.txt stat")
         t0 = time.monotonic()
-        res = subprocess.run(["yosys", "-q", "-p", script], cwd=d, capture_output=True, text=True, timeout=3600)
+        res = subprocess.run(["yosys", "-q", "-p", cmd], cwd=d, capture_output=True, text=True, timeout=3600)
         if res.returncode != 0:
-            raise RuntimeError(f"yosys failed for {fmt.name} SIMD {simd} PE {pe}:\n{res.stdout[-3000:]}{res.stderr[-3000:]}")
+            raise RuntimeError(f"yosys failed for {label}:\n{res.stdout[-3000:]}{res.stderr[-3000:]}")
         stat = parse_stat((d / "stat.txt").read_text())
     stat["seconds"] = round(time.monotonic() - t0, 1)
     return stat
+
+
+def synthesise(fmt: Format, simd: int, pe: int, params: dict, sources: dict) -> dict:
+    return synth_module("lb_mvau", params, sources, YOSYS_SCRIPT, f"{fmt.name} SIMD {simd} PE {pe}")
 
 
 def run_one(args: tuple) -> dict:

@@ -239,14 +239,15 @@ def _write_test_set(path: Path, x_te: np.ndarray, y_te: np.ndarray) -> None:
     np.savez(path, x=x_te, y=y_te)
 
 
-def _parse_only(text: str | None) -> tuple[str, ...]:
+def _parse_only(text: str | None, models: tuple[str, ...] = MODELS) -> tuple[str, ...]:
+    """--only text -> the chosen models in ``models``' order (train_cnn.py passes its own)."""
     if not text:
-        return MODELS
+        return models
     names = [n.strip() for n in text.split(",") if n.strip()]
-    unknown = [n for n in names if n not in BUILDERS]
+    unknown = [n for n in names if n not in models]
     if unknown:
-        raise SystemExit(f"--only: unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODELS)}")
-    return tuple(n for n in MODELS if n in names)
+        raise SystemExit(f"--only: unknown model(s) {', '.join(unknown)}; choose from {', '.join(models)}")
+    return tuple(n for n in models if n in names)
 
 
 def main(argv=None) -> int:

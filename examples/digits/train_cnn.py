@@ -151,13 +151,7 @@ def train(name: str, x_tr, y_tr, x_te, y_te, epochs: int = EPOCHS, log=print) ->
 
 
 def _parse_only(text: str | None) -> tuple[str, ...]:
-    if not text:
-        return MODELS
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    unknown = [n for n in names if n not in BUILDERS]
-    if unknown:
-        raise SystemExit(f"--only: unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODELS)}")
-    return tuple(n for n in MODELS if n in names)
+    return _train_py()._parse_only(text, MODELS)
 
 
 def main(argv=None) -> int:
