@@ -29,7 +29,7 @@ import jinja2
 
 import numpy as np
 
-from ..ir import DType, Graph, IRError, MatVec, PaddingCorrection, check_thresholds_shape, padding_corrections
+from ..ir import Graph, IRError, MatVec, PaddingCorrection, check_thresholds_shape, padding_corrections
 from ..packing import (pack_elements, threshold_search_words, threshold_word_bits, threshold_words,
                        weight_words, write_mem)
 from ..passes.pe import PE_KINDS, choose_pe
