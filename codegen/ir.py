@@ -14,9 +14,12 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .huffman import HuffmanCode
 
 IR_VERSION = 1
 
@@ -440,6 +443,13 @@ class MatVec:
     conv: Optional[ConvGeom] = None
     #: max-pool of the output levels; None: no pooling
     pool: Optional[PoolGeom] = None
+    #: Huffman-coded weights (``lbgen.passes.compress``): the canonical code over
+    #: the weight codes, and the encoded streams of the pe*simd lanes
+    #: (``lbgen.huffman.lane_sequences``), back to back in ``huffman_stream``
+    #: (uint8 bits), ``huffman_lane_bits[i]`` bits for lane i; None: a plain ROM
+    huffman: Optional["HuffmanCode"] = None
+    huffman_stream: Optional[np.ndarray] = None
+    huffman_lane_bits: Optional[np.ndarray] = None
 
     def codes(self) -> np.ndarray:
         """The weight codes the hardware stores, (mh, mw) uint64."""
@@ -561,6 +571,7 @@ class Graph:
             if layer.wtype.kind == "bipolar" and np.any(w == 0):
                 raise IRError(f"{where}: a bipolar weight is 0")
             _check_weight_codes(layer, where)
+            _check_huffman(layer, where)
             if layer.mh % layer.pe or layer.mw % layer.simd:
                 raise IRError(f"{where}: PE={layer.pe} must divide MH={layer.mh} and SIMD={layer.simd} must divide MW={layer.mw}")
             last = i == len(self.layers) - 1
@@ -573,7 +584,8 @@ class Graph:
         return self
 
     # -- serialisation ------------------------------------------------------
-    _ARRAYS = ("weights", "weight_codes", "thresholds", "threshold_invert", "out_scale", "out_bias")
+    _ARRAYS = ("weights", "weight_codes", "thresholds", "threshold_invert", "out_scale", "out_bias",
+               "huffman_stream", "huffman_lane_bits")
 
     def save(self, out_dir: Path) -> Path:
         """Write ``lbgen.json`` and ``ir/<layer>.<array>.npy``; return the json path."""
@@ -595,6 +607,8 @@ class Graph:
                 d["conv"] = layer.conv.to_json()
             if layer.pool is not None:
                 d["pool"] = layer.pool.to_json()
+            if layer.huffman is not None:
+                d["huffman"] = layer.huffman.to_json()
             for key in self._ARRAYS:
                 value = getattr(layer, key)
                 if value is not None:
@@ -648,6 +662,9 @@ class Graph:
                     weight_codes=arrays.get("weight_codes"),
                     conv=ConvGeom.from_json(d["conv"]) if d.get("conv") is not None else None,
                     pool=PoolGeom.from_json(d["pool"]) if d.get("pool") is not None else None,
+                    huffman=_huffman_from_json(d, path) if d.get("huffman") is not None else None,
+                    huffman_stream=arrays.get("huffman_stream"),
+                    huffman_lane_bits=arrays.get("huffman_lane_bits"),
                 ))
             graph = Graph(name=str(doc["name"]), input=InputQuant.from_json(doc["input"]),
                           layers=layers, meta=dict(doc.get("meta", {})))
@@ -737,6 +754,50 @@ def _check_geometry(layer: MatVec, prev: Optional[MatVec], where: str) -> None:
         if (pool.ch, pool.in_h, pool.in_w) != (layer.mh, conv.out_h, conv.out_w):
             raise IRError(f"{where}: max-pool over {pool.ch}x{pool.in_h}x{pool.in_w} but the convolution "
                           f"gives {layer.mh}x{conv.out_h}x{conv.out_w}")
+
+
+def _huffman_from_json(d: dict, path: Path) -> "HuffmanCode":
+    from .huffman import HuffmanCode, HuffmanError
+
+    try:
+        return HuffmanCode.from_json(d["huffman"])
+    except (HuffmanError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise IRError(f"{path}: layer {d.get('name')!r}: bad Huffman code ({exc})") from None
+
+
+def _check_huffman(layer: MatVec, where: str) -> None:
+    """A Huffman-coded layer's streams are exactly its weights, lane by lane, in its code."""
+    from .huffman import HuffmanError, lane_sequences
+
+    code, stream, lane_bits = layer.huffman, layer.huffman_stream, layer.huffman_lane_bits
+    if code is None:
+        if stream is not None or lane_bits is not None:
+            raise IRError(f"{where}: Huffman streams without a code")
+        return
+    if stream is None or lane_bits is None:
+        raise IRError(f"{where}: a Huffman code without its streams")
+    if code.sym_bits != layer.wtype.bits:
+        raise IRError(f"{where}: the Huffman code is over {code.sym_bits}-bit symbols, the weights are "
+                      f"{layer.wtype.bits}-bit codes")
+    lanes = layer.pe * layer.simd
+    lane_bits = np.asarray(lane_bits)
+    if lane_bits.shape != (lanes,) or lane_bits.dtype.kind not in "ui" or (lane_bits.size and lane_bits.min() < 1):
+        raise IRError(f"{where}: huffman_lane_bits must be {lanes} positive integers (one per PE x SIMD lane)")
+    stream = np.asarray(stream)
+    if stream.ndim != 1 or stream.size != int(lane_bits.sum()) or (stream.size and stream.max() > 1):
+        raise IRError(f"{where}: huffman_stream must hold {int(lane_bits.sum())} bits (0 or 1)")
+    try:
+        want = [code.encode(seq) for seq in lane_sequences(layer.codes(), layer.pe, layer.simd)]
+    except HuffmanError as exc:
+        raise IRError(f"{where}: the weights do not fit the Huffman code ({exc})") from None
+    start = 0
+    for lane, (bits, n) in enumerate(zip(want, lane_bits.tolist())):
+        got = stream[start:start + n]
+        if len(bits) != n or not np.array_equal(got, bits):
+            at = int(np.argmax(got[:len(bits)] != bits[:n])) if min(n, len(bits)) else 0
+            raise IRError(f"{where}: the Huffman stream of lane {lane} does not encode its weights "
+                          f"(first difference at bit {at} of {n})")
+        start += n
 
 
 def _check_weight_codes(layer: MatVec, where: str) -> None:

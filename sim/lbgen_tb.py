@@ -259,7 +259,7 @@ async def lbgen_stream_test(dut: Any) -> None:
                          tlast_only=same)
         results.append(r)
         arrays["output"] = r.values
-        extra = []
+        extra = _weight_errors(dut, specs)
         if stalled:
             extra.append(f"timeout: no handshake on any stream for {cfg['stall_cycles']} cycles "
                          f"(s_axis took {rec.in_beats} beats, m_axis gave {len(out.beats)})")
@@ -275,6 +275,18 @@ async def lbgen_stream_test(dut: Any) -> None:
         doc["wall_seconds"] = time.monotonic() - t_start
         _write_results(cfg, doc, arrays)
     assert doc["passed"], doc["mismatches"][0]
+
+
+def _weight_errors(dut: Any, specs: list[StreamSpec]) -> list[str]:
+    """The sticky weight-decoder error of every layer that has one (Huffman-coded weights)."""
+    found = []
+    for spec in specs:
+        handle = getattr(dut, f"{spec.prefix or spec.name}_weight_err", None)
+        if handle is not None and str(handle.value).strip() != "0":
+            found.append(f"layer {spec.name!r}: weight_err: its Huffman-coded weight stream does not decode "
+                         f"(a code that does not exist, a pass that ends off its last bit, or a checksum "
+                         f"that differs)")
+    return found
 
 
 async def _settle(dut: Any, rec: Recorder, cfg: dict) -> None:

@@ -29,6 +29,7 @@ import jinja2
 
 import numpy as np
 
+from ..huffman import LaneStream, checksum, lane_sequences, word_bits
 from ..ir import Graph, IRError, MatVec, PaddingCorrection, check_thresholds_shape, padding_corrections
 from ..packing import (pack_elements, threshold_search_words, threshold_word_bits, threshold_words,
                        weight_words, write_mem)
@@ -255,6 +256,59 @@ def threshold_files(layer: MatVec, ident: str) -> list[str]:
     return [f"{ident}_thr{k}_{p:04d}.mem" for k in range(layer.out_dtype.bits) for p in range(layer.pe)]
 
 
+#: bits per lane in lb_huff_weights' LANE_META
+HUFF_META_BITS = 96
+#: file names carry a four-digit lane index
+HUFF_MAX_LANES = 9999
+
+
+def huffman_lanes(layer: MatVec) -> list[LaneStream]:
+    """The lane streams of a Huffman-coded layer as its decoders read them."""
+    code = layer.huffman
+    assert code is not None and layer.huffman_stream is not None and layer.huffman_lane_bits is not None
+    fw = word_bits(code.max_len)
+    bounds = np.concatenate([[0], np.cumsum(layer.huffman_lane_bits)])
+    seqs = lane_sequences(layer.codes(), layer.pe, layer.simd)
+    return [LaneStream(np.asarray(layer.huffman_stream[a:b], dtype=np.uint8), fw, checksum(seq))
+            for a, b, seq in zip(bounds[:-1], bounds[1:], seqs)]
+
+
+def huffman_files(layer: MatVec, ident: str) -> list[str]:
+    return [f"{ident}_huff_{i:04d}.mem" for i in range(layer.pe * layer.simd)]
+
+
+def huffman_params(layer: MatVec, ident: str) -> list[tuple[str, Any]]:
+    """lb_mvau's HUFF_* parameters (lb_huff_weights, lb_huff_lane) of a Huffman-coded layer."""
+    code = layer.huffman
+    assert code is not None
+    lanes = huffman_lanes(layer)
+    if len(lanes) > HUFF_MAX_LANES:
+        raise IRError(f"layer {layer.name!r}: {len(lanes)} Huffman lanes (PE x SIMD); the lane files are "
+                      f"numbered with four digits, so at most {HUFF_MAX_LANES}")
+    big_l = code.max_len
+    order = code.order
+    ixw = max(1, len(order).bit_length())                  # 2^IXW > NSYM
+    entry = big_l + 1
+    limit = sum(v << (entry * ln) for ln, v in enumerate(code.limit) if ln)
+    first = sum(v << (entry * ln) for ln, v in enumerate(code.first) if ln)
+    base = sum(v << (ixw * ln) for ln, v in enumerate(code.base) if ln)
+    pass_len = layer.nf * layer.sf
+    depth = max(s.depth for s in lanes)
+    cw = (3 * lanes[0].fw + big_l + 1).bit_length()        # lb_huff_lane's CW
+    posw = max(cw, (max(s.n_bits for s in lanes) + big_l).bit_length())
+    meta = sum(((s.last_bits << 80) | (s.checksum << 64) | (s.n_bits << 32) | s.depth) << (HUFF_META_BITS * i)
+               for i, s in enumerate(lanes))
+    return [
+        ("WEIGHT_HUFF", 1), ("HUFF_L", big_l), ("HUFF_FW", lanes[0].fw), ("HUFF_NSYM", len(order)),
+        ("HUFF_IXW", ixw),
+        ("HUFF_LIMIT", _vhex(entry * (big_l + 1), limit)), ("HUFF_FIRST", _vhex(entry * (big_l + 1), first)),
+        ("HUFF_BASE", _vhex(ixw * (big_l + 1), base)),
+        ("HUFF_ORDER", _packed(np.array(order, dtype=np.uint64), layer.wtype.bits)),
+        ("HUFF_AW", max(1, (depth - 1).bit_length())), ("HUFF_KW", max(1, (pass_len - 1).bit_length())),
+        ("HUFF_POSW", posw), ("HUFF_META", _vhex(HUFF_META_BITS * len(lanes), meta)),
+    ]
+
+
 def fifo_depth(dst: MatVec) -> int:
     """Beats of the FIFO in front of a layer.
 
@@ -295,12 +349,14 @@ def rtl_plan(graph: Graph) -> dict[str, Any]:
             ("ACC_INIT", _vhex(64, 0 if per_channel else int(offsets[0, 0]))),
             ("USE_THRESH", int(hidden)), ("N_THRESH", n_thresh), ("THRESH_SEARCH", int(search)),
             ("OUT_BITS", out_bits if hidden else 1),
-            ("WEIGHT_FILE", f'"{ident}_weights.mem"'),
+            ("WEIGHT_FILE", f'"{huffman_files(layer, ident)[0]}"' if layer.huffman else f'"{ident}_weights.mem"'),
             ("THRESH_FILE", f'"{thr_files[0]}"' if hidden else '""'),
             ("INIT_FILE", f'"{ident}_init.mem"' if per_channel else '""'),
         ]
         if layer.conv is not None:
             params += [("PIXELS", layer.pixels), ("OUT_W", layer.conv.out_w)]
+        if layer.huffman is not None:
+            params += huffman_params(layer, ident)
         if corr is not None and len(offsets) > 1:
             class_bits = max(1, (max(corr.offsets.shape[:2]) - 1).bit_length())
             params += [("N_CLASS", len(offsets)), ("N_COL_CLASS", corr.offsets.shape[1]),
@@ -325,7 +381,8 @@ def rtl_plan(graph: Graph) -> dict[str, Any]:
             "in_w": layer.simd * layer.itype.bits, "out_w": layer.pe * out_bits,
             "out_elem_bits": out_bits, "hidden": hidden,
             "params": [(k, str(v)) for k, v in params],
-            "weights_mem": f"{ident}_weights.mem",
+            "weights_mem": None if layer.huffman else f"{ident}_weights.mem",
+            "huffman_mem": huffman_files(layer, ident) if layer.huffman else [],
             "weights_w": layer.pe * layer.simd * layer.wtype.bits,
             "threshold_unit": ("search" if search else "parallel") if hidden else None,
             "thresholds_mem": thr_files,
@@ -404,7 +461,11 @@ def emit_rtl(graph: Graph, rtl_dir: Path) -> None:
         (rtl_dir / name).write_text((src / name).read_text())
     (rtl_dir / f"{TOP}.v").write_text(render_top(plan))
     for layer, lp in zip(graph.layers, plan["layers"]):
-        write_mem(rtl_dir / lp["weights_mem"], weight_words(layer), lp["weights_w"])
+        if lp["huffman_mem"]:
+            for name, lane in zip(lp["huffman_mem"], huffman_lanes(layer)):
+                write_mem(rtl_dir / name, lane.words, lane.fw)
+        else:
+            write_mem(rtl_dir / lp["weights_mem"], weight_words(layer), lp["weights_w"])
         if lp["threshold_unit"] == "parallel":
             write_mem(rtl_dir / lp["thresholds_mem"][0], threshold_words(layer), threshold_word_bits(layer))
         elif lp["threshold_unit"] == "search":

@@ -15,7 +15,11 @@
 //           nf*PE .. nf*PE+PE-1; elements are OUT_BITS-bit levels when
 //           USE_THRESH, else signed ACC_BITS accumulators.
 //   weight ROM  (WEIGHT_FILE): depth NF*SF, address nf*SF+sf, element
-//           p*SIMD+s = code of W[nf*PE+p][sf*SIMD+s].
+//           p*SIMD+s = code of W[nf*PE+p][sf*SIMD+s]. With WEIGHT_HUFF the
+//           same words come from Huffman-coded streams instead, one per
+//           element (lb_huff_weights, parameters HUFF_*; WEIGHT_FILE then
+//           names lane 0's stream ROM): an issue also waits for the decoders,
+//           and w_err rises (sticky) on a stream that does not decode.
 //   threshold ROM (THRESH_FILE): depth NF, element p*N_THRESH+j (ACC_BITS) =
 //           threshold j of channel nf*PE+p; bit PE*N_THRESH*ACC_BITS+p = its
 //           invert flag. With THRESH_SEARCH, the per-stage, per-PE ROMs of
@@ -82,7 +86,20 @@ module lb_mvau #(
   parameter N_COL_CLASS = 1,     // column classes: class = row class * N_COL_CLASS + column class
   parameter CLASS_BITS  = 1,     // bits per ROW_CLASS / COL_CLASS entry
   parameter ROW_CLASS   = 1'b0,  // class of output row oy at [oy*CLASS_BITS +: CLASS_BITS]
-  parameter COL_CLASS   = 1'b0   // class of output column ox at [ox*CLASS_BITS +: CLASS_BITS]
+  parameter COL_CLASS   = 1'b0,  // class of output column ox at [ox*CLASS_BITS +: CLASS_BITS]
+  parameter WEIGHT_HUFF = 0,     // 1: weights from Huffman-coded streams (lb_huff_weights)
+  parameter HUFF_L      = 1,     // lb_huff_weights' L, FW, NSYM, IXW, LIMIT, FIRST, BASE,
+  parameter HUFF_FW     = 4,     // ORDER, AW, KW, POSW, LANE_META (PE*SIMD lanes, WB =
+  parameter HUFF_NSYM   = 1,     // WEIGHT_BITS, PASS_LEN = NF*SF)
+  parameter HUFF_IXW    = 1,
+  parameter HUFF_LIMIT  = 1'b0,
+  parameter HUFF_FIRST  = 1'b0,
+  parameter HUFF_BASE   = 1'b0,
+  parameter HUFF_ORDER  = 1'b0,
+  parameter HUFF_AW     = 1,
+  parameter HUFF_KW     = 1,
+  parameter HUFF_POSW   = 5,
+  parameter HUFF_META   = 96'd0
 ) (
   input  wire                     clk,
   input  wire                     rst_n,
@@ -92,7 +109,8 @@ module lb_mvau #(
   output wire [PE*((USE_THRESH != 0) ? OUT_BITS : ACC_BITS)-1:0] m_axis_tdata,
   output wire                     m_axis_tvalid,
   input  wire                     m_axis_tready,
-  output wire                     m_axis_tlast
+  output wire                     m_axis_tlast,
+  output wire                     w_err          // Huffman stream error (sticky); 0 without WEIGHT_HUFF
 );
   // ---- parameter checks: a failing check instantiates a module that does
   // ---- not exist, so elaboration stops with its name as the message.
@@ -197,11 +215,12 @@ module lb_mvau #(
   reg  [NFW-1:0] nf;
   reg  [SFW-1:0] sf;
   wire [WAW-1:0] wa;               // weight ROM address nf*SF + sf
+  wire w_ready;                    // the weight word of (nf, sf) is there
   wire in_phase = (nf == {NFW{1'b0}});
-  wire issue    = in_phase ? s_axis_tvalid : 1'b1;
+  wire issue    = (in_phase ? s_axis_tvalid : 1'b1) && w_ready;
   wire fire     = en && issue;
 
-  assign s_axis_tready = en && in_phase;
+  assign s_axis_tready = en && in_phase && w_ready;
 
   always @(posedge clk) begin
     if (!rst_n) begin
@@ -289,11 +308,35 @@ module lb_mvau #(
     end
   end
 
-  lb_rom #(
-    .DEPTH(WD), .WIDTH(WW), .ADDR_W(WAW), .INIT_FILE(WEIGHT_FILE)
-  ) u_wrom (
-    .clk(clk), .en(en), .addr(wa), .q(w1)
-  );
+  generate
+    if (WEIGHT_HUFF != 0) begin : g_whuff
+      // the decoders hold the word of the next issue; it moves to stage 1
+      // like a ROM read, and the decoders move on when it issues
+      wire [WW-1:0] hw;
+      reg  [WW-1:0] r;
+      lb_huff_weights #(
+        .LANES(PE * SIMD), .L(HUFF_L), .FW(HUFF_FW), .WB(WEIGHT_BITS), .NSYM(HUFF_NSYM),
+        .IXW(HUFF_IXW), .LIMIT(HUFF_LIMIT), .FIRST(HUFF_FIRST), .BASE(HUFF_BASE),
+        .ORDER(HUFF_ORDER), .AW(HUFF_AW), .PASS_LEN(WD), .KW(HUFF_KW), .POSW(HUFF_POSW),
+        .LANE_META(HUFF_META), .INIT_FILE(WEIGHT_FILE)
+      ) u_whuff (
+        .clk(clk), .rst_n(rst_n), .take(fire), .word(hw), .ready(w_ready), .err(w_err)
+      );
+      always @(posedge clk) begin
+        if (en) r <= hw;
+      end
+      assign w1 = r;
+      wire unused_wa = &{1'b0, wa};
+    end else begin : g_wrom
+      lb_rom #(
+        .DEPTH(WD), .WIDTH(WW), .ADDR_W(WAW), .INIT_FILE(WEIGHT_FILE)
+      ) u_wrom (
+        .clk(clk), .en(en), .addr(wa), .q(w1)
+      );
+      assign w_ready = 1'b1;
+      assign w_err   = 1'b0;
+    end
+  endgenerate
 
   generate
     if (NF > 1) begin : g_buf
