@@ -26,6 +26,10 @@
 //   lbgen::mvau<fc0_config>(in, out, fc0_weights, fc0_thresholds);  // hidden layer
 //   lbgen::mvau<fc2_config>(in, out, fc2_weights);                  // output layer
 //
+// The weights are a ROM (an array of NF*SF words) or, for a Huffman-coded
+// layer, its lbgen::HuffmanStreams (lbgen_huffman.hpp), which decode the same
+// words in the same order.
+//
 // Streams (one frame per call): in carries SF beats of SIMD elements, out
 // carries NF beats of PE elements; output beat nf holds channels nf*PE ..
 // nf*PE+PE-1. Weight ROM word nf*SF + sf, element p*SIMD + s = code of
@@ -44,6 +48,7 @@
 
 #include "lbgen_activation.hpp"
 #include "lbgen_common.hpp"
+#include "lbgen_huffman.hpp"
 #include "lbgen_pe.hpp"
 
 namespace lbgen {
@@ -82,8 +87,13 @@ struct mac_stage {
     static void accumulate(store_t acc[CFG::PE], const typename CFG::weight_word_t weights[], unsigned i,
                            const typename CFG::in_beat_t &x, bool first) {
 #pragma HLS INLINE
+        accumulate_word(acc, weights[i], x, first);
+    }
+
+    static void accumulate_word(store_t acc[CFG::PE], const typename CFG::weight_word_t &w,
+                                const typename CFG::in_beat_t &x, bool first) {
+#pragma HLS INLINE
         typedef typename CFG::acc_t acc_t;
-        const typename CFG::weight_word_t w = weights[i];
         for (unsigned p = 0; p < CFG::PE; p++) {
 #pragma HLS UNROLL
             const ap_uint<ROW_BITS> row = w.range(p * ROW_BITS + ROW_BITS - 1, p * ROW_BITS);
@@ -134,6 +144,18 @@ struct mac_stage<CFG, true> {
         to_limbs(x, xl);
         for (unsigned p = 0; p < CFG::PE; p++) {
             const int64_t partial = CFG::product_t::template dot_native<CFG::SIMD>(w + p * ROW_LIMBS, xl);
+            acc[p] = first ? partial : acc[p] + partial;
+        }
+    }
+
+    // a weight word that is not in a ROM (decoded from a Huffman stream): split it here
+    static void accumulate_word(store_t acc[CFG::PE], const typename CFG::weight_word_t &w,
+                                const typename CFG::in_beat_t &x, bool first) {
+        uint64_t row[ROW_LIMBS], xl[X_LIMBS];
+        to_limbs(x, xl);
+        for (unsigned p = 0; p < CFG::PE; p++) {
+            to_limbs(ap_uint<ROW_BITS>(w.range(p * ROW_BITS + ROW_BITS - 1, p * ROW_BITS)), row);
+            const int64_t partial = CFG::product_t::template dot_native<CFG::SIMD>(row, xl);
             acc[p] = first ? partial : acc[p] + partial;
         }
     }
@@ -224,6 +246,37 @@ struct act_stage<CFG, true> {
 };
 #endif
 
+// Where the engine's weight words come from: a ROM (an array, or in native
+// C-simulation anything that converts to a pointer to its words), word i in
+// iteration i; or Huffman-coded streams (lbgen_huffman.hpp), decoded one word
+// per iteration in the same order.
+template <class CFG, class W>
+struct weight_source {
+    const typename CFG::weight_word_t *rom;
+    explicit weight_source(const W &weights) : rom(weights) {}
+    template <class MAC>
+    void accumulate(typename MAC::store_t acc[CFG::PE], unsigned i, const typename CFG::in_beat_t &x, bool first) {
+#pragma HLS INLINE
+        MAC::accumulate(acc, rom, i, x, first);
+    }
+};
+
+template <class CFG, class H>
+struct weight_source<CFG, HuffmanStreams<H> > {
+    static_assert(H::LANES == CFG::PE * CFG::SIMD && H::WB == CFG::weight_elem_t::BITS &&
+                      H::PASS_LEN == CFG::NF * CFG::SF,
+                  "Huffman streams: LANES = PE*SIMD, WB = weight bits, PASS_LEN = NF*SF");
+    const HuffmanStreams<H> &streams;
+    explicit weight_source(const HuffmanStreams<H> &s) : streams(s) {}
+    template <class MAC>
+    void accumulate(typename MAC::store_t acc[CFG::PE], unsigned, const typename CFG::in_beat_t &x, bool first) {
+#pragma HLS INLINE
+        const typename CFG::weight_word_t w =
+            huffman_decoder<H>::template next_word<typename CFG::weight_word_t>(streams);
+        MAC::accumulate_word(acc, w, x, first);
+    }
+};
+
 // The engine: one frame per call. A frame is CFG::PIXELS matrix-vector
 // products (a convolution's output pixels, each input vector a window from
 // sliding_window; 1 for a fully connected layer). A bipolar-input convolution
@@ -231,9 +284,9 @@ struct act_stage<CFG, true> {
 // the activation (lbgen.ir.padding_corrections: its windows carry code 0,
 // the value -1, where torch pads the value 0); the sum wraps modulo
 // 2^ACC_BITS like the accumulator itself, and only the final value must fit.
-template <class CFG>
+template <class CFG, class W>
 void mvau_engine(hls::stream<typename CFG::in_beat_t> &in, hls::stream<typename CFG::out_beat_t> &out,
-                 const typename CFG::weight_word_t weights[CFG::NF * CFG::SF],
+                 const W &weights,
                  const typename CFG::activation_t::word_t act_rom[CFG::PE][CFG::NF],
                  const typename CFG::acc_t corr[CFG::N_CLASS][CFG::PE][CFG::NF],
                  const ap_uint<8> pix_class[CFG::PIXELS]) {
@@ -245,6 +298,7 @@ void mvau_engine(hls::stream<typename CFG::in_beat_t> &in, hls::stream<typename 
     typedef typename CFG::in_beat_t in_beat_t;
     typedef typename CFG::out_beat_t out_beat_t;
     const unsigned NF = CFG::NF, SF = CFG::SF, PE = CFG::PE, OB = CFG::OUT_BITS;
+    weight_source<CFG, W> wsrc(weights);
 
     in_beat_t inbuf[SF];  // the input vector, reused for every neuron fold
 #pragma HLS BIND_STORAGE variable=inbuf type=ram_2p impl=auto
@@ -261,7 +315,7 @@ void mvau_engine(hls::stream<typename CFG::in_beat_t> &in, hls::stream<typename 
         } else {
             x = inbuf[sf];
         }
-        MAC::accumulate(acc, weights, wi, x, sf == 0);  // weight word nf*SF + sf == wi
+        wsrc.template accumulate<MAC>(acc, wi, x, sf == 0);  // weight word nf*SF + sf == wi
         if (sf == SF - 1) {
             const unsigned cls = CFG::N_CLASS > 1 ? (unsigned)pix_class[px] : 0u;
             out_beat_t y = 0;
@@ -298,10 +352,9 @@ template <class CFG>
 const ap_uint<8> no_corr<CFG>::classes[CFG::PIXELS] = {};
 
 // Hidden layer: multi-threshold activation from PE threshold ROMs of NF words.
-template <class CFG>
+template <class CFG, class W>
 void mvau(hls::stream<typename CFG::in_beat_t> &in, hls::stream<typename CFG::out_beat_t> &out,
-          const typename CFG::weight_word_t weights[CFG::NF * CFG::SF],
-          const typename CFG::activation_t::word_t thresholds[CFG::PE][CFG::NF]) {
+          const W &weights, const typename CFG::activation_t::word_t thresholds[CFG::PE][CFG::NF]) {
 #pragma HLS INLINE
     static_assert(CFG::activation_t::N_THRESHOLDS > 0, "a layer with thresholds needs a MultiThreshold activation");
     static_assert(CFG::N_CLASS == 1, "a layer with border corrections passes them (the overload below)");
@@ -310,10 +363,9 @@ void mvau(hls::stream<typename CFG::in_beat_t> &in, hls::stream<typename CFG::ou
 
 // Hidden convolution with bipolar inputs and padding: the border corrections
 // of every pixel class and the class of every output pixel.
-template <class CFG>
+template <class CFG, class W>
 void mvau(hls::stream<typename CFG::in_beat_t> &in, hls::stream<typename CFG::out_beat_t> &out,
-          const typename CFG::weight_word_t weights[CFG::NF * CFG::SF],
-          const typename CFG::activation_t::word_t thresholds[CFG::PE][CFG::NF],
+          const W &weights, const typename CFG::activation_t::word_t thresholds[CFG::PE][CFG::NF],
           const typename CFG::acc_t corr[CFG::N_CLASS][CFG::PE][CFG::NF],
           const ap_uint<8> pix_class[CFG::PIXELS]) {
 #pragma HLS INLINE
@@ -330,9 +382,9 @@ template <class CFG>
 const typename CFG::activation_t::word_t no_rom<CFG>::data[CFG::PE][CFG::NF] = {};
 
 // Output layer: raw accumulators, no threshold ROM.
-template <class CFG>
+template <class CFG, class W>
 void mvau(hls::stream<typename CFG::in_beat_t> &in, hls::stream<typename CFG::out_beat_t> &out,
-          const typename CFG::weight_word_t weights[CFG::NF * CFG::SF]) {
+          const W &weights) {
 #pragma HLS INLINE
     static_assert(CFG::activation_t::N_THRESHOLDS == 0, "a layer without thresholds needs a RawAccumulator activation");
     static_assert(CFG::N_CLASS == 1, "an output layer has no border corrections");

@@ -164,6 +164,31 @@ def threshold_rom(layer: MatVec) -> list[list[int]]:
     return [[words[nf * layer.pe + p] for nf in range(layer.nf)] for p in range(layer.pe)]
 
 
+def _c_string(text: str) -> str:
+    """Text safe inside a C string literal."""
+    return "".join(c if c.isalnum() or c in " _-.:/()[]" else "?" for c in str(text))
+
+
+def huffman_context(layer: MatVec) -> dict[str, Any]:
+    """The tables and streams of lbgen::HuffmanStreams for a Huffman-coded layer."""
+    from .rtl import huffman_lanes
+
+    code = layer.huffman
+    assert code is not None
+    lanes = huffman_lanes(layer)
+    depth = max(s.depth for s in lanes)
+    return {
+        "L": code.max_len, "FW": lanes[0].fw, "WB": layer.wtype.bits, "nsym": len(code.order),
+        "lanes": len(lanes), "pass_len": layer.nf * layer.sf, "depth": depth,
+        "limit": code.limit, "first": code.first, "base": code.base, "order": code.order,
+        "lane_depth": [s.depth for s in lanes], "last_bits": [s.last_bits for s in lanes],
+        "n_bits": [s.n_bits for s in lanes], "checksum": [s.checksum for s in lanes],
+        "rom": [[f"0x{w:x}" for w in s.words + [0] * (depth - s.depth)] for s in lanes],
+        "bits": sum(s.n_bits for s in lanes), "stored_bits": sum(s.depth * s.fw for s in lanes),
+        "raw_bits": layer.mh * layer.mw * layer.wtype.bits,
+    }
+
+
 def _rom_impl(depth: int) -> str:
     return "lutram" if depth <= LUTRAM_MAX_DEPTH else "bram"
 
@@ -188,7 +213,7 @@ def hls_context(graph: Graph) -> dict[str, Any]:
         ident = cpp_ident(layer.name, taken)
         hidden = not layer.is_output
         out_dt = layer.out_dtype
-        wwords = weight_words(layer)
+        wwords = [] if layer.huffman else weight_words(layer)
         wbits = layer.pe * layer.simd * layer.wtype.bits
         d: dict[str, Any] = {
             "name": layer.name, "ident": ident, "cfg": f"{ident}_config", "source": layer.source,
@@ -212,6 +237,8 @@ def hls_context(graph: Graph) -> dict[str, Any]:
             "thresh_word_bits": 0, "n_thresholds": 0, "invert_bit": 0, "thresh_impl": "",
             "pixels": layer.pixels, "out_beats": layer.out_len // layer.pe,
             "swu": None, "pool": None, "n_class": 1, "corr": None, "pix_class": None,
+            "huff": huffman_context(layer) if layer.huffman else None,
+            "name_c": _c_string(layer.name),
         }
         if layer.conv is not None:
             g = layer.conv
