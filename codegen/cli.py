@@ -66,6 +66,12 @@ def emit(
     input_shape: Optional[str] = typer.Option(
         None, "--input-shape", help="C,H,W of a convolutional model's input when it takes (N, C, H, W) tensors "
         "and does not begin with nn.Unflatten"),
+    compress: str = typer.Option(
+        "none", "--compress", help="weight memory: none (plain ROMs) or huffman (a canonical Huffman code per "
+        "layer, one decoder per PE x SIMD lane in front of the engine)"),
+    huffman_max_len: Optional[int] = typer.Option(
+        None, "--huffman-max-len", help="with --compress huffman: longest code in bits (default 12; "
+        "longer codes cost decoder area)"),
     trust: bool = typer.Option(False, "--trust", help="allow the model file to run code when loaded (unsafe)"),
     force: bool = typer.Option(False, "--force", help="replace an existing output directory"),
 ) -> None:
@@ -75,7 +81,8 @@ def emit(
 
     try:
         opts = EmitOptions(w=w, a=a, acc=acc, pe=pe, simd=simd, folding=folding, trust=trust,
-                           hetero_dist=hetero_dist, input_shape=input_shape, target_cycles=target_cycles)
+                           hetero_dist=hetero_dist, input_shape=input_shape, target_cycles=target_cycles,
+                           compress=compress, huffman_max_len=huffman_max_len)
         check_options(opts)  # before loading, which may be slow
         module = load_module(model, trust=trust)
         result = run_emit(module, output, opts, inputs=inputs, force=force, name=model.stem)

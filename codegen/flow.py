@@ -20,7 +20,9 @@ import numpy as np
 from . import golden
 from .errors import UsageError
 from .ir import Graph, IRError
+from .huffman import DEFAULT_MAX_LEN
 from .passes.accumulators import size_accumulators
+from .passes.compress import compress_weights
 from .passes.folding import apply_folding, folding_doc, read_folding
 from .passes.pe import assign_pe
 from .passes.thresholds import fold_thresholds
@@ -41,6 +43,8 @@ class EmitOptions:
     hetero_dist: Optional[str] = None  # --hetero-dist text: "0.7,0.2,0.1"
     input_shape: Optional[str] = None  # --input-shape text: "C,H,W" (a CNN that takes (N, C, H, W))
     target_cycles: Optional[int] = None  # --target-cycles: cheapest folding within this many cycles/frame
+    compress: str = "none"        # --compress: none | huffman (weight streams)
+    huffman_max_len: Optional[int] = None  # --huffman-max-len: longest code (default lbgen.huffman.DEFAULT_MAX_LEN)
 
 
 @dataclass
@@ -106,6 +110,16 @@ def check_options(opts: EmitOptions) -> str | int:
     for flag, value in (("--pe", opts.pe), ("--simd", opts.simd), ("--target-cycles", opts.target_cycles)):
         if value is not None and value < 1:
             raise UsageError(f"{flag} {value}: must be a positive integer")
+    from .huffman import MAX_LEN_LIMIT
+    from .passes.compress import COMPRESS_CHOICES
+
+    if opts.compress not in COMPRESS_CHOICES:
+        raise UsageError(f"--compress {opts.compress!r}: expected one of {', '.join(COMPRESS_CHOICES)}")
+    if opts.huffman_max_len is not None:
+        if opts.compress != "huffman":
+            raise UsageError("--huffman-max-len needs --compress huffman")
+        if not 1 <= opts.huffman_max_len <= MAX_LEN_LIMIT:
+            raise UsageError(f"--huffman-max-len {opts.huffman_max_len}: must be 1..{MAX_LEN_LIMIT}")
     return parse_acc(opts.acc)
 
 
@@ -123,6 +137,9 @@ def build_graph(model, opts: EmitOptions, name: str = "model") -> Graph:
     graph = assign_pe(graph)
     graph = fold_thresholds(graph)
     graph = size_accumulators(graph, acc)
+    if opts.compress != "none":
+        # last: the streams are cut into the folded engine's PE x SIMD lanes
+        graph = compress_weights(graph, opts.compress, opts.huffman_max_len or DEFAULT_MAX_LEN)
     graph.validate()
     return graph
 

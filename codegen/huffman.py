@@ -321,9 +321,9 @@ def checksum(symbols: np.ndarray) -> int:
 @dataclass(frozen=True)
 class LaneStream:
     """One lane's encoded pass: ``bits`` (uint8, the codes back to back) stored as
-    ``words`` of ``fw`` bits, stream bit i at bit i % fw of word i // fw; the last word
-    is padded with zeros, which the decoder never reads (it appends only the
-    ``last_bits`` valid bits of the last word)."""
+    ``words`` of ``fw`` bits, stream bit i at bit fw-1 - i % fw of word i // fw (first
+    bit on top); the last word is padded with zeros below its ``last_bits`` stream
+    bits, which the decoder never reads."""
 
     bits: np.ndarray
     fw: int
@@ -346,10 +346,8 @@ class LaneStream:
     def words(self) -> list[int]:
         padded = np.zeros(self.depth * self.fw, dtype=np.int64)
         padded[:self.n_bits] = self.bits
-        weights = np.left_shift(np.int64(1), np.arange(self.fw, dtype=np.int64)) if self.fw < 63 else None
-        if weights is not None:
-            return [int(v) for v in padded.reshape(self.depth, self.fw) @ weights]
-        return [sum(int(b) << j for j, b in enumerate(row)) for row in padded.reshape(self.depth, self.fw)]
+        rows = padded.reshape(self.depth, self.fw)
+        return [int("".join(str(int(b)) for b in row), 2) for row in rows]   # first bit on top
 
 
 def encode_lanes(code: HuffmanCode, sequences: np.ndarray, fw: int) -> list[LaneStream]:
@@ -439,7 +437,8 @@ def simulate_lane(code: HuffmanCode, stream: LaneStream, n_symbols: int, pass_le
         cnt -= consumed
         if q is not None:
             word, nb = q
-            buf |= (word & ((1 << nb) - 1)) << cnt
+            for j in range(nb):             # the word's top nb bits, first on top
+                buf |= ((word >> (fw - 1 - j)) & 1) << (cnt + j)
             cnt += nb
         q = None
         if rd:

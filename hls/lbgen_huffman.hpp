@@ -15,11 +15,11 @@
 // Code (canonical, codes most significant bit first): an l-bit prefix v is a
 // whole code iff v < limit[l] and no shorter prefix was; its symbol is
 // order[base[l] + v - first[l]]. Stream word k of a lane holds stream bits
-// k*FW .. k*FW+FW-1, bit i at bit i % FW; a pass of PASS_LEN symbols takes
+// k*FW .. k*FW+FW-1, bit i at bit FW-1 - i % FW (first bit on top); a pass of PASS_LEN symbols takes
 // n_bits[lane] bits, its last word holds last_bits[lane] of them, and the
 // words are read cyclically, so pass follows pass without a gap.
 //
-// Decoder per lane: a bit buffer of 3*FW + L bits (next bit at bit 0); an
+// Decoder per lane: a bit buffer of 3*FW + L bits (next bit on top); an
 // iteration reads one word when the buffer has room for it, then decodes one
 // symbol. The state persists from call to call (static), like the RTL's,
 // which runs pass after pass; only the very first call fills the buffers
@@ -99,9 +99,9 @@ struct huffman_decoder {
         const bool last = st.ra == s.depth[lane] - 1;
         const unsigned nb = last ? s.last_bits[lane] : H::FW;
         const ap_uint<H::FW> word = s.rom[lane][st.ra];
-        const ap_uint<H::FW> mask = ap_uint<H::FW>(~ap_uint<H::FW>(0)) >> (H::FW - nb);
+        const ap_uint<H::FW> mask = ~(ap_uint<H::FW>(~ap_uint<H::FW>(0)) >> nb);   // the top nb bits
         buffer_t wide = buffer_t(word & mask);
-        st.bits |= wide << st.cnt;
+        st.bits |= (wide << (BW - H::FW)) >> st.cnt;
         st.cnt += nb;
         st.ra = last ? 0 : st.ra + 1;
     }
@@ -113,7 +113,7 @@ struct huffman_decoder {
         unsigned v = 0, len = 0, sym = s.order[0];
         for (unsigned l = 1; l <= H::L; l++) {
 #pragma HLS UNROLL
-            v = (v << 1) | (unsigned)st.bits[l - 1];
+            v = (v << 1) | (unsigned)st.bits[BW - l];
             if (len == 0 && v < s.limit[l]) {
                 len = l;
                 sym = s.order[s.base[l] + v - s.first[l]];
@@ -125,7 +125,7 @@ struct huffman_decoder {
         } else if (len > st.cnt) {
             flag(s, lane, "the buffer ran dry");
         }
-        st.bits >>= len;
+        st.bits <<= len;
         st.cnt = len > st.cnt ? 0 : st.cnt - len;
         if (k == H::PASS_LEN - 1) {
             if (st.pos + len != s.n_bits[lane] || ((st.sum + sym) & 0xffffu) != s.checksum[lane])

@@ -289,7 +289,7 @@ def huffman_params(layer: MatVec, ident: str) -> list[tuple[str, Any]]:
     order = code.order
     ixw = max(1, len(order).bit_length())                  # 2^IXW > NSYM
     entry = big_l + 1
-    limit = sum(v << (entry * ln) for ln, v in enumerate(code.limit) if ln)
+    lj = sum((v << (big_l - ln)) << (entry * ln) for ln, v in enumerate(code.limit) if ln)
     first = sum(v << (entry * ln) for ln, v in enumerate(code.first) if ln)
     base = sum(v << (ixw * ln) for ln, v in enumerate(code.base) if ln)
     pass_len = layer.nf * layer.sf
@@ -301,7 +301,7 @@ def huffman_params(layer: MatVec, ident: str) -> list[tuple[str, Any]]:
     return [
         ("WEIGHT_HUFF", 1), ("HUFF_L", big_l), ("HUFF_FW", lanes[0].fw), ("HUFF_NSYM", len(order)),
         ("HUFF_IXW", ixw),
-        ("HUFF_LIMIT", _vhex(entry * (big_l + 1), limit)), ("HUFF_FIRST", _vhex(entry * (big_l + 1), first)),
+        ("HUFF_LJ", _vhex(entry * (big_l + 1), lj)), ("HUFF_FIRST", _vhex(entry * (big_l + 1), first)),
         ("HUFF_BASE", _vhex(ixw * (big_l + 1), base)),
         ("HUFF_ORDER", _packed(np.array(order, dtype=np.uint64), layer.wtype.bits)),
         ("HUFF_AW", max(1, (depth - 1).bit_length())), ("HUFF_KW", max(1, (pass_len - 1).bit_length())),

@@ -3,20 +3,24 @@
 // prefix-code decoder with its own stream ROM, one symbol per cycle.
 //
 // Code (canonical, lbgen.huffman.HuffmanCode): codes are sent most
-// significant bit first; an l-bit prefix v is a whole code iff v < LIMIT[l]
-// and no shorter prefix was one; its symbol is ORDER[BASE[l] + v - FIRST[l]].
-// All L prefixes are compared at once (L comparators of L+1 bits) and the
-// shortest hit wins.
-//   LIMIT, FIRST: entry l (l = 1..L) at [l*(L+1) +: L+1], entry 0 unused;
+// significant bit first. With `peek` the next L stream bits (first one on
+// top), the code length is the smallest l with peek < LJ[l], where LJ[l] =
+// limit[l] << (L - l) is the left-justified limit of length l: an l-bit
+// prefix is a whole code iff it is below limit[l] and no shorter one was.
+// The LJ[l] do not decrease with l, so the length is found by a binary
+// search (ceil(log2(L+1)) comparators of L+1 bits in a row, equivalent to
+// comparing every length at once); no l at all means no code starts here.
+// The symbol is ORDER[BASE[l] + (peek >> (L - l)) - FIRST[l]].
+//   LJ, FIRST: entry l (l = 1..L) at [l*(L+1) +: L+1], entry 0 unused;
 //   BASE: entry l at [l*IXW +: IXW]; ORDER: symbol k at [k*WB +: WB].
 //
 // Stream ROM (INIT_FILE, $readmemh): DEPTH words of FW bits, stream bit i at
-// bit i % FW of word i / FW. A pass is PASS_LEN symbols in N_BITS bits; the
-// last word holds LAST_BITS of them (the rest is padding and never enters
-// the buffer), and the ROM is read cyclically, so passes follow each other
-// with no gap.
+// bit FW-1 - i % FW of word i / FW (first bit on top). A pass is PASS_LEN
+// symbols in N_BITS bits; the last word holds LAST_BITS of them (its low
+// bits are padding and never enter the buffer), and the ROM is read
+// cyclically, so passes follow each other with no gap.
 //
-// Buffer: BUF_BITS = 3*FW + L bits, next stream bit at bit 0. A word is read
+// Buffer: BW = 3*FW + L bits, next stream bit at the top (bit BW-1). A word is read
 // whenever the word in flight and the new one both fit (the ROM has one
 // registered read port), which keeps at least L bits ahead of the decoder
 // at one symbol per cycle (lbgen.huffman.simulate_lane is the cycle model).
@@ -36,8 +40,8 @@ module lb_huff_lane #(
   parameter FW        = 4,      // ROM word bits (>= L)
   parameter WB        = 1,      // symbol bits
   parameter NSYM      = 2,      // symbols with a code
-  parameter IXW       = 1,      // bits of a symbol index, 2^IXW > NSYM
-  parameter LIMIT     = 1'b0,
+  parameter IXW       = 2,      // bits of a symbol index, 2^IXW > NSYM
+  parameter LJ        = 1'b0,
   parameter FIRST     = 1'b0,
   parameter BASE      = 1'b0,
   parameter ORDER     = 1'b0,
@@ -93,7 +97,7 @@ module lb_huff_lane #(
   localparam [POSW-1:0]    P_END   = NB_I[POSW-1:0];
 
   // ---- state -------------------------------------------------------------
-  reg  [BW-1:0]   bits;        // stream bits, next at bit 0, zero above cnt
+  reg  [BW-1:0]   bits;        // stream bits, next on top, zero below the top cnt
   reg  [CW-1:0]   cnt;
   reg             qv;          // the ROM word in q arrived this cycle
   reg             qlast;       // ... and it is the last word of the pass
@@ -106,69 +110,10 @@ module lb_huff_lane #(
   reg             err_r;
   wire [FW-1:0]   q;
 
-  // ---- decode: every prefix length at once, the shortest hit wins --------
-  reg  [L-1:0]    rev;         // the next L stream bits, first one on top
-  reg             found;
-  reg  [CW-1:0]   len;
-  reg  [IXW-1:0]  idx;
-  integer i;
-  always @* begin
-    for (i = 0; i < L; i = i + 1) rev[L - 1 - i] = bits[i];
-  end
-
-  genvar l;
-  wire [L:1] hit;
-  wire [(L+1)*IXW-1:0] idx_l;
-  generate
-    for (l = 1; l <= L; l = l + 1) begin : g_len
-      wire [L:0] pre = {{(L + 1 - l){1'b0}}, rev[L-1 -: l]};
-      wire [L:0] lim = LIMIT[l*(L+1) +: L+1];
-      wire [L:0] fst = FIRST[l*(L+1) +: L+1];
-      wire [L:0] off = pre - fst;                      // < count[l] on a hit
-      wire [IXW-1:0] bse = BASE[l*IXW +: IXW];
-      /* verilator lint_off UNSIGNED */
-      assign hit[l] = pre < lim;                       // constant 0 where LIMIT[l] = 0
-      /* verilator lint_on UNSIGNED */
-      assign idx_l[l*IXW +: IXW] = bse + off[IXW-1:0];
-      if (L + 1 > IXW) begin : g_unused
-        wire unused_off = &{1'b0, off[L:IXW]};
-      end
-    end
-  endgenerate
-  assign idx_l[IXW-1:0] = {IXW{1'b0}};
-
-  always @* begin
-    found = 1'b0;
-    len   = {CW{1'b0}};
-    idx   = {IXW{1'b0}};
-    for (i = L; i >= 1; i = i - 1) begin
-      if (hit[i]) begin
-        found = 1'b1;
-        len   = i[CW-1:0];
-        idx   = idx_l[i*IXW +: IXW];
-      end
-    end
-  end
-
-  wire          want  = !hv || take;
-  wire          ok    = found && (len <= cnt);
-  wire          bad   = !found && (cnt >= C_L);         // no code starts here
-  wire          load  = want && (ok || bad);
-  wire [CW-1:0] used  = load ? (bad ? C_L : len) : {CW{1'b0}};
-  wire [WB-1:0] dsym  = bad ? ORDER[WB-1:0] : ORDER[idx*WB +: WB];
-  wire          last  = (k == K_LAST);
-  wire [POSW-1:0] pos_next = pos + {{(POSW - CW){1'b0}}, used};
-  wire [15:0]   sum_next = sum + {{(16 - WB){1'b0}}, dsym};
-  wire          pass_bad = last && (pos_next != P_END || sum_next != CHECKSUM);
-
   // ---- refill: a word is read when it and the word in flight both fit ----
   wire [CW:0]   room  = {1'b0, cnt} + (qv ? {1'b0, C_FW} : {(CW+1){1'b0}}) + {1'b0, C_FW};
   wire          rd    = room <= C_BW;
-  wire [CW-1:0] nb    = qv ? (qlast ? C_LAST : C_FW) : {CW{1'b0}};
-  wire [FW-1:0] qmask = qlast ? ({FW{1'b1}} >> (FW - LAST_BITS)) : {FW{1'b1}};
-  wire [CW-1:0] kept  = cnt - used;
-  wire [BW-1:0] shifted  = bits >> used;
-  wire [BW-1:0] incoming = {{(BW - FW){1'b0}}, q & qmask} << kept;
+  wire [FW-1:0] qmask = qlast ? ~({FW{1'b1}} >> LAST_BITS) : {FW{1'b1}};
 
   lb_rom #(
     .DEPTH(DEPTH), .WIDTH(FW), .ADDR_W(AW), .INIT_FILE(INIT_FILE)
@@ -176,7 +121,65 @@ module lb_huff_lane #(
     .clk(clk), .en(rd), .addr(ra), .q(q)
   );
 
-  always @(posedge clk) begin
+  // symbols in code order as a ROM (a variable part-select of the wide ORDER
+  // parameter costs a simulator a copy of all of it per read)
+  reg [WB-1:0] order_rom [0:NSYM-1];
+  integer j;
+  initial begin
+    for (j = 0; j < NSYM; j = j + 1) order_rom[j] = ORDER[j*WB +: WB];
+  end
+
+  // ---- one clocked process: decode, consume, append. Its temporaries are
+  // ---- blocking, so a simulator evaluates a lane once per cycle.
+  localparam STEPS = $clog2(L + 1);               // binary-search steps
+  /* verilator lint_off BLKSEQ */
+  always @(posedge clk) begin : step
+    reg [L-1:0]    peek;       // the next L stream bits, first on top
+    reg [CW:0]     lo, hi, mid;
+    reg [L:0]      code;
+    reg [L:0]      off;
+    reg            found;
+    reg [CW-1:0]   len;
+    reg [IXW-1:0]  idx;
+    reg            bad;
+    reg            load;
+    reg [CW-1:0]   used;
+    reg [CW-1:0]   kept;
+    reg [WB-1:0]   dsym;
+    reg [POSW-1:0] pos_next;
+    reg [15:0]     sum_next;
+    reg            last;
+    integer        s;
+    peek  = bits[BW-1 -: L];
+    lo    = C_L + 1'b1;                          // L+1: no code starts here
+    found = 1'b0;
+    len   = {CW{1'b0}};
+    idx   = {IXW{1'b0}};
+    if (!hv || take) begin                       // a symbol is wanted (else skip the work)
+      // smallest l in 1..L with peek < LJ[l]
+      lo = 1;
+      hi = C_L + 1'b1;
+      for (s = 0; s < STEPS; s = s + 1) begin
+        if (lo < hi) begin
+          mid = (lo + hi) >> 1;
+          if ({1'b0, peek} < LJ[mid*(L+1) +: L+1]) hi = mid;
+          else lo = mid + 1'b1;
+        end
+      end
+      found = (lo <= C_L);
+      len   = lo[CW-1:0];
+      code  = {1'b0, peek} >> (C_L - len);        // the code, right-justified
+      off   = code - FIRST[len*(L+1) +: L+1];      // < count[len] when found
+      idx   = BASE[len*IXW +: IXW] + off[IXW-1:0];
+    end
+    bad      = (!hv || take) && !found && (cnt >= C_L);   // no code starts here
+    load     = (!hv || take) && ((found && len <= cnt) || bad);
+    used     = load ? (bad ? C_L : len) : {CW{1'b0}};
+    dsym     = order_rom[bad ? {IXW{1'b0}} : idx];
+    last     = (k == K_LAST);
+    pos_next = pos + {{(POSW - CW){1'b0}}, used};
+    sum_next = sum + {{(16 - WB){1'b0}}, dsym};
+    kept     = cnt - used;
     if (!rst_n) begin
       bits  <= {BW{1'b0}};
       cnt   <= {CW{1'b0}};
@@ -190,9 +193,14 @@ module lb_huff_lane #(
       sum   <= 16'd0;
       err_r <= 1'b0;
     end else begin
-      bits  <= qv ? (shifted | incoming) : shifted;
-      cnt   <= kept + nb;
-      qv    <= rd;
+      if (qv) begin
+        bits <= (bits << used) | ({q & qmask, {(BW - FW){1'b0}}} >> kept);
+        cnt  <= kept + (qlast ? C_LAST : C_FW);
+      end else begin
+        bits <= bits << used;
+        cnt  <= kept;
+      end
+      qv <= rd;
       if (rd) begin
         qlast <= (ra == A_LAST);
         ra    <= (ra == A_LAST) ? {AW{1'b0}} : ra + 1'b1;
@@ -203,12 +211,13 @@ module lb_huff_lane #(
         pos  <= last ? {POSW{1'b0}} : pos_next;
         k    <= last ? {KW{1'b0}} : k + 1'b1;
         sum  <= last ? 16'd0 : sum_next;
-        if (bad || pass_bad) err_r <= 1'b1;
+        if (bad || (last && (pos_next != P_END || sum_next != CHECKSUM))) err_r <= 1'b1;
       end else if (take) begin
         hv <= 1'b0;
       end
     end
   end
+  /* verilator lint_on BLKSEQ */
 
   assign sym   = hsym;
   assign valid = hv;

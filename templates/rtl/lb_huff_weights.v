@@ -8,7 +8,7 @@
 // of W[nf*PE + p][sf*SIMD + s] (lbgen.huffman.lane_sequences); `word` places
 // lane i at [i*WB +: WB], the layout of lb_mvau's weight ROM word.
 //
-// All lanes share the code (L, FW, WB, NSYM, IXW, LIMIT, FIRST, BASE, ORDER:
+// All lanes share the code (L, FW, WB, NSYM, IXW, LJ, FIRST, BASE, ORDER:
 // see lb_huff_lane) and the pass length PASS_LEN = NF*SF. Per lane i,
 // LANE_META[i*96 +: 96] = {LAST_BITS[15:0], CHECKSUM[15:0], N_BITS[31:0],
 // DEPTH[31:0]} (DEPTH lowest). Lane i's ROM file is INIT_FILE with the
@@ -24,7 +24,7 @@ module lb_huff_weights #(
   parameter WB        = 1,
   parameter NSYM      = 2,
   parameter IXW       = 2,
-  parameter LIMIT     = 1'b0,
+  parameter LJ        = 1'b0,
   parameter FIRST     = 1'b0,
   parameter BASE      = 1'b0,
   parameter ORDER     = 1'b0,
@@ -75,7 +75,7 @@ module lb_huff_weights #(
       localparam [95:0] META = LANE_META[i*96 +: 96];
       lb_huff_lane #(
         .L(L), .FW(FW), .WB(WB), .NSYM(NSYM), .IXW(IXW),
-        .LIMIT(LIMIT), .FIRST(FIRST), .BASE(BASE), .ORDER(ORDER),
+        .LJ(LJ), .FIRST(FIRST), .BASE(BASE), .ORDER(ORDER),
         .DEPTH(META[31:0]), .AW(AW), .LAST_BITS({16'd0, META[95:80]}), .N_BITS(META[63:32]),
         .PASS_LEN(PASS_LEN), .KW(KW), .POSW(POSW), .CHECKSUM(META[79:64]),
         /* verilator lint_off WIDTHEXPAND */
