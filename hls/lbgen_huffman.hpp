@@ -37,10 +37,23 @@
 #include "lbgen_common.hpp"
 
 #ifndef __SYNTHESIS__
+#include <cstdint>
 #include <cstdio>
 #endif
 
 namespace lbgen {
+
+// A stream word as the ROM stores it: FW bits for synthesis; a plain integer
+// (same values) in C-simulation, where g++ would spend minutes constructing
+// tens of thousands of ap_uint initializers.
+template <unsigned FW>
+struct huffman_rom_word {
+#ifdef __SYNTHESIS__
+    typedef ap_uint<FW> type;
+#else
+    typedef uint32_t type;
+#endif
+};
 
 // Tables and streams of one Huffman-coded layer (an aggregate: the generated
 // parameters initialise it in declaration order).
@@ -55,7 +68,7 @@ struct HuffmanStreams {
     unsigned last_bits[H::LANES];              // bits in a lane's last word
     unsigned n_bits[H::LANES];                 // bits of a lane's pass
     unsigned checksum[H::LANES];               // sum of a lane's symbols mod 2^16
-    ap_uint<H::FW> rom[H::LANES][H::DEPTH];    // the streams (rows padded with 0)
+    typename huffman_rom_word<H::FW>::type rom[H::LANES][H::DEPTH];  // the streams (rows padded with 0)
 };
 
 // How many Huffman stream errors the C-simulation has seen (all layers).
@@ -98,7 +111,7 @@ struct huffman_decoder {
 #pragma HLS INLINE
         const bool last = st.ra == s.depth[lane] - 1;
         const unsigned nb = last ? s.last_bits[lane] : H::FW;
-        const ap_uint<H::FW> word = s.rom[lane][st.ra];
+        const ap_uint<H::FW> word = ap_uint<H::FW>(s.rom[lane][st.ra]);
         const ap_uint<H::FW> mask = ~(ap_uint<H::FW>(~ap_uint<H::FW>(0)) >> nb);   // the top nb bits
         buffer_t wide = buffer_t(word & mask);
         st.bits |= (wide << (BW - H::FW)) >> st.cnt;
