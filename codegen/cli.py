@@ -227,6 +227,25 @@ def report(
                       str(l.out_dtype), f"{l.mw} x {l.mh}", f"{l.pe} x {l.simd}", str(l.cycles),
                       str(l.acc_bits), str(l.mw * l.mh * l.wtype.bits))
     out_console.print(table)
+    if any(l.huffman is not None for l in graph.layers):
+        from .passes.compress import layer_stats
+
+        htab = Table(title="Huffman-coded weights")
+        for col in ("layer", "symbols", "raw bits", "Huffman bits", "stored bits", "entropy bound",
+                    "mean code length", "x optimal", "longest code"):
+            htab.add_column(col, justify="left" if col == "layer" else "right")
+        totals = [0, 0, 0]
+        for l in graph.layers:
+            if l.huffman is None:
+                continue
+            st = layer_stats(l)
+            totals = [totals[0] + st.raw_bits, totals[1] + st.huffman_bits, totals[2] + st.stored_bits]
+            htab.add_row(l.name, str(st.symbols), str(st.raw_bits), str(st.huffman_bits), str(st.stored_bits),
+                         f"{st.entropy_bits:.0f}", f"{st.mean_len:.4f}", f"{st.mean_len / st.optimal_mean_len:.4f}",
+                         str(st.max_len))
+        out_console.print(htab)
+        out_console.print(f"weight memory: {totals[0]} bits raw, {totals[1]} bits Huffman-coded, {totals[2]} "
+                          f"bits stored ({100 * (1 - totals[2] / totals[0]):.1f}% saved)")
     bound = folding_bound(graph)
     fps = clock_mhz * 1e6 / bound
     out_console.print(f"bottleneck {bound} cycles/frame -> {fps:,.0f} frames/s at {clock_mhz:g} MHz")

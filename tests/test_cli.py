@@ -184,3 +184,17 @@ def test_tampered_log2_model_names_the_layer(tmp_path):
     out = tmp_path / "out"
     proc = run("emit", tmp_path / "tampered.pt", "-o", out)
     assert_usage_error(proc, "layer 4 (Log2Linear): weight", "is outside the log2:4 range", out=out)
+
+
+def test_compress_options_and_the_huffman_report(tmp_path):
+    model = Path(__file__).resolve().parents[1] / "examples" / "digits" / "digits_w2a2.pt"
+    bad = run("emit", model, "--compress", "zip", "-o", tmp_path / "a")
+    assert bad.returncode == 2 and "--compress 'zip'" in bad.stderr and not (tmp_path / "a").exists()
+    bad = run("emit", model, "--huffman-max-len", "8", "-o", tmp_path / "b")
+    assert bad.returncode == 2 and "needs --compress huffman" in bad.stderr
+    bad = run("emit", model, "--compress", "huffman", "--huffman-max-len", "1", "-o", tmp_path / "c")
+    assert bad.returncode == 2 and "raise --huffman-max-len" in bad.stderr and not (tmp_path / "c").exists()
+    ok = run("emit", model, "--compress", "huffman", "-o", tmp_path / "d")
+    assert ok.returncode == 0, ok.stderr
+    rep = run("report", tmp_path / "d")
+    assert rep.returncode == 0 and "Huffman-coded weights" in rep.stdout and "saved" in rep.stdout
