@@ -250,3 +250,14 @@ def test_csim_flipped_stream_bit_is_an_error_naming_the_layer(huff_design, tmp_p
 
 def _fw(layer) -> int:
     return word_bits(layer.huffman.max_len)
+
+
+def test_huffman_rtl_is_lint_clean(huff_design):
+    import subprocess
+
+    from lbgen.simulate import toolchain_env
+
+    out, _, _, _ = huff_design
+    res = subprocess.run(["verilator", "--lint-only", "-Wall", "--top-module", "lbgen_top", "-f", "filelist.f"],
+                         cwd=out / "rtl", env=toolchain_env("verilator"), capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0 and "%Warning" not in res.stderr, res.stderr

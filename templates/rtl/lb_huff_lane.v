@@ -46,7 +46,6 @@ module lb_huff_lane #(
   parameter BASE      = 1'b0,
   parameter ORDER     = 1'b0,
   parameter DEPTH     = 1,      // ROM words of this lane
-  parameter AW        = 1,      // ROM address bits, 2^AW >= DEPTH
   parameter LAST_BITS = 1,      // stream bits in the last word (1..FW)
   parameter N_BITS    = 1,      // stream bits of a pass
   parameter PASS_LEN  = 1,      // symbols of a pass
@@ -63,6 +62,7 @@ module lb_huff_lane #(
   output wire          err
 );
   localparam BW = 3 * FW + L;                   // bit buffer
+  localparam AW = (DEPTH > 1) ? $clog2(DEPTH) : 1; // ROM address bits
   localparam CW = $clog2(BW + 1);               // bits of the buffer count
 
   // ---- parameter checks ------------------------------------------------
@@ -70,9 +70,9 @@ module lb_huff_lane #(
     if (L < 1 || FW < L || WB < 1 || NSYM < 1 || (1 << IXW) <= NSYM) begin : g_err_code
       lb_huff_lane_error_need_FW_ge_L_and_IXW_for_NSYM u_err ();
     end
-    if (DEPTH < 1 || ((DEPTH - 1) >> AW) != 0 || LAST_BITS < 1 || LAST_BITS > FW
+    if (DEPTH < 1 || LAST_BITS < 1 || LAST_BITS > FW
         || N_BITS != (DEPTH - 1) * FW + LAST_BITS) begin : g_err_rom
-      lb_huff_lane_error_DEPTH_AW_LAST_BITS_N_BITS_disagree u_err ();
+      lb_huff_lane_error_DEPTH_LAST_BITS_N_BITS_disagree u_err ();
     end
     if (PASS_LEN < 1 || ((PASS_LEN - 1) >> KW) != 0 || ((N_BITS + L) >> POSW) != 0 || POSW < CW
         || WB > 16) begin : g_err_pass
@@ -123,10 +123,10 @@ module lb_huff_lane #(
 
   // symbols in code order as a ROM (a variable part-select of the wide ORDER
   // parameter costs a simulator a copy of all of it per read)
-  reg [WB-1:0] order_rom [0:NSYM-1];
+  reg [WB-1:0] order_rom [0:(1<<IXW)-1];
   integer j;
   initial begin
-    for (j = 0; j < NSYM; j = j + 1) order_rom[j] = ORDER[j*WB +: WB];
+    for (j = 0; j < (1 << IXW); j = j + 1) order_rom[j] = (j < NSYM) ? ORDER[j*WB +: WB] : {WB{1'b0}};
   end
 
   // ---- one clocked process: decode, consume, append. Its temporaries are
@@ -137,7 +137,9 @@ module lb_huff_lane #(
     reg [L-1:0]    peek;       // the next L stream bits, first on top
     reg [CW:0]     lo, hi, mid;
     reg [L:0]      code;
-    reg [L:0]      off;
+    /* verilator lint_off UNUSEDSIGNAL */
+    reg [L:0]      off;        // only its low IXW bits index the symbols
+    /* verilator lint_on UNUSEDSIGNAL */
     reg            found;
     reg [CW-1:0]   len;
     reg [IXW-1:0]  idx;
@@ -166,7 +168,7 @@ module lb_huff_lane #(
           else lo = mid + 1'b1;
         end
       end
-      found = (lo <= C_L);
+      found = (lo <= {1'b0, C_L});
       len   = lo[CW-1:0];
       code  = {1'b0, peek} >> (C_L - len);        // the code, right-justified
       off   = code - FIRST[len*(L+1) +: L+1];      // < count[len] when found

@@ -28,7 +28,6 @@ module lb_huff_weights #(
   parameter FIRST     = 1'b0,
   parameter BASE      = 1'b0,
   parameter ORDER     = 1'b0,
-  parameter AW        = 1,
   parameter PASS_LEN  = 1,
   parameter KW        = 1,
   parameter POSW      = 5,
@@ -76,7 +75,7 @@ module lb_huff_weights #(
       lb_huff_lane #(
         .L(L), .FW(FW), .WB(WB), .NSYM(NSYM), .IXW(IXW),
         .LJ(LJ), .FIRST(FIRST), .BASE(BASE), .ORDER(ORDER),
-        .DEPTH(META[31:0]), .AW(AW), .LAST_BITS({16'd0, META[95:80]}), .N_BITS(META[63:32]),
+        .DEPTH(META[31:0]), .LAST_BITS({16'd0, META[95:80]}), .N_BITS(META[63:32]),
         .PASS_LEN(PASS_LEN), .KW(KW), .POSW(POSW), .CHECKSUM(META[79:64]),
         /* verilator lint_off WIDTHEXPAND */
         .INIT_FILE((INIT_FILE == "") ? "" : INIT_FILE + name_offset(i))
