@@ -354,6 +354,17 @@ def encode_lanes(code: HuffmanCode, sequences: np.ndarray, fw: int) -> list[Lane
     return [LaneStream(code.encode(seq), fw, checksum(seq)) for seq in sequences]
 
 
+def huffman_lanes(layer) -> list[LaneStream]:
+    """The lane streams of a Huffman-coded layer (an IR MatVec) as the RTL and HLS decoders read them."""
+    code = layer.huffman
+    assert code is not None and layer.huffman_stream is not None and layer.huffman_lane_bits is not None
+    fw = word_bits(code.max_len)
+    bounds = np.concatenate([[0], np.cumsum(layer.huffman_lane_bits)])
+    seqs = lane_sequences(layer.codes(), layer.pe, layer.simd)
+    return [LaneStream(np.asarray(layer.huffman_stream[a:b], dtype=np.uint8), fw, checksum(seq))
+            for a, b, seq in zip(bounds[:-1], bounds[1:], seqs)]
+
+
 @dataclass
 class LaneTrace:
     symbols: np.ndarray      # decoded symbols, in the order the engine took them

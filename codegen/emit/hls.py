@@ -29,6 +29,7 @@ import jinja2
 
 import numpy as np
 
+from ..huffman import huffman_lanes
 from ..ir import DType, Graph, IRError, MatVec, check_thresholds_shape, padding_corrections
 from ..packing import pack_elements, weight_words
 from ..passes.pe import choose_pe
@@ -171,8 +172,6 @@ def _c_string(text: str) -> str:
 
 def huffman_context(layer: MatVec) -> dict[str, Any]:
     """The tables and streams of lbgen::HuffmanStreams for a Huffman-coded layer."""
-    from .rtl import huffman_lanes
-
     code = layer.huffman
     assert code is not None
     lanes = huffman_lanes(layer)

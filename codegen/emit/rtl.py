@@ -29,7 +29,7 @@ import jinja2
 
 import numpy as np
 
-from ..huffman import LaneStream, checksum, lane_sequences, word_bits
+from ..huffman import huffman_lanes
 from ..ir import Graph, IRError, MatVec, PaddingCorrection, check_thresholds_shape, padding_corrections
 from ..packing import (pack_elements, threshold_search_words, threshold_word_bits, threshold_words,
                        weight_words, write_mem)
@@ -260,17 +260,6 @@ def threshold_files(layer: MatVec, ident: str) -> list[str]:
 HUFF_META_BITS = 96
 #: file names carry a four-digit lane index
 HUFF_MAX_LANES = 9999
-
-
-def huffman_lanes(layer: MatVec) -> list[LaneStream]:
-    """The lane streams of a Huffman-coded layer as its decoders read them."""
-    code = layer.huffman
-    assert code is not None and layer.huffman_stream is not None and layer.huffman_lane_bits is not None
-    fw = word_bits(code.max_len)
-    bounds = np.concatenate([[0], np.cumsum(layer.huffman_lane_bits)])
-    seqs = lane_sequences(layer.codes(), layer.pe, layer.simd)
-    return [LaneStream(np.asarray(layer.huffman_stream[a:b], dtype=np.uint8), fw, checksum(seq))
-            for a, b, seq in zip(bounds[:-1], bounds[1:], seqs)]
 
 
 def huffman_files(layer: MatVec, ident: str) -> list[str]:
