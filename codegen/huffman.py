@@ -295,13 +295,6 @@ def word_bits(max_len: int) -> int:
     return max(4, -(-max_len // 4) * 4)
 
 
-def buffer_bits(max_len: int) -> int:
-    """Bit buffer of a lane decoder: two refill words in flight plus a look-ahead of the
-    longest code never starve a decoder that takes one symbol per cycle
-    (``simulate_lane`` checks it on every stream the tests build)."""
-    return 3 * word_bits(max_len) + max_len
-
-
 def lane_sequences(codes: np.ndarray, pe: int, simd: int) -> np.ndarray:
     """(mh, mw) weight codes -> (pe*simd, nf*sf) symbol sequence of every lane.
 
@@ -368,92 +361,74 @@ def huffman_lanes(layer) -> list[LaneStream]:
 @dataclass
 class LaneTrace:
     symbols: np.ndarray      # decoded symbols, in the order the engine took them
-    cycles: int              # cycles the decoder ran
-    stalls: int              # cycles the engine asked for a symbol the decoder did not have
+    cycles: int              # cycles from reset to the last symbol taken (2 fill the window)
     error: bool              # the sticky error flag at the end
 
 
 def simulate_lane(code: HuffmanCode, stream: LaneStream, n_symbols: int, pass_len: int,
-                  words: Sequence[int] | None = None, max_cycles: int | None = None) -> LaneTrace:
+                  words: Sequence[int] | None = None) -> LaneTrace:
     """Cycle model of one lane decoder of ``lb_huff_lane`` (the RTL is written to match it).
 
-    The engine takes one symbol per cycle whenever the decoder has one; the
-    decoder keeps a head symbol register, a bit buffer of ``buffer_bits``, and
-    reads its ROM (one registered read per cycle, the word arrives a cycle
-    later) whenever the buffer has room for both the word in flight and a new
-    one. ``words`` overrides the ROM content (to model a corrupted stream).
-    Returns the symbols taken, the stalls (cycles without a head symbol after
-    the first one arrived) and the error flag: a prefix that is no code, or a
-    pass whose last symbol does not end at the pass's last bit, or whose
-    symbols do not sum to the lane's checksum.
+    The engine takes one symbol per cycle whenever the lanes have one. The
+    decoder reads its codes from a window of two ROM words, ``cur`` and the
+    registered ROM output ``q`` (the word after it), starting ``p`` bits in
+    (0 <= p <= fw); a code that ends at or beyond the end of ``cur`` moves
+    ``q`` in and reads the next word in the same cycle, and the last code of
+    a pass moves on to the start of the word after the pass's last word.
+    ``words`` overrides the ROM content (to model a corrupted stream).
+    A symbol is decoded in every cycle, so the engine never waits on a lane.
+    Returns the symbols taken, the cycles and the error flag: L bits that start no code, a pass whose last code does not
+    end at bit ``last_bits`` of the pass's last word, or whose symbols do not
+    sum to the lane's checksum.
     """
     L = code.max_len
     fw = stream.fw
-    bw = buffer_bits(L)
     limit, first, base, order = code.limit, code.first, code.base, code.order
     rom = list(stream.words if words is None else words)
-    depth, last_bits, n_bits = stream.depth, stream.last_bits, stream.n_bits
-    buf = 0
-    cnt = 0
-    ra = 0                  # next ROM address to read
-    q = None                # (word, valid bits) arriving at the end of this cycle
+    depth, last_bits = stream.depth, stream.last_bits
+    mask = (1 << (2 * fw)) - 1
+    # two cycles fill the window: word 0 is read, then moves into cur while word 1 is read
+    cur, curlast = rom[0], depth == 1
+    q, qlast = rom[1 % depth], 1 % depth == depth - 1
+    ra = 2 % depth
+    p = 0
     head = None
-    pos = 0                 # bits consumed in this pass
-    k = 0                   # symbols decoded in this pass
-    acc = 0                 # checksum of this pass
+    k = 0                   # symbol of the pass decoded next
+    acc = 0                 # checksum of this pass so far
     err = False
     taken: list[int] = []
-    stalls = 0
-    cycles = 0
-    limit_cycles = max_cycles if max_cycles is not None else 4 * n_symbols + 8 * depth + 64
-    while len(taken) < n_symbols and cycles < limit_cycles:
+    cycles = 2
+    while len(taken) < n_symbols:
         cycles += 1
-        # the engine takes the head symbol (registered, as in lb_mvau's issue stage)
         take = head is not None
         if take:
             taken.append(head)
-        elif taken:
-            stalls += 1
-        # decode from the buffer into the head register
-        consumed = 0
-        if head is None or take:
-            v = 0
-            found = 0
-            for ln in range(1, L + 1):
-                v = (v << 1) | ((buf >> (ln - 1)) & 1)
-                if v < limit[ln]:
-                    found = ln
-                    break
-            if found and found <= cnt:
-                sym = order[base[found] + v - first[found]]
-            elif not found and cnt >= L:
-                err = True          # no code starts here: flag it, emit the first symbol, skip L bits
-                sym, found = order[0], L
-            else:
-                found = 0
-            if found:
-                consumed = found
-                if k == pass_len - 1:
-                    if pos + found != n_bits or (acc + sym) % (1 << CHECKSUM_BITS) != stream.checksum:
-                        err = True
-                    pos, k, acc = 0, 0, 0
-                else:
-                    pos, k, acc = pos + found, k + 1, (acc + sym) % (1 << CHECKSUM_BITS)
-                head = sym
-            else:
-                head = None
-        # ROM read: issue when the word in flight and this one both fit
-        rd = cnt + (fw if q is not None else 0) + fw <= bw
-        buf >>= consumed
-        cnt -= consumed
-        if q is not None:
-            word, nb = q
-            for j in range(nb):             # the word's top nb bits, first on top
-                buf |= ((word >> (fw - 1 - j)) & 1) << (cnt + j)
-            cnt += nb
-        q = None
-        if rd:
-            q = (rom[ra], last_bits if ra == depth - 1 else fw)
+        # step: decode one code from the window into the head register
+        peek = ((((cur << fw) | q) << p) & mask) >> (2 * fw - L)
+        length = next((ln for ln in range(1, L + 1) if (peek >> (L - ln)) < limit[ln]), 0)
+        if length:
+            v = peek >> (L - length)
+            sym = order[base[length] + v - first[length]]
+        else:
+            err = True              # no code starts here: the first symbol, skip L bits
+            sym = order[0]
+        np_ = p + (length or L)
+        inq = np_ > fw
+        last = k == pass_len - 1
+        acc = (acc + sym) % (1 << CHECKSUM_BITS)
+        if last:
+            if not (qlast if inq else curlast) or (np_ - fw if inq else np_) != last_bits \
+                    or acc != stream.checksum:
+                err = True
+            p_next = fw if inq else 0
+            k, acc = 0, 0
+        else:
+            p_next = np_ - fw if np_ >= fw else np_
+            k += 1
+        if last or np_ >= fw:       # q moves into cur, the next word is read
+            cur, curlast = q, qlast
+            q, qlast = rom[ra], ra == depth - 1
             ra = 0 if ra == depth - 1 else ra + 1
-        assert cnt <= bw
-    return LaneTrace(np.asarray(taken, dtype=np.int64), cycles, stalls, err)
+        p = p_next
+        head = sym
+    return LaneTrace(np.asarray(taken, dtype=np.int64), cycles, err)

@@ -282,8 +282,6 @@ def huffman_params(layer: MatVec, ident: str) -> list[tuple[str, Any]]:
     first = sum(v << (entry * ln) for ln, v in enumerate(code.first) if ln)
     base = sum(v << (ixw * ln) for ln, v in enumerate(code.base) if ln)
     pass_len = layer.nf * layer.sf
-    cw = (3 * lanes[0].fw + big_l + 1).bit_length()        # lb_huff_lane's CW
-    posw = max(cw, (max(s.n_bits for s in lanes) + big_l).bit_length())
     meta = sum(((s.last_bits << 80) | (s.checksum << 64) | (s.n_bits << 32) | s.depth) << (HUFF_META_BITS * i)
                for i, s in enumerate(lanes))
     return [
@@ -293,7 +291,7 @@ def huffman_params(layer: MatVec, ident: str) -> list[tuple[str, Any]]:
         ("HUFF_BASE", _vhex(ixw * (big_l + 1), base)),
         ("HUFF_ORDER", _packed(np.array(order, dtype=np.uint64), layer.wtype.bits)),
         ("HUFF_KW", max(1, (pass_len - 1).bit_length())),
-        ("HUFF_POSW", posw), ("HUFF_META", _vhex(HUFF_META_BITS * len(lanes), meta)),
+        ("HUFF_META", _vhex(HUFF_META_BITS * len(lanes), meta)),
     ]
 
 

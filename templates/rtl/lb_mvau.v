@@ -89,7 +89,7 @@ module lb_mvau #(
   parameter COL_CLASS   = 1'b0,  // class of output column ox at [ox*CLASS_BITS +: CLASS_BITS]
   parameter WEIGHT_HUFF = 0,     // 1: weights from Huffman-coded streams (lb_huff_weights)
   parameter HUFF_L      = 1,     // lb_huff_weights' L, FW, NSYM, IXW, LJ, FIRST, BASE,
-  parameter HUFF_FW     = 4,     // ORDER, KW, POSW, LANE_META (PE*SIMD lanes, WB =
+  parameter HUFF_FW     = 4,     // ORDER, KW, LANE_META (PE*SIMD lanes, WB =
   parameter HUFF_NSYM   = 1,     // WEIGHT_BITS, PASS_LEN = NF*SF)
   parameter HUFF_IXW    = 1,
   parameter HUFF_LJ     = 1'b0,
@@ -97,7 +97,6 @@ module lb_mvau #(
   parameter HUFF_BASE   = 1'b0,
   parameter HUFF_ORDER  = 1'b0,
   parameter HUFF_KW     = 1,
-  parameter HUFF_POSW   = 5,
   parameter HUFF_META   = 96'd0
 ) (
   input  wire                     clk,
@@ -316,7 +315,7 @@ module lb_mvau #(
       lb_huff_weights #(
         .LANES(PE * SIMD), .L(HUFF_L), .FW(HUFF_FW), .WB(WEIGHT_BITS), .NSYM(HUFF_NSYM),
         .IXW(HUFF_IXW), .LJ(HUFF_LJ), .FIRST(HUFF_FIRST), .BASE(HUFF_BASE),
-        .ORDER(HUFF_ORDER), .PASS_LEN(WD), .KW(HUFF_KW), .POSW(HUFF_POSW),
+        .ORDER(HUFF_ORDER), .PASS_LEN(WD), .KW(HUFF_KW),
         .LANE_META(HUFF_META), .INIT_FILE(WEIGHT_FILE)
       ) u_whuff (
         .clk(clk), .rst_n(rst_n), .take(fire), .word(hw), .ready(w_ready), .err(w_err)
