@@ -4,9 +4,9 @@ A 4-bit, a 2-bit and a log2 model: the code of every layer is within 1 % of
 the unconstrained Huffman code and above the entropy; C-sim, Icarus and
 Verilator are bit-exact with the golden model, and the RTL runs at the same
 cycles per frame as the same folding without compression (the folding bound,
-within 2 %). C-sim runs the whole test set in the default run; Verilator the
-whole test set and Icarus its first 24 images (a lane decoder costs Icarus
-about 20 us per symbol) under ``make test-all``.
+within 2 %). C-sim runs the whole test set in the default run; Verilator and
+Icarus run it under ``make test-all`` (Icarus interprets every lane decoder
+every cycle: about 3 s per frame of the 672-lane w4a4 design).
 """
 
 from __future__ import annotations
@@ -55,13 +55,12 @@ def test_csim_huffman_on_all_test_images(huff_out):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("simulator,frames", [("verilator", None), ("icarus", 24)])
-def test_rtl_huffman_bit_exact_at_the_uncompressed_rate(huff_out, simulator, frames):
+@pytest.mark.parametrize("simulator", ["verilator", "icarus"])
+def test_rtl_huffman_bit_exact_at_the_uncompressed_rate(huff_out, simulator):
     out, graph, values, trace = huff_out
-    x = values if frames is None else values[:frames]
-    res = run_rtl(out, x, simulator=simulator, seed=5, backpressure=0.3)
+    res = run_rtl(out, values, simulator=simulator, seed=5, backpressure=0.3)
     assert res.passed, res.summary()
-    expected = trace.result if frames is None else golden.run(graph, x).result
-    np.testing.assert_array_equal(res.result, expected)
+    assert len(res.result) == len(values) == 360
+    np.testing.assert_array_equal(res.result, trace.result)
     bound = folding_bound(graph)          # the same folding without compression has this bound
     assert abs(res.cycles_per_frame - bound) <= 0.02 * bound

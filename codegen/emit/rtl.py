@@ -23,13 +23,13 @@ from __future__ import annotations
 import importlib.resources
 import re
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import jinja2
 
 import numpy as np
 
-from ..huffman import huffman_lanes
+from ..huffman import HuffmanCode, LaneStream, huffman_lanes
 from ..ir import Graph, IRError, MatVec, PaddingCorrection, check_thresholds_shape, padding_corrections
 from ..packing import (pack_elements, threshold_search_words, threshold_word_bits, threshold_words,
                        weight_words, write_mem)
@@ -266,14 +266,9 @@ def huffman_files(layer: MatVec, ident: str) -> list[str]:
     return [f"{ident}_huff_{i:04d}.mem" for i in range(layer.pe * layer.simd)]
 
 
-def huffman_params(layer: MatVec, ident: str) -> list[tuple[str, Any]]:
-    """lb_mvau's HUFF_* parameters (lb_huff_weights, lb_huff_lane) of a Huffman-coded layer."""
-    code = layer.huffman
-    assert code is not None
-    lanes = huffman_lanes(layer)
-    if len(lanes) > HUFF_MAX_LANES:
-        raise IRError(f"layer {layer.name!r}: {len(lanes)} Huffman lanes (PE x SIMD); the lane files are "
-                      f"numbered with four digits, so at most {HUFF_MAX_LANES}")
+def huffman_weights_params(code: HuffmanCode, lanes: Sequence[LaneStream], sym_bits: int,
+                           pass_len: int) -> dict[str, Any]:
+    """lb_huff_weights' parameters (all but INIT_FILE) for ``lanes`` coded with ``code``."""
     big_l = code.max_len
     order = code.order
     ixw = max(1, len(order).bit_length())                  # 2^IXW > NSYM
@@ -281,18 +276,29 @@ def huffman_params(layer: MatVec, ident: str) -> list[tuple[str, Any]]:
     lj = sum((v << (big_l - ln)) << (entry * ln) for ln, v in enumerate(code.limit) if ln)
     first = sum(v << (entry * ln) for ln, v in enumerate(code.first) if ln)
     base = sum(v << (ixw * ln) for ln, v in enumerate(code.base) if ln)
-    pass_len = layer.nf * layer.sf
     meta = sum(((s.last_bits << 80) | (s.checksum << 64) | (s.n_bits << 32) | s.depth) << (HUFF_META_BITS * i)
                for i, s in enumerate(lanes))
-    return [
-        ("WEIGHT_HUFF", 1), ("HUFF_L", big_l), ("HUFF_FW", lanes[0].fw), ("HUFF_NSYM", len(order)),
-        ("HUFF_IXW", ixw),
-        ("HUFF_LJ", _vhex(entry * (big_l + 1), lj)), ("HUFF_FIRST", _vhex(entry * (big_l + 1), first)),
-        ("HUFF_BASE", _vhex(ixw * (big_l + 1), base)),
-        ("HUFF_ORDER", _packed(np.array(order, dtype=np.uint64), layer.wtype.bits)),
-        ("HUFF_KW", max(1, (pass_len - 1).bit_length())),
-        ("HUFF_META", _vhex(HUFF_META_BITS * len(lanes), meta)),
-    ]
+    return {
+        "LANES": len(lanes), "L": big_l, "FW": lanes[0].fw, "WB": sym_bits, "NSYM": len(order), "IXW": ixw,
+        "LJ": _vhex(entry * (big_l + 1), lj), "FIRST": _vhex(entry * (big_l + 1), first),
+        "BASE": _vhex(ixw * (big_l + 1), base),
+        "ORDER": _packed(np.array(order, dtype=np.uint64), sym_bits),
+        "PASS_LEN": pass_len, "KW": max(1, (pass_len - 1).bit_length()),
+        "LANE_META": _vhex(HUFF_META_BITS * len(lanes), meta),
+    }
+
+
+def huffman_params(layer: MatVec, ident: str) -> list[tuple[str, Any]]:
+    """lb_mvau's HUFF_* parameters (lb_huff_weights, lb_huff_lane) of a Huffman-coded layer."""
+    assert layer.huffman is not None
+    lanes = huffman_lanes(layer)
+    if len(lanes) > HUFF_MAX_LANES:
+        raise IRError(f"layer {layer.name!r}: {len(lanes)} Huffman lanes (PE x SIMD); the lane files are "
+                      f"numbered with four digits, so at most {HUFF_MAX_LANES}")
+    p = huffman_weights_params(layer.huffman, lanes, layer.wtype.bits, layer.nf * layer.sf)
+    # LANES, WB and PASS_LEN follow from lb_mvau's own PE, SIMD, WEIGHT_BITS and folding
+    return [("WEIGHT_HUFF", 1)] + [(f"HUFF_{k}" if k != "LANE_META" else "HUFF_META", v) for k, v in p.items()
+                                   if k not in ("LANES", "WB", "PASS_LEN")]
 
 
 def fifo_depth(dst: MatVec) -> int:
