@@ -72,6 +72,10 @@ def emit(
     huffman_max_len: Optional[int] = typer.Option(
         None, "--huffman-max-len", help="with --compress huffman: longest code in bits (default 12; "
         "longer codes cost decoder area)"),
+    bits_budget: Optional[float] = typer.Option(
+        None, "--bits-budget", help="per-channel bit allocation: hidden int layers give every output channel "
+        "its own width (2 .. the layer's width), averaging at most this many bits per weight, more bits for "
+        "wider channels; pair with --compress huffman to store the mix compactly"),
     trust: bool = typer.Option(False, "--trust", help="allow the model file to run code when loaded (unsafe)"),
     force: bool = typer.Option(False, "--force", help="replace an existing output directory"),
 ) -> None:
@@ -82,7 +86,7 @@ def emit(
     try:
         opts = EmitOptions(w=w, a=a, acc=acc, pe=pe, simd=simd, folding=folding, trust=trust,
                            hetero_dist=hetero_dist, input_shape=input_shape, target_cycles=target_cycles,
-                           compress=compress, huffman_max_len=huffman_max_len)
+                           compress=compress, huffman_max_len=huffman_max_len, bits_budget=bits_budget)
         check_options(opts)  # before loading, which may be slow
         module = load_module(model, trust=trust)
         result = run_emit(module, output, opts, inputs=inputs, force=force, name=model.stem)

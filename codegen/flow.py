@@ -7,7 +7,9 @@ failure leaves no half-written ``out/``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -45,6 +47,7 @@ class EmitOptions:
     target_cycles: Optional[int] = None  # --target-cycles: cheapest folding within this many cycles/frame
     compress: str = "none"        # --compress: none | huffman (weight streams)
     huffman_max_len: Optional[int] = None  # --huffman-max-len: longest code (default lbgen.huffman.DEFAULT_MAX_LEN)
+    bits_budget: Optional[float] = None  # --bits-budget: average bits per weight of hidden int layers, per channel
 
 
 @dataclass
@@ -120,7 +123,27 @@ def check_options(opts: EmitOptions) -> str | int:
             raise UsageError("--huffman-max-len needs --compress huffman")
         if not 1 <= opts.huffman_max_len <= MAX_LEN_LIMIT:
             raise UsageError(f"--huffman-max-len {opts.huffman_max_len}: must be 1..{MAX_LEN_LIMIT}")
+    if opts.bits_budget is not None:
+        b = opts.bits_budget
+        if not (isinstance(b, (int, float)) and math.isfinite(b) and BITS_BUDGET_MIN <= b <= BITS_BUDGET_MAX):
+            raise UsageError(f"--bits-budget {b!r}: the average bits per weight must be "
+                             f"{BITS_BUDGET_MIN}..{BITS_BUDGET_MAX}")
     return parse_acc(opts.acc)
+
+
+#: --bits-budget range: a channel gets 2..8 bits (2: the ternary grid -1, 0, +1)
+BITS_BUDGET_MIN, BITS_BUDGET_MAX = 2, 8
+
+
+def prepare_model(model, opts: EmitOptions):
+    """The model the IR is built from: with --bits-budget, a copy whose hidden int
+    layers have per-channel widths (the torch check then runs on that copy too)."""
+    if opts.bits_budget is None:
+        return model
+    from .frontend.torch_frontend import allocate_channel_bits
+
+    check_options(opts)
+    return allocate_channel_bits(model, float(opts.bits_budget))
 
 
 def build_graph(model, opts: EmitOptions, name: str = "model") -> Graph:
@@ -128,6 +151,7 @@ def build_graph(model, opts: EmitOptions, name: str = "model") -> Graph:
     from .frontend.torch_frontend import lower
 
     acc = check_options(opts)
+    model = prepare_model(model, opts)
     per_layer = read_folding(opts.folding) if opts.folding else None
     spec, dist = parse_precision(opts)
     graph = lower(model, w=spec, a=opts.a, name=name, hetero_dist=dist,
@@ -251,7 +275,8 @@ def emit(model, out: Path, opts: EmitOptions, inputs: Optional[Path] = None, for
     from .emit.hls import emit_hls
     from .emit.rtl import emit_rtl
 
-    graph = build_graph(model, opts, name=name)
+    model = prepare_model(model, opts)
+    graph = build_graph(model, dataclasses.replace(opts, bits_budget=None), name=name)
     vectors = read_vectors(inputs, graph)
     trace = golden.run(graph, vectors.values)  # also asserts that no accumulator overflows
     checks = [compare_torch_golden(model, graph, vectors, trace)]

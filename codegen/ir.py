@@ -450,6 +450,10 @@ class MatVec:
     huffman: Optional["HuffmanCode"] = None
     huffman_stream: Optional[np.ndarray] = None
     huffman_lane_bits: Optional[np.ndarray] = None
+    #: (mh,) bit width of every output channel of an int layer whose channels
+    #: differ in precision (--bits-budget): channel c's weights lie in
+    #: +-(2^(b_c-1) - 1), stored in the layer's ``wtype``; None: all ``wtype``
+    channel_bits: Optional[np.ndarray] = None
 
     def codes(self) -> np.ndarray:
         """The weight codes the hardware stores, (mh, mw) uint64."""
@@ -571,6 +575,7 @@ class Graph:
             if layer.wtype.kind == "bipolar" and np.any(w == 0):
                 raise IRError(f"{where}: a bipolar weight is 0")
             _check_weight_codes(layer, where)
+            _check_channel_bits(layer, where)
             _check_huffman(layer, where)
             if layer.mh % layer.pe or layer.mw % layer.simd:
                 raise IRError(f"{where}: PE={layer.pe} must divide MH={layer.mh} and SIMD={layer.simd} must divide MW={layer.mw}")
@@ -585,7 +590,7 @@ class Graph:
 
     # -- serialisation ------------------------------------------------------
     _ARRAYS = ("weights", "weight_codes", "thresholds", "threshold_invert", "out_scale", "out_bias",
-               "huffman_stream", "huffman_lane_bits")
+               "huffman_stream", "huffman_lane_bits", "channel_bits")
 
     def save(self, out_dir: Path) -> Path:
         """Write ``lbgen.json`` and ``ir/<layer>.<array>.npy``; return the json path."""
@@ -665,6 +670,7 @@ class Graph:
                     huffman=_huffman_from_json(d, path) if d.get("huffman") is not None else None,
                     huffman_stream=arrays.get("huffman_stream"),
                     huffman_lane_bits=arrays.get("huffman_lane_bits"),
+                    channel_bits=arrays.get("channel_bits"),
                 ))
             graph = Graph(name=str(doc["name"]), input=InputQuant.from_json(doc["input"]),
                           layers=layers, meta=dict(doc.get("meta", {})))
@@ -763,6 +769,26 @@ def _huffman_from_json(d: dict, path: Path) -> "HuffmanCode":
         return HuffmanCode.from_json(d["huffman"])
     except (HuffmanError, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise IRError(f"{path}: layer {d.get('name')!r}: bad Huffman code ({exc})") from None
+
+
+def _check_channel_bits(layer: MatVec, where: str) -> None:
+    """Per-channel widths: int weights only, 2..wtype.bits, every weight inside its channel's range."""
+    cb = layer.channel_bits
+    if cb is None:
+        return
+    cb = np.asarray(cb)
+    if layer.wtype.kind != "int":
+        raise IRError(f"{where}: channel_bits need int weights, not {layer.wtype}")
+    if cb.shape != (layer.mh,) or cb.dtype.kind not in "iu":
+        raise IRError(f"{where}: channel_bits must be {layer.mh} integers (one per output channel)")
+    if cb.min() < 2 or cb.max() > layer.wtype.bits:
+        raise IRError(f"{where}: channel_bits must be 2..{layer.wtype.bits}")
+    q = (1 << (cb.astype(np.int64) - 1)) - 1
+    bad = np.abs(layer.weights) > q[:, None]
+    if bad.any():
+        c, k = np.argwhere(bad)[0]
+        raise IRError(f"{where}: weight [{c}, {k}] = {int(layer.weights[c, k])} is outside channel {c}'s "
+                      f"{int(cb[c])} bits (+-{int(q[c])})")
 
 
 def _check_huffman(layer: MatVec, where: str) -> None:

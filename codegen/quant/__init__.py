@@ -13,6 +13,8 @@ from .modules import (
     BinaryAct,
     BinaryConv2d,
     BinaryLinear,
+    ChannelBitsConv2d,
+    ChannelBitsLinear,
     HeteroBinaryConv2d,
     HeteroBinaryLinear,
     IntConv2d,
@@ -27,17 +29,19 @@ from .modules import (
     snap_step,
 )
 
+from .allocation import allocate_bits  # noqa: E402  (numpy only)
+
 #: Activation quantizer classes.
 ACT_MODULES = (QuantAct, BinaryAct)
 #: Quantized linear layer classes (subclasses of QuantLinearBase).
-LINEAR_MODULES = (BinaryLinear, IntLinear, Log2Linear, HeteroBinaryLinear)
+LINEAR_MODULES = (BinaryLinear, IntLinear, Log2Linear, HeteroBinaryLinear, ChannelBitsLinear)
 #: Quantized 2-d convolution classes (subclasses of QuantConv2dMixin and of
 #: their linear counterparts, so also of QuantLinearBase: test for these
 #: before treating a QuantLinearBase as a linear layer).
-CONV_MODULES = (BinaryConv2d, IntConv2d, Log2Conv2d, HeteroBinaryConv2d)
+CONV_MODULES = (BinaryConv2d, IntConv2d, Log2Conv2d, HeteroBinaryConv2d, ChannelBitsConv2d)
 #: Every lbgen.quant module class.
 ALL_MODULES = (QuantAct, BinaryAct, QuantLinearBase, BinaryLinear, IntLinear, Log2Linear, HeteroBinaryLinear,
-               *CONV_MODULES)
+               ChannelBitsLinear, *CONV_MODULES)
 #: Globals to pass to ``torch.serialization.add_safe_globals`` (together with
 #: the torch.nn classes of the model) to ``torch.load(..., weights_only=True)``
 #: a model saved with ``torch.save(model)``.
@@ -46,6 +50,7 @@ SAFE_GLOBALS = ALL_MODULES
 __all__ = [
     "ACT_MODULES",
     "ALL_MODULES",
+    "allocate_bits",
     "CLIP_MIN",
     "CONV_MODULES",
     "EXACT_ACC_LIMIT",
@@ -58,6 +63,8 @@ __all__ = [
     "BinaryAct",
     "BinaryConv2d",
     "BinaryLinear",
+    "ChannelBitsConv2d",
+    "ChannelBitsLinear",
     "HeteroBinaryConv2d",
     "HeteroBinaryLinear",
     "IntConv2d",

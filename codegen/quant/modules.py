@@ -304,6 +304,44 @@ class IntLinear(QuantLinearBase):
         return r, w_scale
 
 
+class ChannelBitsLinear(IntLinear):
+    """:class:`IntLinear` whose output channels have their own bit widths.
+
+    Channel c keeps ``channel_bits[c]`` bits (2..``bits``): ``Q_c = 2**(b_c-1) - 1``
+    levels each side of zero and its own scale ``max|w_c| / Q_c``, so a wide
+    channel keeps its resolution while a narrow one spends few levels. The
+    stored width ``weight_bits`` stays ``bits`` (the engine's multiplier); a
+    Huffman code over the weight stream makes the narrow channels cheap in
+    memory. Built by :func:`lbgen.quant.allocate_channel_bits` (per-channel bit
+    allocation under an average budget, as in Banner, Nahshan and Soudry's
+    4-bit post-training quantization)."""
+
+    def __init__(self, in_features: int, out_features: int, bits: int = 8, bias: bool = True,
+                 channel_bits=None):
+        super().__init__(in_features, out_features, bits=bits, bias=bias)
+        cb = (torch.full((self.out_features,), self.weight_bits, dtype=torch.int64) if channel_bits is None
+              else torch.as_tensor(channel_bits, dtype=torch.int64).clone())
+        if tuple(cb.shape) != (self.out_features,) or int(cb.min()) < 2 or int(cb.max()) > self.weight_bits:
+            raise ValueError(f"{type(self).__name__}: channel_bits must be {self.out_features} widths in "
+                             f"2..{self.weight_bits}")
+        self.register_buffer("channel_bits", cb)
+
+    def quant_weight(self) -> tuple[torch.Tensor, torch.Tensor]:
+        w = self.weight
+        q = (torch.pow(2, self.channel_bits - 1) - 1).to(w.dtype)       # Q_c per channel
+        w_scale = torch.clamp(w.abs().amax(dim=1) / q, min=SCALE_MIN)
+        u = w / w_scale[:, None]
+        r = torch.maximum(torch.minimum(torch.round(u.detach()), q[:, None]), -q[:, None])
+        if self.training and torch.is_grad_enabled():
+            r = r + (u - u.detach())
+        return r, w_scale
+
+    def extra_repr(self) -> str:
+        widths, counts = torch.unique(self.channel_bits, return_counts=True)
+        mix = ", ".join(f"{int(c)}x{int(b)}" for b, c in zip(widths, counts))
+        return super().extra_repr() + f", channel_bits=[{mix}]"
+
+
 class Log2Linear(QuantLinearBase):
     """Power-of-two weights (Miyashita, Lee & Murmann 2016, "Convolutional
     neural networks using logarithmic data representation"): ``w = ±2^e`` or 0.
@@ -690,6 +728,19 @@ class IntConv2d(QuantConv2dMixin, IntLinear):
         geo = self._conv_geometry(type(self).__name__, in_channels, out_channels, kernel_size, stride, padding,
                                   dilation, groups, padding_mode)
         super().__init__(self._in_features(geo), geo["out_channels"], bits=bits, bias=bias)
+        self._conv_init(geo)
+
+
+class ChannelBitsConv2d(QuantConv2dMixin, ChannelBitsLinear):
+    """Conv2d with the weights of :class:`ChannelBitsLinear` (a bit width per
+    output channel); see :class:`QuantConv2dMixin`."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, bias: bool = True,
+                 bits: int = 8, channel_bits=None, *, dilation=1, groups: int = 1, padding_mode: str = "zeros"):
+        geo = self._conv_geometry(type(self).__name__, in_channels, out_channels, kernel_size, stride, padding,
+                                  dilation, groups, padding_mode)
+        super().__init__(self._in_features(geo), geo["out_channels"], bits=bits, bias=bias,
+                         channel_bits=channel_bits)
         self._conv_init(geo)
 
 
