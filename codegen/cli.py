@@ -209,8 +209,14 @@ def _run_one(name, out_dir, graph, values, trace, seed, backpressure, bound, lab
 def report(
     out_dir: Path = typer.Argument(..., help="an output directory written by lbgen emit"),
     clock_mhz: float = typer.Option(200.0, "--clock-mhz", help="clock for frames/s and latency"),
+    synth: bool = typer.Option(False, "--synth", help="run Yosys (synth_xilinx) for the Huffman decoders' "
+                               "LUTs; cached in out/report/"),
+    inputs: Optional[Path] = typer.Option(
+        None, "--inputs", help="vectors for the activation statistics (.npy features or .npz with x); "
+        "default: out/sim/inputs.npy"),
 ) -> None:
-    """Per-layer table: PE kind, precision, folding, cycles, accumulator and weight memory."""
+    """Per-layer table: PE kind, precision, folding, cycles, accumulator and weight memory;
+    Huffman weight and activation statistics."""
     from .flow import load_output
     from .passes.folding import folding_bound
 
@@ -218,6 +224,7 @@ def report(
         graph = load_output(out_dir)
         if clock_mhz <= 0:
             raise UsageError(f"--clock-mhz {clock_mhz}: must be positive")
+        values = _report_vectors(out_dir, graph, inputs)    # checked before anything is printed
     except UsageError as exc:
         _fail(exc)
         return
@@ -231,12 +238,25 @@ def report(
                       str(l.out_dtype), f"{l.mw} x {l.mh}", f"{l.pe} x {l.simd}", str(l.cycles),
                       str(l.acc_bits), str(l.mw * l.mh * l.wtype.bits))
     out_console.print(table)
+    mixed = [l for l in graph.layers if l.channel_bits is not None]
+    if mixed:
+        ctab = Table(title="Per-channel weight widths (--bits-budget)")
+        for col in ("layer", "stored as", "channels per width", "mean bits"):
+            ctab.add_column(col, justify="left" if col in ("layer", "channels per width") else "right")
+        for l in mixed:
+            widths, counts = np.unique(np.asarray(l.channel_bits), return_counts=True)
+            ctab.add_row(l.name, str(l.wtype), ", ".join(f"{int(w)} bits: {int(c)}" for w, c in zip(widths, counts)),
+                         f"{float(np.mean(l.channel_bits)):.3f}")
+        out_console.print(ctab)
     if any(l.huffman is not None for l in graph.layers):
         from .passes.compress import layer_stats
 
         htab = Table(title="Huffman-coded weights")
-        for col in ("layer", "symbols", "raw bits", "Huffman bits", "stored bits", "entropy bound",
-                    "mean code length", "x optimal", "longest code"):
+        cols = ["layer", "symbols", "raw bits", "Huffman bits", "stored bits", "entropy bound",
+                "mean code length", "x optimal", "longest code"]
+        if synth:
+            cols += ["decoder LUT/lane", "lanes", "decoder LUTs", "decoder FFs"]
+        for col in cols:
             htab.add_column(col, justify="left" if col == "layer" else "right")
         totals = [0, 0, 0]
         for l in graph.layers:
@@ -244,15 +264,54 @@ def report(
                 continue
             st = layer_stats(l)
             totals = [totals[0] + st.raw_bits, totals[1] + st.huffman_bits, totals[2] + st.stored_bits]
-            htab.add_row(l.name, str(st.symbols), str(st.raw_bits), str(st.huffman_bits), str(st.stored_bits),
-                         f"{st.entropy_bits:.0f}", f"{st.mean_len:.4f}", f"{st.mean_len / st.optimal_mean_len:.4f}",
-                         str(st.max_len))
+            row = [l.name, str(st.symbols), str(st.raw_bits), str(st.huffman_bits), str(st.stored_bits),
+                   f"{st.entropy_bits:.0f}", f"{st.mean_len:.4f}", f"{st.mean_len / st.optimal_mean_len:.4f}",
+                   str(st.max_len)]
+            if synth:
+                from .synth import huffman_decoder_cells
+
+                try:
+                    with err_console.status(f"yosys: the Huffman decoder of {l.name} ({l.huffman.max_len}-bit codes)"):
+                        lane, total = huffman_decoder_cells(out_dir, l)
+                except UsageError as exc:
+                    _fail(exc)
+                    return
+                row += [str(lane.lut), str(l.pe * l.simd), str(total.lut), str(total.ff)]
+            htab.add_row(*row)
         out_console.print(htab)
         out_console.print(f"weight memory: {totals[0]} bits raw, {totals[1]} bits Huffman-coded, {totals[2]} "
                           f"bits stored ({100 * (1 - totals[2] / totals[0]):.1f}% saved)")
+    if values is not None:
+        from .passes.compress import activation_stats
+
+        atab = Table(title=f"Huffman bits per activation value (layer outputs, {len(values)} vectors)")
+        for col in ("layer", "values", "stream bits", "distinct", "entropy", "Huffman"):
+            atab.add_column(col, justify="left" if col == "layer" else "right")
+        for a in activation_stats(graph, values):
+            atab.add_row(a.layer, str(a.values), str(a.raw_bits), str(a.symbols), f"{a.entropy:.3f}",
+                         f"{a.huffman:.3f}")
+        out_console.print(atab)
     bound = folding_bound(graph)
     fps = clock_mhz * 1e6 / bound
     out_console.print(f"bottleneck {bound} cycles/frame -> {fps:,.0f} frames/s at {clock_mhz:g} MHz")
+
+
+def _report_vectors(out_dir: Path, graph, inputs: Optional[Path]):
+    """Input values for the activation statistics: --inputs, else out/sim/inputs.npy, else None."""
+    from .flow import read_vectors
+
+    if inputs is not None:
+        return read_vectors(inputs, graph).values
+    path = out_dir / "sim" / "inputs.npy"
+    if not path.is_file():
+        return None
+    try:
+        values = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{path}: cannot read the test vectors ({exc})") from None
+    if values.ndim != 2 or values.shape[1] != graph.layers[0].in_len or values.dtype.kind not in "iu":
+        raise UsageError(f"{path}: expected integer input values of shape (N, {graph.layers[0].in_len})")
+    return values
 
 
 def main() -> None:

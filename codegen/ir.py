@@ -463,9 +463,12 @@ class MatVec:
 
     @property
     def weight_bits_avg(self) -> float:
-        """Realised bits per weight: the mean number of planes used (hetero), else the code width."""
+        """Realised bits per weight: the mean number of planes used (hetero), the mean
+        channel width (per-channel widths), else the code width."""
         if self.wtype.kind == "hetero":
             return float(self.wtype.plane_mask(self.codes()).sum(axis=-1).mean())
+        if self.channel_bits is not None:
+            return float(np.mean(self.channel_bits))
         return float(self.wtype.bits)
 
     # -- derived, never stored -------------------------------------------

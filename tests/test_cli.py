@@ -198,3 +198,62 @@ def test_compress_options_and_the_huffman_report(tmp_path):
     assert ok.returncode == 0, ok.stderr
     rep = run("report", tmp_path / "d")
     assert rep.returncode == 0 and "Huffman-coded weights" in rep.stdout and "saved" in rep.stdout
+
+
+def test_report_channel_widths_decoder_luts_and_activation_bits(tmp_path):
+    """The report's figures are the IR's, the Yosys cache's and the golden run's."""
+    import json
+    import os
+
+    import numpy as np
+
+    from lbgen.ir import Graph
+    from lbgen.passes.compress import activation_stats, layer_stats
+
+    out = tmp_path / "out"
+    ok = run("emit", DIGITS / "digits_w8a8.pt", "--bits-budget", "4.5", "--compress", "huffman",
+             "--inputs", DIGITS / "digits_test.npz", "-o", out)
+    assert ok.returncode == 0, ok.stderr
+    env = dict(os.environ, COLUMNS="250")
+    rep = run("report", out, "--synth", env=env)
+    assert rep.returncode == 0, rep.stderr
+    rows = {}
+    for line in rep.stdout.splitlines():
+        cells = [c.strip() for c in line.strip("│┃ ").split("│")]
+        if len(cells) > 1:
+            rows.setdefault(cells[0], []).append(cells)
+    graph = Graph.load(out)
+    cache = json.loads((out / "report" / "synth.json").read_text())
+    lane_luts = sorted(v["lut"] for v in cache.values())
+    for layer in graph.layers:
+        st = layer_stats(layer)
+        huff = next(r for r in rows[layer.name] if len(r) == 13)
+        assert huff[1:9] == [str(st.symbols), str(st.raw_bits), str(st.huffman_bits), str(st.stored_bits),
+                             f"{st.entropy_bits:.0f}", f"{st.mean_len:.4f}",
+                             f"{st.mean_len / st.optimal_mean_len:.4f}", str(st.max_len)]
+        lut, lanes, total = int(huff[9]), int(huff[10]), int(huff[11])
+        assert lut in lane_luts and lanes == layer.pe * layer.simd and total == lut * lanes and lut > 20
+    widths, counts = np.unique(graph.layers[1].channel_bits, return_counts=True)
+    mixed = next(r for r in rows["fc1"] if len(r) == 4)
+    assert mixed[2] == ", ".join(f"{w} bits: {c}" for w, c in zip(widths, counts)) and len(widths) == 2
+    values = np.load(out / "sim" / "inputs.npy")
+    for a in activation_stats(graph, values):
+        act = next(r for r in rows[a.layer] if len(r) == 6)
+        assert act == [a.layer, str(a.values), str(a.raw_bits), str(a.symbols), f"{a.entropy:.3f}",
+                       f"{a.huffman:.3f}"]
+        assert a.entropy <= a.huffman < a.entropy + 1
+    stamp = (out / "report" / "synth.json").stat().st_mtime_ns
+    again = run("report", out, "--synth", env=env)
+    assert again.returncode == 0 and (out / "report" / "synth.json").stat().st_mtime_ns == stamp   # cached
+    bad = run("report", out, "--inputs", tmp_path / "none.npy")
+    assert_usage_error(bad, "none.npy")
+    assert "Huffman" not in bad.stdout                                  # nothing printed before the error
+
+
+def test_bits_budget_usage_errors(tmp_path):
+    bad = run("emit", DIGITS / "digits_w4a4.pt", "--bits-budget", "9", "-o", tmp_path / "a")
+    assert_usage_error(bad, "--bits-budget 9.0", "2..8", out=tmp_path / "a")
+    bad = run("emit", DIGITS / "digits_w1a2.pt", "--bits-budget", "3", "-o", tmp_path / "b")
+    assert_usage_error(bad, "no hidden layer has k-bit integer weights", out=tmp_path / "b")
+    bad = run("emit", DIGITS / "digits_w4a4.pt", "--bits-budget", "6", "-o", tmp_path / "c")
+    assert_usage_error(bad, "layer 4 has 4-bit weights", out=tmp_path / "c")

@@ -79,3 +79,38 @@ def layer_stats(layer: MatVec) -> CompressionStats:
         weights=n, raw_bits=n * layer.wtype.bits, huffman_bits=int(lane_bits.sum()), stored_bits=stored,
         entropy_bits=entropy_bits(counts) * n, mean_len=mean, optimal_mean_len=opt_mean,
         max_len=code.max_len, symbols=int(sum(1 for c in counts if c)))
+
+
+@dataclass(frozen=True)
+class ActivationStats:
+    """Huffman figures of one layer's output values over a batch of frames: what the
+    streaming dataflow would spend per value if it stored activations Huffman-coded
+    (the figure the post-training 4-bit work reports per activation)."""
+
+    layer: str
+    values: int             # output values counted (frames x out_len)
+    raw_bits: int           # bits per value on the stream (the output type; the last layer: acc bits)
+    symbols: int            # distinct values seen
+    entropy: float          # Shannon bound, bits per value
+    huffman: float          # mean length of an unconstrained Huffman code over these values, bits per value
+
+
+def activation_stats(graph: Graph, values: np.ndarray) -> list[ActivationStats]:
+    """Per layer: the Huffman bits per output value when the graph runs on ``values``
+    (test or calibration vectors, (N, in_len) input values)."""
+    from .. import golden
+
+    trace = golden.run(graph, np.asarray(values, dtype=np.int64))
+    out = []
+    for i, layer in enumerate(graph.layers):
+        v = np.asarray(trace.outputs[layer.name]).ravel()
+        _, counts = np.unique(v, return_counts=True)
+        counts = counts.tolist()
+        n = int(v.size)
+        lengths = huffman_lengths(counts) if len(counts) > 1 else [1]
+        last = i == len(graph.layers) - 1
+        out.append(ActivationStats(
+            layer=layer.name, values=n, raw_bits=layer.acc_bits if last else layer.out_dtype.bits,
+            symbols=len(counts), entropy=entropy_bits(counts),
+            huffman=sum(c * x for c, x in zip(counts, lengths)) / n if n else 0.0))
+    return out
