@@ -19,15 +19,19 @@
 // n_bits[lane] bits, its last word holds last_bits[lane] of them, and the
 // words are read cyclically, so pass follows pass without a gap.
 //
-// Decoder per lane: a bit buffer of 3*FW + L bits (next bit on top); an
-// iteration reads one word when the buffer has room for it, then decodes one
-// symbol. The state persists from call to call (static), like the RTL's,
-// which runs pass after pass; only the very first call fills the buffers
-// first (see lbgen.huffman for the refill argument).
+// Decoder per lane, as the RTL's lb_huff_lane: a window of two stream words,
+// `cur` and the word after it `q`; the next code starts p bits in
+// (0 <= p <= FW). A code that ends at or beyond the end of `cur` moves `q`
+// into `cur` and reads the next word (one ROM read per iteration at most),
+// and the last code of a pass moves on to the start of the word after the
+// pass's last word, past its padding. So every iteration decodes a symbol,
+// whatever the code lengths. The state persists from call to call (static),
+// like the RTL's, which runs pass after pass; the first call loads the
+// first two words of every lane (lbgen.huffman.simulate_lane is the model).
 //
-// Errors: a prefix that is no code, a buffer that runs dry (cannot happen
-// with an intact stream), a pass that does not end exactly at its last bit
-// or whose symbols do not sum to checksum[lane] modulo 2^16. C-simulation
+// Errors: L bits that start no code, a pass whose last code does not end at
+// bit last_bits[lane] of its last word, or whose symbols do not sum to
+// checksum[lane] modulo 2^16. C-simulation
 // prints the first one of each layer on stderr and counts them
 // (lbgen::huffman_errors(), which tb_csim checks); the hardware keeps a
 // sticky flag.
@@ -66,7 +70,7 @@ struct HuffmanStreams {
     unsigned order[H::NSYM];                   // symbols in code order
     unsigned depth[H::LANES];                  // stream words of each lane
     unsigned last_bits[H::LANES];              // bits in a lane's last word
-    unsigned n_bits[H::LANES];                 // bits of a lane's pass
+    unsigned n_bits[H::LANES];                 // bits of a lane's pass (for readers)
     unsigned checksum[H::LANES];               // sum of a lane's symbols mod 2^16
     typename huffman_rom_word<H::FW>::type rom[H::LANES][H::DEPTH];  // the streams (rows padded with 0)
 };
@@ -79,15 +83,16 @@ inline unsigned &huffman_errors() {
 
 template <class H>
 struct huffman_decoder {
-    static const unsigned BW = 3 * H::FW + H::L;   // bit buffer
-    typedef ap_uint<BW> buffer_t;
+    typedef ap_uint<2 * H::FW> window_t;
 
     struct lane_state {
-        buffer_t bits;
-        unsigned cnt;       // valid bits in the buffer
-        unsigned ra;        // next word
-        unsigned pos;       // bits consumed in this pass
-        unsigned sum;       // checksum of this pass
+        ap_uint<H::FW> cur;     // the word being decoded
+        ap_uint<H::FW> q;       // the word after it
+        bool curlast;           // cur / q is the pass's last word
+        bool qlast;
+        unsigned ra;            // the word after q
+        unsigned p;             // the next code starts p bits into the window
+        unsigned sum;           // checksum of this pass so far
     };
 
     // Count an error; C-simulation also names the first one of the layer.
@@ -107,48 +112,61 @@ struct huffman_decoder {
 #endif
     }
 
-    static void refill(const HuffmanStreams<H> &s, lane_state &st, unsigned lane) {
+    // q moves into cur; the next word is read into q.
+    static void advance(const HuffmanStreams<H> &s, lane_state &st, unsigned lane) {
 #pragma HLS INLINE
-        const bool last = st.ra == s.depth[lane] - 1;
-        const unsigned nb = last ? s.last_bits[lane] : H::FW;
-        const ap_uint<H::FW> word = ap_uint<H::FW>(s.rom[lane][st.ra]);
-        const ap_uint<H::FW> mask = ~(ap_uint<H::FW>(~ap_uint<H::FW>(0)) >> nb);   // the top nb bits
-        buffer_t wide = buffer_t(word & mask);
-        st.bits |= (wide << (BW - H::FW)) >> st.cnt;
-        st.cnt += nb;
-        st.ra = last ? 0 : st.ra + 1;
+        st.cur = st.q;
+        st.curlast = st.qlast;
+        st.q = ap_uint<H::FW>(s.rom[lane][st.ra]);
+        st.qlast = st.ra == s.depth[lane] - 1;
+        st.ra = st.qlast ? 0 : st.ra + 1;
     }
 
-    // Decode the next symbol of a lane (pass position k); refill first if there is room.
+    static void start(const HuffmanStreams<H> &s, lane_state &st, unsigned lane) {
+        const unsigned d = s.depth[lane];
+        st.cur = ap_uint<H::FW>(s.rom[lane][0]);
+        st.curlast = d == 1;
+        st.q = ap_uint<H::FW>(s.rom[lane][1 % d]);
+        st.qlast = 1 % d == d - 1;
+        st.ra = 2 % d;
+        st.p = 0;
+        st.sum = 0;
+    }
+
+    // Decode the next symbol of a lane (pass position k).
     static unsigned next(const HuffmanStreams<H> &s, lane_state &st, unsigned lane, unsigned k) {
 #pragma HLS INLINE
-        if (st.cnt + H::FW <= BW) refill(s, st, lane);
-        unsigned v = 0, len = 0, sym = s.order[0];
-        for (unsigned l = 1; l <= H::L; l++) {
+        window_t win = (window_t(st.cur) << H::FW) | window_t(st.q);
+        win <<= st.p;
+        const unsigned peek = win.range(2 * H::FW - 1, 2 * H::FW - H::L).to_uint();
+        // the limits do not decrease with the length: the smallest l whose l-bit
+        // prefix is below limit[l] is the code's length
+        unsigned len = 0, sym = s.order[0];
+        for (unsigned l = H::L; l >= 1; l--) {
 #pragma HLS UNROLL
-            v = (v << 1) | (unsigned)st.bits[BW - l];
-            if (len == 0 && v < s.limit[l]) {
-                len = l;
-                sym = s.order[s.base[l] + v - s.first[l]];
-            }
+            if ((peek >> (H::L - l)) < s.limit[l]) len = l;
         }
-        if (len == 0) {
-            flag(s, lane, "a prefix that is no code");
+        if (len != 0) {
+            sym = s.order[s.base[len] + (peek >> (H::L - len)) - s.first[len]];
+        } else {
+            flag(s, lane, "L bits that start no code");
             len = H::L;
-        } else if (len > st.cnt) {
-            flag(s, lane, "the buffer ran dry");
         }
-        st.bits <<= len;
-        st.cnt = len > st.cnt ? 0 : st.cnt - len;
-        if (k == H::PASS_LEN - 1) {
-            if (st.pos + len != s.n_bits[lane] || ((st.sum + sym) & 0xffffu) != s.checksum[lane])
+        const unsigned np = st.p + len;
+        const bool inq = np > H::FW;
+        const unsigned sum = (st.sum + sym) & 0xffffu;
+        const bool last = k == H::PASS_LEN - 1;
+        if (last) {
+            if (!(inq ? st.qlast : st.curlast) || (inq ? np - H::FW : np) != s.last_bits[lane]
+                || sum != s.checksum[lane])
                 flag(s, lane, "a pass that ends off its last bit or has the wrong checksum");
-            st.pos = 0;
             st.sum = 0;
         } else {
-            st.pos += len;
-            st.sum = (st.sum + sym) & 0xffffu;
+            st.sum = sum;
         }
+        const unsigned p_next = last ? (inq ? H::FW : 0) : (np >= H::FW ? np - H::FW : np);
+        if (last || np >= H::FW) advance(s, st, lane);
+        st.p = p_next;
         return sym;
     }
 
@@ -161,13 +179,7 @@ struct huffman_decoder {
         static bool started = false;
         static unsigned k = 0;
         if (!started) {
-            // the first call only: fill every buffer far enough that one
-            // refill per iteration keeps it ahead from then on
-            for (unsigned i = 0; i < H::LANES; i++) {
-                st[i].bits = 0;
-                st[i].cnt = st[i].ra = st[i].pos = st[i].sum = 0;
-                while (st[i].cnt < H::FW + H::L && st[i].cnt + H::FW <= BW) refill(s, st[i], i);
-            }
+            for (unsigned i = 0; i < H::LANES; i++) start(s, st[i], i);
             started = true;
         }
         WORD w = 0;
