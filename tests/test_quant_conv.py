@@ -308,16 +308,16 @@ def test_activations_on_4d(training):
 
 
 def test_exports():
-    assert CONV_MODULES == (BinaryConv2d, IntConv2d, Log2Conv2d, HeteroBinaryConv2d)
+    assert CONV_MODULES == (BinaryConv2d, IntConv2d, Log2Conv2d, HeteroBinaryConv2d, lq.ChannelBitsConv2d)
     assert set(CONV_MODULES) <= set(ALL_MODULES) and set(CONV_MODULES) <= set(SAFE_GLOBALS)
     for cls in CONV_MODULES:
         assert issubclass(cls, QuantLinearBase) and issubclass(cls, QuantConv2dMixin)
         assert cls.__module__.startswith("lbgen.quant")
     for name in ("CONV_MODULES", "BinaryConv2d", "IntConv2d", "Log2Conv2d", "HeteroBinaryConv2d",
-                 "QuantConv2dMixin"):
+                 "ChannelBitsConv2d", "ChannelBitsLinear", "QuantConv2dMixin"):
         assert name in lq.__all__ and hasattr(lq, name)
-    # the linear tuple is unchanged
-    assert lq.LINEAR_MODULES == (BinaryLinear, IntLinear, Log2Linear, HeteroBinaryLinear)
+    # the linear tuple: the conv classes are not in it
+    assert lq.LINEAR_MODULES == (BinaryLinear, IntLinear, Log2Linear, HeteroBinaryLinear, lq.ChannelBitsLinear)
 
 
 def _cnn() -> nn.Sequential:
