@@ -76,6 +76,14 @@ def emit(
         None, "--bits-budget", help="per-channel bit allocation: hidden int layers give every output channel "
         "its own width (2 .. the layer's width), averaging at most this many bits per weight, more bits for "
         "wider channels; pair with --compress huffman to store the mix compactly"),
+    calib: Optional[Path] = typer.Option(
+        None, "--calib", help="calibration inputs (.npy (N, features) or .npz with x): the model is a float "
+        "MLP, quantized post-training to --w/--a (first and last layer 8-bit weights)"),
+    clip: str = typer.Option("aciq", "--clip", help="with --calib: ranges by aciq (analytical clipping), "
+                             "minmax or percentile"),
+    bias_correction: bool = typer.Option(True, "--bias-correction/--no-bias-correction",
+                                         help="with --calib: move the quantized weights' expected output "
+                                         "shift into the bias"),
     trust: bool = typer.Option(False, "--trust", help="allow the model file to run code when loaded (unsafe)"),
     force: bool = typer.Option(False, "--force", help="replace an existing output directory"),
 ) -> None:
@@ -86,7 +94,8 @@ def emit(
     try:
         opts = EmitOptions(w=w, a=a, acc=acc, pe=pe, simd=simd, folding=folding, trust=trust,
                            hetero_dist=hetero_dist, input_shape=input_shape, target_cycles=target_cycles,
-                           compress=compress, huffman_max_len=huffman_max_len, bits_budget=bits_budget)
+                           compress=compress, huffman_max_len=huffman_max_len, bits_budget=bits_budget,
+                           calib=calib, clip=clip, bias_correction=bias_correction)
         check_options(opts)  # before loading, which may be slow
         module = load_module(model, trust=trust)
         result = run_emit(module, output, opts, inputs=inputs, force=force, name=model.stem)

@@ -48,6 +48,9 @@ class EmitOptions:
     compress: str = "none"        # --compress: none | huffman (weight streams)
     huffman_max_len: Optional[int] = None  # --huffman-max-len: longest code (default lbgen.huffman.DEFAULT_MAX_LEN)
     bits_budget: Optional[float] = None  # --bits-budget: average bits per weight of hidden int layers, per channel
+    calib: Optional[Path] = None  # --calib: calibration inputs; the model is float, quantized post-training
+    clip: str = "aciq"            # --clip: aciq | minmax | percentile (with --calib)
+    bias_correction: bool = True  # --no-bias-correction turns it off (with --calib)
 
 
 @dataclass
@@ -123,6 +126,17 @@ def check_options(opts: EmitOptions) -> str | int:
             raise UsageError("--huffman-max-len needs --compress huffman")
         if not 1 <= opts.huffman_max_len <= MAX_LEN_LIMIT:
             raise UsageError(f"--huffman-max-len {opts.huffman_max_len}: must be 1..{MAX_LEN_LIMIT}")
+    from .quant.clipping import CLIP_METHODS
+
+    if opts.calib is None and (opts.clip != "aciq" or not opts.bias_correction):
+        raise UsageError("--clip and --no-bias-correction apply to post-training quantization: add --calib")
+    if opts.calib is not None:
+        if opts.clip not in CLIP_METHODS:
+            raise UsageError(f"--clip {opts.clip!r}: expected one of {', '.join(CLIP_METHODS)}")
+        spec, _ = parse_precision(opts)
+        if spec is None or spec.kind != "int" or opts.a is None:
+            raise UsageError("--calib quantizes a float model post-training to --w k --a k: give both, "
+                             "with --w an integer width 2..8")
     if opts.bits_budget is not None:
         b = opts.bits_budget
         if not (isinstance(b, (int, float)) and math.isfinite(b) and BITS_BUDGET_MIN <= b <= BITS_BUDGET_MAX):
@@ -135,14 +149,48 @@ def check_options(opts: EmitOptions) -> str | int:
 BITS_BUDGET_MIN, BITS_BUDGET_MAX = 2, 8
 
 
+def read_calibration(path: Path) -> np.ndarray:
+    """--calib: a .npy array (N, features) or an .npz with ``x``."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"--calib file {str(path)!r} not found")
+    try:
+        obj = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--calib file {str(path)!r} cannot be read as .npy or .npz: {exc}") from None
+    if isinstance(obj, np.lib.npyio.NpzFile):
+        with obj:
+            if "x" not in obj.files:
+                raise UsageError(f"--calib file {str(path)!r}: an .npz needs an array 'x'")
+            x = obj["x"]
+    else:
+        x = obj
+    x = np.asarray(x)
+    if x.dtype.kind not in "fiu" or x.ndim != 2:
+        raise UsageError(f"--calib file {str(path)!r}: expected a 2-d numeric array (N, features), "
+                         f"got {x.dtype} {x.shape}")
+    return x.astype(np.float32)
+
+
 def prepare_model(model, opts: EmitOptions):
-    """The model the IR is built from: with --bits-budget, a copy whose hidden int
-    layers have per-channel widths (the torch check then runs on that copy too)."""
+    """The model the IR is built from (the torch check then runs on it too): with
+    --calib, the float model quantized post-training; with --bits-budget, a copy
+    whose hidden int layers have per-channel widths."""
+    check_options(opts)
+    if opts.calib is not None:
+        from .quant.ptq import PTQError, quantize_float_model
+
+        spec, _ = parse_precision(opts)
+        try:
+            model = quantize_float_model(model, read_calibration(opts.calib), w_bits=int(spec.bits),
+                                         a_bits=int(opts.a), clip=opts.clip,
+                                         bias_correction=opts.bias_correction)
+        except PTQError as exc:
+            raise UsageError(f"--calib: {exc}") from None
     if opts.bits_budget is None:
         return model
     from .frontend.torch_frontend import allocate_channel_bits
 
-    check_options(opts)
     return allocate_channel_bits(model, float(opts.bits_budget))
 
 
@@ -276,7 +324,8 @@ def emit(model, out: Path, opts: EmitOptions, inputs: Optional[Path] = None, for
     from .emit.rtl import emit_rtl
 
     model = prepare_model(model, opts)
-    graph = build_graph(model, dataclasses.replace(opts, bits_budget=None), name=name)
+    graph = build_graph(model, dataclasses.replace(opts, bits_budget=None, calib=None, clip="aciq",
+                                                   bias_correction=True), name=name)
     vectors = read_vectors(inputs, graph)
     trace = golden.run(graph, vectors.values)  # also asserts that no accumulator overflows
     checks = [compare_torch_golden(model, graph, vectors, trace)]

@@ -257,3 +257,34 @@ def test_bits_budget_usage_errors(tmp_path):
     assert_usage_error(bad, "no hidden layer has k-bit integer weights", out=tmp_path / "b")
     bad = run("emit", DIGITS / "digits_w4a4.pt", "--bits-budget", "6", "-o", tmp_path / "c")
     assert_usage_error(bad, "layer 4 has 4-bit weights", out=tmp_path / "c")
+
+
+def test_float_model_with_calib_is_quantized_post_training(tmp_path):
+    """--calib quantizes a float MLP (lbgen.quant.ptq) to --w/--a; without it the error says how."""
+    import numpy as np
+    import torch
+    import torch.nn as nn
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(64, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(),
+                          nn.Linear(16, 10)).eval()
+    path = tmp_path / "float.pt"
+    torch.save(model, path)
+    with np.load(DIGITS / "digits_test.npz") as z:
+        np.save(tmp_path / "calib.npy", z["x"][:100])
+    out = tmp_path / "out"
+    ok = run("emit", path, "--w", "3", "--a", "3", "--calib", tmp_path / "calib.npy", "--clip", "minmax",
+             "--inputs", DIGITS / "digits_test.npz", "-o", out)
+    assert ok.returncode == 0, ok.stderr
+    assert "every hidden level equal" in ok.stdout
+    from lbgen.ir import Graph
+
+    assert [l.wtype.bits for l in Graph.load(out).layers] == [8, 3, 8]
+    assert_usage_error(run("emit", path, "--w", "3", "--a", "3", "-o", tmp_path / "a"),
+                       "post-training with --calib", out=tmp_path / "a")
+    assert_usage_error(run("emit", path, "--calib", tmp_path / "calib.npy", "-o", tmp_path / "b"),
+                       "--calib quantizes a float model post-training", out=tmp_path / "b")
+    assert_usage_error(run("emit", path, "--w", "3", "--a", "3", "--calib", tmp_path / "none.npy", "-o",
+                           tmp_path / "c"), "--calib file", "not found", out=tmp_path / "c")
+    assert_usage_error(run("emit", DIGITS / "digits_w4a4.pt", "--clip", "minmax", "-o", tmp_path / "d"),
+                       "add --calib", out=tmp_path / "d")

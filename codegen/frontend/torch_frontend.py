@@ -283,6 +283,8 @@ def _act_bits(path: str, q) -> int:
 
 def _segments(steps: list[Step]) -> list[_Segment]:
     """Group the chain into quantizer -> linear -> element-wise* -> quantizer."""
+    import torch.nn as nn
+
     problems: list[str] = []
     options: list[str] = []
     for s in steps:
@@ -297,6 +299,9 @@ def _segments(steps: list[Step]) -> list[_Segment]:
                        "MaxPool2d, Flatten, Unflatten): " + "; ".join(problems))
         if options:
             msg.append("unsupported options: " + "; ".join(options))
+        if any(type(s.module) in (nn.Linear, nn.Conv2d) for s in steps):
+            msg.append("a float model (plain Linear layers) is quantized post-training with --calib "
+                       "calib.npy --w k --a k")
         raise UsageError(". ".join(msg))
     chain = [s for s in steps if _kind_of(s.module) != "shape"]
     segments: list[_Segment] = []
