@@ -200,6 +200,7 @@ def test_compress_options_and_the_huffman_report(tmp_path):
     assert rep.returncode == 0 and "Huffman-coded weights" in rep.stdout and "saved" in rep.stdout
 
 
+@pytest.mark.slow
 def test_report_channel_widths_decoder_luts_and_activation_bits(tmp_path):
     """The report's figures are the IR's, the Yosys cache's and the golden run's."""
     import json

@@ -217,7 +217,7 @@ def _corrupt(src: Path, dst: Path, layer: str, lane: int) -> Path:
     return dst
 
 
-@pytest.mark.parametrize("simulator", ["icarus", "verilator"])
+@pytest.mark.parametrize("simulator", ["icarus", pytest.param("verilator", marks=pytest.mark.slow)])
 def test_rtl_flipped_stream_bit_raises_weight_err(huff_design, tmp_path, simulator):
     from lbgen.simulate import run_rtl
 

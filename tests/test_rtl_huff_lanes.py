@@ -198,7 +198,10 @@ def _check(batch: list[Case], got: dict, simulator: str) -> list[str]:
 BATCH = st.lists(cases(), min_size=10, max_size=10)
 
 
-@pytest.mark.parametrize("simulator,examples", [("icarus", 3), ("verilator", 1)])
+@pytest.mark.parametrize("simulator,examples", [
+    ("icarus", 3),
+    pytest.param("verilator", 1, marks=pytest.mark.slow),      # its build is the slow part; make test-all
+])
 def test_rtl_decoder_matches_the_python_decoders_on_random_streams(simulator, examples, tmp_path_factory):
     runs = []
 
