@@ -39,11 +39,9 @@ import hashlib
 import json
 import math
 import os
-import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -53,6 +51,7 @@ import numpy as np
 
 from lbgen.emit.rtl import library_files, rtl_library_dir, rtl_plan
 from lbgen.ir import DType, signed_bits_for
+from lbgen.synth import synth_module
 from lbgen.testing import random_graph
 
 HERE = Path(__file__).resolve().parent
@@ -63,11 +62,6 @@ SIMDS = (16, 32, 64)
 PES = (1, 4)
 YOSYS_SCRIPT = "synth_xilinx -family xc7 -nodsp -flatten -top lb_mvau"
 
-ROM_BLACKBOX = """(* blackbox *)
-module lb_rom #(parameter DEPTH = 2, parameter WIDTH = 8, parameter ADDR_W = 1, parameter INIT_FILE = "") (
-  input wire clk, input wire en, input wire [ADDR_W-1:0] addr, output wire [WIDTH-1:0] q);
-endmodule
-"""
 
 B = DType("bipolar", 1)
 
@@ -137,10 +131,6 @@ def _sources() -> dict[str, str]:
     return {name: (lib / name).read_text() for name in library_files() if name != "lb_rom.v"}
 
 
-def _chparam(params: dict[str, str]) -> str:
-    return " ".join(f"-set {k} {v}" for k, v in params.items())
-
-
 def _yosys_version() -> str:
     try:
         return subprocess.run(["yosys", "-V"], capture_output=True, text=True, timeout=60).stdout.strip()
@@ -153,43 +143,6 @@ def config_key(fmt: Format, simd: int, pe: int, params: dict, sources: dict) -> 
     h.update(json.dumps([fmt.name, simd, pe, params, YOSYS_SCRIPT, sorted(sources.items()),
                          _yosys_version(), MW, MH]).encode())
     return h.hexdigest()[:20]
-
-
-# counted LUT6 equivalents of memory primitives
-LUTRAM = {"RAM32M": 4, "RAM64M": 4, "RAM32X1D": 2, "RAM64X1D": 2, "RAM128X1D": 4, "RAM256X1S": 4,
-          "RAM32X1S": 1, "RAM64X1S": 1, "RAM128X1S": 2, "SRL16E": 1, "SRLC32E": 1}
-
-
-def parse_stat(text: str) -> dict[str, int]:
-    cells: dict[str, int] = {}
-    for m in re.finditer(r"^\s+(\S+)\s+(\d+)\s*$", text, re.M):
-        cells[m.group(1)] = cells.get(m.group(1), 0) + int(m.group(2))
-    lut = sum(v for k, v in cells.items() if re.fullmatch(r"LUT[1-6]", k))
-    mem = sum(v * LUTRAM[k] for k, v in cells.items() if k in LUTRAM)
-    ff = sum(v for k, v in cells.items() if re.fullmatch(r"FD[RSCPE]E?", k))
-    return {"lut_logic": lut, "lut_mem": mem, "lut": lut + mem, "ff": ff,
-            "carry4": cells.get("CARRY4", 0), "muxf": cells.get("MUXF7", 0) + cells.get("MUXF8", 0),
-            "dsp": sum(v for k, v in cells.items() if k.startswith("DSP")),
-            "bram": sum(v for k, v in cells.items() if k.startswith("RAMB"))}
-
-
-def synth_module(module: str, params: dict, sources: dict, script: str, label: str) -> dict:
-    """Synthesise one library module with lbgen's parameters (lb_rom a black box); its cell counts."""
-    with tempfile.TemporaryDirectory(prefix="lbbench-") as tmp:
-        d = Path(tmp)
-        (d / "rom_bb.v").write_text(ROM_BLACKBOX)
-        for name, text in sources.items():
-            (d / name).write_text(text)
-        files = " ".join(sorted(sources))
-        cmd = (f"read_verilog -lib rom_bb.v; read_verilog {files}; chparam {_chparam(params)} {module}; "
-               f"{script}; tee -q -o stat.txt stat")
-        t0 = time.monotonic()
-        res = subprocess.run(["yosys", "-q", "-p", cmd], cwd=d, capture_output=True, text=True, timeout=3600)
-        if res.returncode != 0:
-            raise RuntimeError(f"yosys failed for {label}:\n{res.stdout[-3000:]}{res.stderr[-3000:]}")
-        stat = parse_stat((d / "stat.txt").read_text())
-    stat["seconds"] = round(time.monotonic() - t0, 1)
-    return stat
 
 
 def synthesise(fmt: Format, simd: int, pe: int, params: dict, sources: dict) -> dict:

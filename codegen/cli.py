@@ -155,14 +155,21 @@ def sim(
     raise typer.Exit(0 if ok else 1)
 
 
-def _stored_vectors(out_dir: Path, graph) -> tuple[np.ndarray, Optional[np.ndarray]]:
+def _stored_values(out_dir: Path, graph) -> np.ndarray:
+    """out/sim/inputs.npy: (N, in_len) integer input values."""
     path = Path(out_dir) / "sim" / "inputs.npy"
     try:
         values = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise UsageError(f"{path}: cannot read the test vectors ({exc})") from None
-    if values.ndim != 2 or values.shape[1] != graph.layers[0].in_len:
-        raise UsageError(f"{path}: shape {values.shape}, expected (N, {graph.layers[0].in_len})")
+    if values.ndim != 2 or values.shape[1] != graph.layers[0].in_len or values.dtype.kind not in "iu":
+        raise UsageError(f"{path}: {values.dtype} shape {values.shape}, expected integer input values of "
+                         f"shape (N, {graph.layers[0].in_len})")
+    return values.astype(np.int64)
+
+
+def _stored_vectors(out_dir: Path, graph) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    values = _stored_values(out_dir, graph)
     labels = None
     lpath = Path(out_dir) / "sim" / "labels.npy"
     if lpath.exists():
@@ -172,7 +179,7 @@ def _stored_vectors(out_dir: Path, graph) -> tuple[np.ndarray, Optional[np.ndarr
             raise UsageError(f"{lpath}: cannot read the labels ({exc})") from None
         if labels.shape != (values.shape[0],):
             raise UsageError(f"{lpath}: {labels.shape} labels for {values.shape[0]} vectors")
-    return values.astype(np.int64), labels
+    return values, labels
 
 
 def _run_one(name, out_dir, graph, values, trace, seed, backpressure, bound, labels) -> bool:
@@ -311,16 +318,9 @@ def _report_vectors(out_dir: Path, graph, inputs: Optional[Path]):
 
     if inputs is not None:
         return read_vectors(inputs, graph).values
-    path = out_dir / "sim" / "inputs.npy"
-    if not path.is_file():
+    if not (out_dir / "sim" / "inputs.npy").is_file():
         return None
-    try:
-        values = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{path}: cannot read the test vectors ({exc})") from None
-    if values.ndim != 2 or values.shape[1] != graph.layers[0].in_len or values.dtype.kind not in "iu":
-        raise UsageError(f"{path}: expected integer input values of shape (N, {graph.layers[0].in_len})")
-    return values
+    return _stored_values(out_dir, graph)
 
 
 def main() -> None:

@@ -7,7 +7,6 @@ failure leaves no half-written ``out/``.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
@@ -196,10 +195,14 @@ def prepare_model(model, opts: EmitOptions):
 
 def build_graph(model, opts: EmitOptions, name: str = "model") -> Graph:
     """An in-memory module -> the folded, hardware-ready IR."""
+    return _lower_and_fold(prepare_model(model, opts), opts, name)
+
+
+def _lower_and_fold(model, opts: EmitOptions, name: str) -> Graph:
+    """A prepared module (``prepare_model``) -> the folded, hardware-ready IR."""
     from .frontend.torch_frontend import lower
 
     acc = check_options(opts)
-    model = prepare_model(model, opts)
     per_layer = read_folding(opts.folding) if opts.folding else None
     spec, dist = parse_precision(opts)
     graph = lower(model, w=spec, a=opts.a, name=name, hetero_dist=dist,
@@ -323,9 +326,8 @@ def emit(model, out: Path, opts: EmitOptions, inputs: Optional[Path] = None, for
     from .emit.hls import emit_hls
     from .emit.rtl import emit_rtl
 
-    model = prepare_model(model, opts)
-    graph = build_graph(model, dataclasses.replace(opts, bits_budget=None, calib=None, clip="aciq",
-                                                   bias_correction=True), name=name)
+    model = prepare_model(model, opts)      # the torch check below runs on the same module
+    graph = _lower_and_fold(model, opts, name)
     vectors = read_vectors(inputs, graph)
     trace = golden.run(graph, vectors.values)  # also asserts that no accumulator overflows
     checks = [compare_torch_golden(model, graph, vectors, trace)]

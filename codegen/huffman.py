@@ -81,6 +81,12 @@ def huffman_lengths(counts: Sequence[int]) -> list[int]:
     return lengths
 
 
+def huffman_mean_length(counts: Sequence[int]) -> float:
+    """Mean code length, bits per symbol, of the unconstrained optimal code for ``counts``."""
+    n = sum(int(c) for c in counts)
+    return sum(int(c) * x for c, x in zip(counts, huffman_lengths(counts))) / n if n else 0.0
+
+
 def limited_lengths(counts: Sequence[int], max_len: int) -> list[int]:
     """Code lengths of the optimal prefix code whose longest code is at most ``max_len``
     (package-merge); 0 for unused symbols."""

@@ -19,6 +19,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -28,35 +29,65 @@ from .huffman import huffman_lanes
 from .ir import MatVec
 
 YOSYS_SYNTH = "synth_xilinx -family xc7 -nodsp -flatten -top lb_huff_lane"
+#: lb_rom as a black box: a ROM's contents are not folded into the logic, and its
+#: storage (block or LUT RAM, a choice of the memory) is not counted
 ROM_BLACKBOX = """(* blackbox *)
 module lb_rom #(parameter DEPTH = 2, parameter WIDTH = 8, parameter ADDR_W = 1, parameter INIT_FILE = "") (
   input wire clk, input wire en, input wire [ADDR_W-1:0] addr, output wire [WIDTH-1:0] q);
 endmodule
 """
 CACHE = Path("report") / "synth.json"
+#: LUT6 equivalents of memory primitives (LUT RAM and shift registers count as LUTs)
+LUTRAM = {"RAM32M": 4, "RAM64M": 4, "RAM32X1D": 2, "RAM64X1D": 2, "RAM128X1D": 4, "RAM256X1S": 4,
+          "RAM32X1S": 1, "RAM64X1S": 1, "RAM128X1S": 2, "SRL16E": 1, "SRLC32E": 1}
+
+
+def parse_stat(text: str) -> dict[str, int]:
+    """Yosys' ``stat`` text -> LUTs (logic + memory in LUT6 units), FFs, CARRY4, MUXF7/8, DSP, BRAM."""
+    cells: dict[str, int] = {}
+    for m in re.finditer(r"^\s+(\S+)\s+(\d+)\s*$", text, re.M):
+        cells[m.group(1)] = cells.get(m.group(1), 0) + int(m.group(2))
+    lut = sum(v for k, v in cells.items() if re.fullmatch(r"LUT[1-6]", k))
+    mem = sum(v * LUTRAM[k] for k, v in cells.items() if k in LUTRAM)
+    ff = sum(v for k, v in cells.items() if re.fullmatch(r"FD[RSCPE]E?", k))
+    return {"lut_logic": lut, "lut_mem": mem, "lut": lut + mem, "ff": ff,
+            "carry4": cells.get("CARRY4", 0), "muxf": cells.get("MUXF7", 0) + cells.get("MUXF8", 0),
+            "dsp": sum(v for k, v in cells.items() if k.startswith("DSP")),
+            "bram": sum(v for k, v in cells.items() if k.startswith("RAMB"))}
+
+
+def synth_module(module: str, params: dict, sources: dict, script: str, label: str) -> dict:
+    """Synthesise one library module with ``params`` (lb_rom a black box); its cell counts
+    (``parse_stat``) and the seconds Yosys took. RuntimeError with Yosys' output on failure."""
+    with tempfile.TemporaryDirectory(prefix="lbgen-synth-") as tmp:
+        d = Path(tmp)
+        (d / "rom_bb.v").write_text(ROM_BLACKBOX)
+        for name, text in sources.items():
+            (d / name).write_text(text)
+        files = " ".join(sorted(sources))
+        chparam = " ".join(f"-set {k} {v}" for k, v in params.items())
+        cmd = (f"read_verilog -lib rom_bb.v; read_verilog {files}; chparam {chparam} {module}; "
+               f"{script}; tee -q -o stat.txt stat")
+        t0 = time.monotonic()
+        res = subprocess.run(["yosys", "-q", "-p", cmd], cwd=d, capture_output=True, text=True, timeout=3600)
+        if res.returncode != 0:
+            raise RuntimeError(f"yosys failed for {label}:\n{res.stdout[-3000:]}{res.stderr[-3000:]}")
+        stat = parse_stat((d / "stat.txt").read_text())
+    stat["seconds"] = round(time.monotonic() - t0, 1)
+    return stat
 
 
 @dataclass(frozen=True)
 class Cells:
-    """Xilinx 7-series cells of one design, as Yosys counts them."""
+    """Xilinx 7-series cells of one design, as Yosys counts them (``parse_stat``)."""
 
-    lut: int            # LUT1..LUT6 (before Vivado's LUT6_2 packing)
+    lut: int            # LUT1..LUT6 + LUT RAM in LUT6 units (before Vivado's LUT6_2 packing)
     ff: int             # FD* flip-flops
     carry4: int
     muxf: int           # MUXF7 + MUXF8
 
     def times(self, k: int) -> "Cells":
         return Cells(self.lut * k, self.ff * k, self.carry4 * k, self.muxf * k)
-
-
-def _count(stat: dict) -> Cells:
-    cells = stat.get("design", {}).get("num_cells_by_type") or {}
-    if not cells:      # one module only: its own counts
-        mods = stat.get("modules", {})
-        cells = next(iter(mods.values()), {}).get("num_cells_by_type", {}) if mods else {}
-    lut = sum(v for k, v in cells.items() if re.fullmatch(r"LUT[1-6]", k))
-    ff = sum(v for k, v in cells.items() if k.startswith("FD"))
-    return Cells(lut=lut, ff=ff, carry4=cells.get("CARRY4", 0), muxf=cells.get("MUXF7", 0) + cells.get("MUXF8", 0))
 
 
 def lane_params(layer: MatVec) -> dict:
@@ -70,22 +101,15 @@ def lane_params(layer: MatVec) -> dict:
 
 
 def _synth_lane(params: dict) -> Cells:
-    yosys = shutil.which("yosys")
-    if yosys is None:
+    if shutil.which("yosys") is None:
         raise UsageError("--synth needs yosys (the Debian package yosys; make install sets it up)")
     src = (rtl_library_dir() / "lb_huff_lane.v").read_text()
-    with tempfile.TemporaryDirectory(prefix="lbgen-synth-") as tmp:
-        t = Path(tmp)
-        (t / "lb_rom_bb.v").write_text(ROM_BLACKBOX)
-        (t / "lb_huff_lane.v").write_text(src)
-        chparam = " ".join(f"-set {k} {v}" for k, v in params.items())
-        script = (f"read_verilog -lib lb_rom_bb.v; read_verilog lb_huff_lane.v; chparam {chparam} lb_huff_lane; "
-                  f"{YOSYS_SYNTH}; tee -q -o stat.json stat -json")
-        run = subprocess.run([yosys, "-q", "-p", script], cwd=t, capture_output=True, text=True)
-        if run.returncode != 0 or not (t / "stat.json").is_file():
-            tail = "\n".join((run.stderr or run.stdout).splitlines()[-15:])
-            raise UsageError(f"yosys failed on lb_huff_lane ({params['L']}-bit codes):\n{tail}")
-        return _count(json.loads((t / "stat.json").read_text()))
+    try:
+        stat = synth_module("lb_huff_lane", params, {"lb_huff_lane.v": src}, YOSYS_SYNTH,
+                            f"lb_huff_lane ({params['L']}-bit codes)")
+    except RuntimeError as exc:
+        raise UsageError(str(exc)) from None
+    return Cells(lut=stat["lut"], ff=stat["ff"], carry4=stat["carry4"], muxf=stat["muxf"])
 
 
 def huffman_decoder_cells(out_dir: Path, layer: MatVec) -> tuple[Cells, Cells]:

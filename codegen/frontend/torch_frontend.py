@@ -417,8 +417,6 @@ def allocate_channel_bits(model, budget: float, lo: int = 2):
     """
     import copy
 
-    import torch.nn as nn
-
     from .. import quant
 
     model = copy.deepcopy(model)
@@ -453,11 +451,7 @@ def allocate_channel_bits(model, budget: float, lo: int = 2):
             raise UsageError(f"layer {st.path}: cannot carry its parameters over ({missing}, {unexpected})")
         new.eval()
         parent, _, attr = st.path.rpartition(".")
-        owner = model.get_submodule(parent) if parent else model
-        if isinstance(owner, nn.Sequential) and attr.isdigit():
-            owner[int(attr)] = new
-        else:
-            setattr(owner, attr, new)
+        setattr(model.get_submodule(parent) if parent else model, attr, new)   # also a Sequential's "4"
     return model
 
 

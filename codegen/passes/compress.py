@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import UsageError
 from ..huffman import (DEFAULT_MAX_LEN, MAX_LEN_LIMIT, HuffmanCode, HuffmanError, entropy_bits,
-                       histogram, huffman_lengths, lane_sequences, word_bits)
+                       histogram, huffman_mean_length, lane_sequences, word_bits)
 from ..ir import Graph, MatVec
 
 COMPRESS_CHOICES = ("none", "huffman")
@@ -66,8 +66,6 @@ def layer_stats(layer: MatVec) -> CompressionStats:
     counts = histogram(codes, layer.wtype.bits)
     code = layer.huffman or HuffmanCode.from_counts(counts, layer.wtype.bits)
     n = int(codes.size)
-    opt = huffman_lengths(counts)
-    opt_mean = sum(c * x for c, x in zip(counts, opt)) / n
     mean = code.mean_length(counts)
     fw = word_bits(code.max_len)
     if layer.huffman_lane_bits is not None:
@@ -77,7 +75,7 @@ def layer_stats(layer: MatVec) -> CompressionStats:
     stored = int((-(-lane_bits // fw)).sum() * fw)
     return CompressionStats(
         weights=n, raw_bits=n * layer.wtype.bits, huffman_bits=int(lane_bits.sum()), stored_bits=stored,
-        entropy_bits=entropy_bits(counts) * n, mean_len=mean, optimal_mean_len=opt_mean,
+        entropy_bits=entropy_bits(counts) * n, mean_len=mean, optimal_mean_len=huffman_mean_length(counts),
         max_len=code.max_len, symbols=int(sum(1 for c in counts if c)))
 
 
@@ -106,11 +104,8 @@ def activation_stats(graph: Graph, values: np.ndarray) -> list[ActivationStats]:
         v = np.asarray(trace.outputs[layer.name]).ravel()
         _, counts = np.unique(v, return_counts=True)
         counts = counts.tolist()
-        n = int(v.size)
-        lengths = huffman_lengths(counts) if len(counts) > 1 else [1]
         last = i == len(graph.layers) - 1
         out.append(ActivationStats(
-            layer=layer.name, values=n, raw_bits=layer.acc_bits if last else layer.out_dtype.bits,
-            symbols=len(counts), entropy=entropy_bits(counts),
-            huffman=sum(c * x for c, x in zip(counts, lengths)) / n if n else 0.0))
+            layer=layer.name, values=int(v.size), raw_bits=layer.acc_bits if last else layer.out_dtype.bits,
+            symbols=len(counts), entropy=entropy_bits(counts), huffman=huffman_mean_length(counts)))
     return out

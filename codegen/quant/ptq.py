@@ -102,11 +102,11 @@ def quantize_float_model(model: nn.Module, calib: np.ndarray, w_bits: int = 4, a
     if x.min() < 0:
         raise PTQError("calibration inputs have negative values; lbgen's input quantizer is unsigned "
                        "(shift or scale the features to >= 0)")
-    xt = torch.from_numpy(x)
     layers: list[nn.Module] = [QuantAct(in_bits, clip=_act_clip(x, in_bits, clip, percentile))]
     n = len(segs)
     with torch.no_grad():
-        for i, (path, lin, after) in enumerate(segs):
+        h = layers[0](torch.from_numpy(x))            # the calibration batch as the next layer sees it
+        for i, (_, lin, after) in enumerate(segs):
             bits = edge_bits if i in (0, n - 1) else w_bits
             q = IntLinear(lin.in_features, lin.out_features, bits=bits, bias=True)
             w = lin.weight.detach().double().numpy()
@@ -116,17 +116,18 @@ def quantize_float_model(model: nn.Module, calib: np.ndarray, w_bits: int = 4, a
             bias = lin.bias.detach().double() if lin.bias is not None else torch.zeros(lin.out_features,
                                                                                       dtype=torch.float64)
             if bias_correction:
-                x_in = nn.Sequential(*layers).eval()(xt).double()            # what this layer sees
                 w_int, w_scale = q.quant_weight()
                 w_hat = w_int.double() * w_scale.double()[:, None]
-                bias = bias + (lin.weight.detach().double() - w_hat) @ x_in.mean(dim=0)
+                bias = bias + (lin.weight.detach().double() - w_hat) @ h.double().mean(dim=0)
             q.bias.copy_(bias.float())
-            q.eval()
-            layers.append(q)
-            layers.extend(copy.deepcopy(m).eval() for m in after)
+            step = [q.eval()] + [copy.deepcopy(m).eval() for m in after]
+            for m in step:
+                h = m(h)
+            layers.extend(step)
             if i < n - 1:
-                act = nn.Sequential(*layers).eval()(xt).detach().numpy()
-                layers.append(QuantAct(a_bits, clip=_act_clip(act, a_bits, clip, percentile)))
+                act = QuantAct(a_bits, clip=_act_clip(h.numpy(), a_bits, clip, percentile))
+                h = act(h)
+                layers.append(act)
     return nn.Sequential(*layers).eval()
 
 
