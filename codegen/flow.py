@@ -176,6 +176,12 @@ def prepare_model(model, opts: EmitOptions):
     --calib, the float model quantized post-training; with --bits-budget, a copy
     whose hidden int layers have per-channel widths."""
     check_options(opts)
+    from .frontend.brevitas_frontend import is_brevitas, translate
+
+    if is_brevitas(model):
+        if opts.calib is not None:
+            raise UsageError("--calib quantizes a float model; this is a Brevitas model, already quantized")
+        model = translate(model, parse_input_shape(opts.input_shape))
     if opts.calib is not None:
         from .quant.ptq import PTQError, quantize_float_model
 

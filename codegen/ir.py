@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
@@ -215,13 +216,37 @@ def signed_bits_for(lo: int, hi: int) -> int:
 class InputQuant:
     """How the host turns a float feature x into the input level the hardware takes.
 
-    level = round_half_even(clip(x, 0, levels*step) / step) in float32 for ``uint``;
-    bipolar: level = 1 if x >= 0 else 0. This mirrors the model's own input
-    quantizer, so the host can feed float features and match torch exactly.
+    This mirrors the model's own input quantizer, in float32, so the host can
+    feed float features and match the model exactly. ``rule``:
+
+    * ``"clip"`` (lbgen.quant): level = round_half_even(clip(x, 0, levels*step) / step)
+      for ``uint``; bipolar: level = 1 if x >= 0 else 0 (streamed as +-1).
+    * ``"affine"`` (Brevitas, QONNX ``Quant``): q = clip(rnd(x / step + zero_point),
+      qmin, qmax), level = q + offset (a signed q streamed as an unsigned level).
     """
 
     dtype: DType
     step: float
+    rule: str = "clip"
+    zero_point: float = 0.0
+    qmin: int = 0
+    qmax: int = 0
+    offset: int = 0
+    rounding: str = "ROUND"
+
+    def __post_init__(self) -> None:
+        if self.rule not in ("clip", "affine"):
+            raise IRError(f"unknown input quantizer rule {self.rule!r}")
+        if self.rule == "affine":
+            if self.dtype.kind != "uint":
+                raise IRError(f"an affine input quantizer streams uint levels, not {self.dtype}")
+            if self.rounding not in ROUNDING_MODES:
+                raise IRError(f"unknown rounding mode {self.rounding!r}")
+            if not (self.dtype.min <= self.qmin + self.offset <= self.qmax + self.offset <= self.dtype.max):
+                raise IRError(f"input levels {self.qmin}+{self.offset}..{self.qmax}+{self.offset} do not fit "
+                              f"{self.dtype}")
+        if not (math.isfinite(self.step) and self.step > 0):
+            raise IRError(f"input step {self.step!r} must be positive and finite")
 
     def quantize(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float32)
@@ -230,15 +255,33 @@ class InputQuant:
         if self.dtype.kind != "uint":
             raise IRError(f"input quantizer of kind {self.dtype.kind} is not supported")
         step = np.float32(self.step)
+        if self.rule == "affine":
+            y = x / step
+            if self.zero_point != 0.0:
+                y = y + np.float32(self.zero_point)
+            q = np.clip(ROUNDING_MODES[self.rounding](y), self.qmin, self.qmax)
+            return q.astype(np.int64) + self.offset
         top = np.float32(self.dtype.max) * step
         return np.rint(np.clip(x, np.float32(0), top) / step).astype(np.int64)
 
     def to_json(self) -> dict:
-        return {"dtype": self.dtype.to_json(), "step": float(self.step)}
+        d = {"dtype": self.dtype.to_json(), "step": float(self.step)}
+        if self.rule != "clip":
+            d.update(rule=self.rule, zero_point=float(self.zero_point), qmin=int(self.qmin), qmax=int(self.qmax),
+                     offset=int(self.offset), rounding=self.rounding)
+        return d
 
     @staticmethod
     def from_json(d: dict) -> "InputQuant":
-        return InputQuant(DType.from_json(d["dtype"]), float(d["step"]))
+        extra = {k: d[k] for k in ("rule", "zero_point", "qmin", "qmax", "offset", "rounding") if k in d}
+        try:
+            return InputQuant(DType.from_json(d["dtype"]), float(d["step"]), **extra)
+        except (TypeError, ValueError) as exc:
+            raise IRError(f"bad input quantizer {d!r}: {exc}") from None
+
+
+#: float32 rounding of an affine quantizer, as numpy functions (np.rint: half to even, as torch.round)
+ROUNDING_MODES = {"ROUND": np.rint, "FLOOR": np.floor, "CEIL": np.ceil, "ROUND_TO_ZERO": np.trunc}
 
 
 @dataclass

@@ -103,8 +103,9 @@ class Step:
     module: object
 
 
-def _walk(model) -> list[Step]:
-    """The modules in execution order: nested Sequentials, else torch.fx."""
+def _walk(model, leaf: Optional[Callable[[object], bool]] = None) -> list[Step]:
+    """The modules in execution order: nested Sequentials, else torch.fx
+    (``leaf``: modules fx must not trace into, beside lbgen's quantizers)."""
     import torch.nn as nn
 
     def flatten(prefix: str, mod) -> list[Step]:
@@ -115,6 +116,10 @@ def _walk(model) -> list[Step]:
             return out
         return [Step(prefix or type(mod).__name__, mod)]
 
+    from .imported import ImportedModel
+
+    if isinstance(model, ImportedModel):
+        return [Step(path, mod) for path, mod in zip(model.paths, model)]
     if isinstance(model, nn.Sequential):
         return flatten("", model)
     import torch.fx as fx
@@ -123,7 +128,8 @@ def _walk(model) -> list[Step]:
 
     class Tracer(fx.Tracer):
         def is_leaf_module(self, m, qualname):  # quantizers are leaves, not traced through
-            return isinstance(m, quant.ALL_MODULES) or super().is_leaf_module(m, qualname)
+            return (isinstance(m, quant.ALL_MODULES) or (leaf is not None and leaf(m))
+                    or super().is_leaf_module(m, qualname))
 
     try:
         graph = Tracer().trace(model)
@@ -171,13 +177,14 @@ def _kinds():
     import torch.nn as nn
 
     from .. import quant
+    from . import imported
     return {
-        "quantizer": quant.ACT_MODULES,
+        "quantizer": quant.ACT_MODULES + imported.IMPORTED_QUANTIZERS,
         # quantized convolutions subclass their linear counterparts
-        "linear": quant.LINEAR_MODULES + tuple(getattr(quant, "CONV_MODULES", ())),
-        # per-channel, monotone element-wise modules: folded into thresholds
+        "linear": quant.LINEAR_MODULES + quant.CONV_MODULES + imported.IMPORTED_LINEAR,
+        # per-channel element-wise modules: folded into thresholds
         "elementwise": (nn.BatchNorm1d, nn.BatchNorm2d, nn.ReLU, nn.ReLU6, nn.Hardtanh, nn.Identity,
-                        nn.Dropout),
+                        nn.Dropout) + imported.IMPORTED_ELEMENTWISE,
         "pool": (nn.MaxPool2d,),
         "shape": (nn.Flatten, nn.Unflatten),
     }
@@ -461,11 +468,13 @@ def _float(t) -> float:
     return float(t.detach().reshape(()).item())
 
 
-def _activation_fn(seg: _Segment, in_step: float, w_scale) -> Callable[[np.ndarray], np.ndarray]:
+def _activation_fn(seg: _Segment, in_step: float, w_scale, offset: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
     """acc (R, C) -> output levels, by running this model's own modules.
 
     ``w_scale`` is the layer's ``quant_weight()[1]``, computed once (the
-    epilogue would otherwise requantize the weights on every call)."""
+    epilogue would otherwise requantize the weights on every call);
+    ``offset`` (C,) the input's zero level times each channel's weight sum,
+    which the unsigned stream carries on top of the signed dot product."""
     torch = _torch()
     lin = seg.linear.module
     mods = [s.module for s in seg.after]
@@ -474,7 +483,7 @@ def _activation_fn(seg: _Segment, in_step: float, w_scale) -> Callable[[np.ndarr
 
     def levels(acc: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            s = torch.from_numpy(np.ascontiguousarray(acc, dtype=np.int64)).double() * in_step
+            s = torch.from_numpy(np.ascontiguousarray(acc, dtype=np.int64) - offset).double() * in_step
             x = lin.epilogue(s, w_scale)
             if conv:  # each row a 1x1 feature map, so BatchNorm2d and friends apply
                 x = x[:, :, None, None]
@@ -485,19 +494,31 @@ def _activation_fn(seg: _Segment, in_step: float, w_scale) -> Callable[[np.ndarr
     return levels
 
 
-def _output_affine(seg: _Segment, in_step: float) -> tuple[np.ndarray, np.ndarray]:
-    """logit = acc * scale + bias for the last layer, in float64."""
+def _output_affine(seg: _Segment, in_step: float, offset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """logit = acc * scale + bias for the last layer, in float64 (``offset``: see
+    :func:`_activation_fn`)."""
     torch = _torch()
     import torch.nn as nn
+
+    from .imported import ChannelAffine
 
     lin = seg.linear.module
     with torch.no_grad():
         _, w_scale = lin.quant_weight()
         scale = w_scale.double().numpy() * in_step
         bias = lin.bias.double().numpy() if getattr(lin, "bias", None) is not None else np.zeros_like(scale)
+        bias = bias - offset * scale
         for s in seg.after:
             m = s.module
-            if isinstance(m, nn.BatchNorm1d):
+            if isinstance(m, ChannelAffine):
+                c = m.const.double().numpy()
+                if m.op == "Mul":
+                    scale, bias = scale * c, bias * c
+                elif m.op == "Div":
+                    scale, bias = scale / c, bias / c
+                else:
+                    bias = bias + (c if m.op == "Add" else -c)
+            elif isinstance(m, nn.BatchNorm1d):
                 inv = 1.0 / np.sqrt(m.running_var.double().numpy() + m.eps)
                 g = m.weight.double().numpy() if m.weight is not None else 1.0
                 b = m.bias.double().numpy() if m.bias is not None else 0.0
@@ -509,7 +530,7 @@ def _output_affine(seg: _Segment, in_step: float) -> tuple[np.ndarray, np.ndarra
     return scale, bias
 
 
-def _weights(seg: _Segment, spec: WeightSpec, in_dtype: DType):
+def _weights(seg: _Segment, spec: WeightSpec, in_dtype: DType, zero: int = 0, limit: int = EXACT_ACC_LIMIT):
     """(wtype, integer weights, codes or None, w_scale) of a layer, every
     claim checked: the values are integers of the declared format, hetero codes
     decode to them, and torch's float64 forward stays exact (UsageError naming
@@ -571,11 +592,12 @@ def _weights(seg: _Segment, spec: WeightSpec, in_dtype: DType):
             raise UsageError(f"{where}: weight [{r}, {c}] is {weights[r, c]} but its code {int(codes[r, c])} "
                              f"decodes to {decoded[r, c]} ({wtype})")
         codes = codes.astype(np.uint64)
-    top = max(abs(in_dtype.min), abs(in_dtype.max))
+    top = max(abs(in_dtype.min - zero), abs(in_dtype.max - zero))
     bound = int(np.abs(weights).sum(axis=1).max()) * top
-    if bound >= EXACT_ACC_LIMIT:
-        raise UsageError(f"{where}: |accumulator| can reach {bound} >= 2^37, where torch's float64 forward "
-                         f"is no longer exact; use fewer {wtype} weight bits or activation bits")
+    if bound >= limit:
+        raise UsageError(f"{where}: |accumulator| can reach {bound} >= 2^{limit.bit_length() - 1}, where the "
+                         f"float64 forward at this input step is no longer exact; use fewer {wtype} weight bits "
+                         "or activation bits")
     return wtype, weights, codes, w_scale
 
 
@@ -628,7 +650,8 @@ def lower(model, w=None, a: Optional[int] = None, name: str = "model",
     steps = _walk(model)
     segments = _segments(steps)
     check_bits(segments, w, a, hetero_dist)
-    chw, flat_input = _input_shape(steps, input_shape)
+    chw, flat_input = _input_shape(steps, input_shape if input_shape is not None
+                                   else getattr(model, "input_chw", None))
     fmap = chw                     # the feature map (C, H, W) entering the next layer, None: a vector
     layers: list[MatVec] = []
     problems: list[str] = []
@@ -636,8 +659,10 @@ def lower(model, w=None, a: Optional[int] = None, name: str = "model",
         lin = seg.linear.module
         in_q = seg.in_quant.module
         itype = _quant_dtype(in_q)
+        zero = int(getattr(in_q, "zero", 0))
         try:
-            wtype, weights, codes, w_scale = _weights(seg, _layer_spec(seg.linear.path, lin), itype)
+            wtype, weights, codes, w_scale = _weights(seg, _layer_spec(seg.linear.path, lin), itype, zero,
+                                                      _exact_limit(in_q))
         except UsageError as exc:
             problems.append(str(exc))
             fmap = None
@@ -657,6 +682,11 @@ def lower(model, w=None, a: Optional[int] = None, name: str = "model",
             ph, pw = _pair(lin.padding)
             if int(lin.in_channels) != fmap[0] or mw != fmap[0] * kh * kw:
                 problems.append(f"{where}: takes {lin.in_channels} channels but gets {fmap[0]}")
+                continue
+            if zero and (ph or pw):
+                problems.append(f"{where}: zero padding of an input with a zero point ({seg.in_quant.path}: level "
+                                f"{zero} is the value 0) is not supported; use a zero-point-free unsigned "
+                                "quantizer in front of a padded convolution")
                 continue
             conv = ConvGeom(fmap[0], fmap[1], fmap[2], kh, kw, sh, sw, ph, pw)
             try:
@@ -684,6 +714,7 @@ def lower(model, w=None, a: Optional[int] = None, name: str = "model",
             weights = _to_nhwc(weights, fmap)
             codes = _to_nhwc(codes, fmap) if codes is not None else None
             fmap = None
+        offset = zero * weights.sum(axis=1)        # invariant under the NHWC column order
         channel_bits = getattr(lin, "channel_bits", None)
         layer = MatVec(name=f"{'conv' if conv else 'fc'}{i}", source=seg.linear.path, mw=mw, mh=mh,
                        weights=weights, wtype=wtype, itype=itype, weight_codes=codes, conv=conv, pool=pool,
@@ -692,26 +723,53 @@ def lower(model, w=None, a: Optional[int] = None, name: str = "model",
         if seg.out_quant is not None:
             layer.activation = Activation(
                 out_dtype=_quant_dtype(seg.out_quant.module),
-                levels=_activation_fn(seg, in_step, w_scale.detach()),
+                levels=_activation_fn(seg, in_step, w_scale.detach(), offset),
                 describe=" -> ".join([seg.linear.path + ".epilogue"] + [s.path for s in seg.after]
                                      + [seg.out_quant.path]))
         else:
-            layer.out_scale, layer.out_bias = _output_affine(seg, in_step)
+            layer.out_scale, layer.out_bias = _output_affine(seg, in_step, offset)
         layers.append(layer)
     if problems:
         raise UsageError("; ".join(problems))
     first_q = segments[0].in_quant.module
-    meta = {"frontend": "torch", "modules": {l.name: l.source for l in layers}}
+    meta = {"frontend": getattr(model, "source", "torch"), "modules": {l.name: l.source for l in layers}}
     if layers and layers[0].conv is not None:
         # how torch takes the input (flat C*H*W or (N, C, H, W)); the hardware takes it NHWC
         meta["input_chw"] = list(chw)
         meta["input_flat"] = flat_input
-    graph = Graph(name=name, input=InputQuant(_quant_dtype(first_q), _float(first_q.step())), layers=layers,
-                  meta=meta)
+    graph = Graph(name=name, input=_input_quant(segments[0].in_quant), layers=layers, meta=meta)
     try:
         return graph.validate()
     except IRError as exc:
         raise UsageError(str(exc)) from None
+
+
+def _exact_limit(quantizer) -> int:
+    """|accumulator| below which the float64 sum of level * step products is exact:
+    2^37 for lbgen's 16-bit steps, 2^(53 - significant bits of the step) else."""
+    from .. import quant
+
+    if isinstance(quantizer, quant.ACT_MODULES):
+        return EXACT_ACC_LIMIT
+    m, _ = np.frexp(abs(np.float64(_float(quantizer.step()))))
+    bits = 1
+    while bits < 53 and m * 2.0 ** bits != np.floor(m * 2.0 ** bits):
+        bits += 1
+    return 1 << (53 - bits)
+
+
+def _input_quant(step: Step) -> InputQuant:
+    """How the host turns features into the first layer's input levels."""
+    from .imported import AffineQuant, ThresholdQuant
+
+    q = step.module
+    if isinstance(q, ThresholdQuant):
+        raise UsageError(f"{step.path}: a MultiThreshold cannot be the model's input quantizer; quantize the "
+                         "input with Quant or BipolarQuant")
+    if isinstance(q, AffineQuant) and q.kind != "bipolar":
+        return InputQuant(_quant_dtype(q), _float(q.step()), rule="affine", zero_point=q.zero_point,
+                          qmin=q.qmin, qmax=q.qmax, offset=q.offset, rounding=q.rounding)
+    return InputQuant(_quant_dtype(q), _float(q.step()))
 
 
 def _nhwc_rows(t, chw: Optional[Sequence[int]] = None) -> np.ndarray:

@@ -1,0 +1,258 @@
+"""Brevitas frontend: a Brevitas model (in memory) -> an :class:`ImportedModel`.
+
+Brevitas modules do not pickle, so they arrive as a live module (``lbgen.emit``)
+or as a state_dict loaded into the user's own factory (``--arch``). Each
+quantizer's parameters are read off its proxy at eval time (scale, zero
+point, bit width, signedness, narrow range, rounding) and each layer's
+integer weights off ``quant_weight()``; the translation then runs the same
+lowering as lbgen's own modules. Everything Brevitas does that this does not
+reproduce is named, all at once, before anything is built.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from typing import Optional
+
+import numpy as np
+
+from ..errors import UsageError
+from .imported import AffineQuant, FixedConv2d, FixedLinear, ImportedModel
+
+#: tensor_quant classes of Brevitas' binary quantizers (value +-scale, 0 -> +scale)
+_BINARY_QUANTS = ("BinaryQuant", "ClampedBinaryQuant")
+#: tensor_quant classes of Brevitas' integer quantizers
+_INT_QUANTS = ("RescalingIntQuant", "IntQuant", "TruncIntQuant")
+
+
+def is_brevitas(model) -> bool:
+    """Whether any submodule of ``model`` is a Brevitas module."""
+    return any(type(m).__module__.startswith("brevitas.") for m in model.modules())
+
+
+def _is_brevitas_layer(m) -> bool:
+    return type(m).__module__.startswith("brevitas.nn")
+
+
+def _scalar(t, what: str, problems: list[str]) -> Optional[float]:
+    import torch
+
+    if t is None:
+        return 0.0
+    t = torch.as_tensor(t).detach().double()
+    if t.numel() != 1:
+        problems.append(f"{what} is per-channel ({tuple(t.shape)}); lbgen needs one per-tensor value")
+        return None
+    return float(t.reshape(()))
+
+
+def _proxy_quant(path: str, proxy, problems: list[str]) -> Optional[AffineQuant]:
+    """The AffineQuant of an activation quant proxy, or None (problems filled)."""
+    where = f"{path} ({type(proxy).__name__})"
+    inner = getattr(proxy, "fused_activation_quant_proxy", None)
+    tq = type(getattr(inner, "tensor_quant", None)).__name__
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            scale = _scalar(proxy.scale(), f"{where}: the scale", problems)
+            zero_point = _scalar(proxy.zero_point(), f"{where}: the zero point", problems)
+            bits = _scalar(proxy.bit_width(), f"{where}: the bit width", problems)
+        except Exception as exc:  # noqa: BLE001 - a proxy that cannot report its parameters
+            problems.append(f"{where}: cannot read its scale, zero point and bit width ({exc})")
+            return None
+    if None in (scale, zero_point, bits):
+        return None
+    if tq in _BINARY_QUANTS:
+        return AffineQuant(1, scale, bipolar=True)
+    if tq not in _INT_QUANTS:
+        problems.append(f"{where}: quantizer {tq or type(proxy).__name__} (lbgen takes Brevitas' integer and "
+                        "binary quantizers)")
+        return None
+    if bits != int(bits) or not 1 <= bits <= 8:
+        problems.append(f"{where}: {bits:g}-bit activations (lbgen takes 1..8 bits)")
+        return None
+    if zero_point != round(zero_point):
+        problems.append(f"{where}: zero point {zero_point!r} is not an integer")
+        return None
+    rounding = str(getattr(proxy, "rounding_mode", "ROUND") or "ROUND").upper()
+    from .imported import ROUNDING
+
+    if rounding not in ROUNDING:
+        problems.append(f"{where}: rounding mode {rounding} (lbgen takes {', '.join(ROUNDING)})")
+        return None
+    if not (np.isfinite(scale) and scale > 0):
+        problems.append(f"{where}: scale {scale!r} is not positive and finite")
+        return None
+    return AffineQuant(int(bits), scale, zero_point, signed=bool(proxy.is_signed),
+                       narrow=bool(getattr(proxy, "is_narrow_range", False)), rounding=rounding)
+
+
+def _activation_impl(path: str, proxy, problems: list[str]) -> list:
+    """The float function a Brevitas activation applies before quantizing, as torch modules."""
+    import torch.nn as nn
+
+    impl = getattr(getattr(proxy, "fused_activation_quant_proxy", None), "activation_impl", None)
+    if impl is None or isinstance(impl, nn.Identity) or type(impl).__name__ == "Identity":
+        return []
+    if isinstance(impl, (nn.ReLU, nn.ReLU6, nn.Hardtanh)):
+        return [copy.deepcopy(impl)]
+    problems.append(f"{path}: activation function {type(impl).__name__} before the quantizer (lbgen takes "
+                    "ReLU, ReLU6, Hardtanh or none)")
+    return []
+
+
+def _act_modules(path: str, module, problems: list[str]) -> list[tuple[str, object]]:
+    proxy = module.act_quant
+    if not getattr(proxy, "is_quant_enabled", False):
+        problems.append(f"{path} ({type(module).__name__}): quantization is disabled (a float activation)")
+        return []
+    pre = _activation_impl(path, proxy, problems)
+    q = _proxy_quant(path, proxy, problems)
+    return [(f"{path}.act", m) for m in pre] + ([(path, q)] if q is not None else [])
+
+
+def _weight_layer(path: str, module, problems: list[str]):
+    """A FixedLinear / FixedConv2d carrying the layer's integer weights, scales and bias."""
+    import torch
+    import torch.nn as nn
+
+    where = f"{path} ({type(module).__name__})"
+    n_before = len(problems)
+    wq = module.weight_quant
+    tq = type(getattr(wq, "tensor_quant", None)).__name__
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            qw = module.quant_weight()
+            w_int = qw.int().detach().double()
+            scale = torch.as_tensor(qw.scale).detach().double()
+            zp = torch.as_tensor(qw.zero_point).detach().double()
+            bits = float(torch.as_tensor(qw.bit_width).reshape(-1)[0])
+        except Exception as exc:  # noqa: BLE001
+            problems.append(f"{where}: cannot read its quantized weights ({exc})")
+            return None
+    out = w_int.shape[0]
+    if tq in _BINARY_QUANTS:
+        kind, bits = "bipolar", 1
+    elif tq in _INT_QUANTS:
+        kind = "int"
+        if not bool(wq.is_signed):
+            problems.append(f"{where}: unsigned weights (lbgen takes signed integer or binary weights)")
+        if bits != int(bits) or not 2 <= bits <= 8:
+            problems.append(f"{where}: {bits:g}-bit weights (lbgen takes 2..8-bit integer weights, or Brevitas' "
+                            "binary weight quantizers such as SignedBinaryWeightPerTensorConst for 1 bit)")
+    else:
+        problems.append(f"{where}: weight quantizer {tq or type(wq).__name__} (lbgen takes Brevitas' integer and "
+                        "binary weight quantizers)")
+        return None
+    if torch.any(zp != 0):
+        problems.append(f"{where}: weights with a zero point (lbgen takes symmetric weights)")
+    if scale.numel() not in (1, out):
+        problems.append(f"{where}: a weight scale of shape {tuple(scale.shape)} (per-tensor or per-output-channel "
+                        "only)")
+    if not torch.all(torch.isfinite(w_int)) or not torch.all(torch.isfinite(scale)):
+        problems.append(f"{where}: weights or weight scales are NaN or Inf")
+    if getattr(module, "bias_quant", None) is not None and getattr(module.bias_quant, "is_quant_enabled", False):
+        problems.append(f"{where}: a quantized bias (bias_quant) is not supported; leave the bias float")
+    if len(problems) > n_before:
+        return None
+    w_scale = scale.reshape(-1).expand(out) if scale.numel() == 1 else scale.reshape(-1)
+    bias = module.bias.detach() if module.bias is not None else None
+    if isinstance(module, nn.Conv2d):
+        if module.groups != 1 or tuple(module.dilation) != (1, 1) or module.padding_mode != "zeros" \
+                or isinstance(module.padding, str):
+            problems.append(f"{where}: groups={module.groups}, dilation={module.dilation}, padding="
+                            f"{module.padding!r}, padding_mode={module.padding_mode!r} (lbgen takes groups 1, "
+                            "dilation 1 and integer zero padding)")
+            return None
+        return FixedConv2d(w_int, w_scale, bias, kind, int(bits), module.kernel_size, module.stride, module.padding)
+    if w_int.dim() != 2:
+        problems.append(f"{where}: weights of shape {tuple(w_int.shape)}")
+        return None
+    return FixedLinear(w_int, w_scale, bias, kind, int(bits))
+
+
+def _layer_modules(path: str, module, problems: list[str]) -> list[tuple[str, object]]:
+    out = []
+    for role in ("input_quant",):
+        proxy = getattr(module, role, None)
+        if proxy is not None and getattr(proxy, "is_quant_enabled", False):
+            q = _proxy_quant(f"{path}.{role}", proxy, problems)
+            out += [(f"{path}.{role}", q)] if q is not None else []
+    layer = _weight_layer(path, module, problems)
+    out += [(path, layer)] if layer is not None else []
+    proxy = getattr(module, "output_quant", None)
+    if proxy is not None and getattr(proxy, "is_quant_enabled", False):
+        q = _proxy_quant(f"{path}.output_quant", proxy, problems)
+        out += [(f"{path}.output_quant", q)] if q is not None else []
+    return out
+
+
+#: Brevitas layer classes (by name) and how they translate
+_ACT_LAYERS = ("QuantIdentity", "QuantReLU", "QuantHardTanh")
+_WEIGHT_LAYERS = ("QuantLinear", "QuantConv2d")
+
+
+def translate(model, input_chw: Optional[tuple[int, int, int]] = None) -> ImportedModel:
+    """The model as an :class:`ImportedModel` of lbgen's imported modules and
+    plain torch modules; UsageError naming every unsupported module at once."""
+    import torch.nn as nn
+
+    from .torch_frontend import _kind_of, _walk, _type_name
+
+    model = copy.deepcopy(model)
+    model.eval()
+    steps = _walk(model, leaf=_is_brevitas_layer)
+    problems: list[str] = []
+    modules: list[tuple[str, object]] = []
+    for st in steps:
+        m = st.module
+        name = type(m).__name__
+        if _is_brevitas_layer(m):
+            if name in _ACT_LAYERS:
+                modules += _act_modules(st.path, m, problems)
+            elif name in _WEIGHT_LAYERS:
+                modules += _layer_modules(st.path, m, problems)
+            else:
+                problems.append(f"{st.path} ({_type_name(m)}): lbgen takes Brevitas' "
+                                f"{', '.join(_ACT_LAYERS + _WEIGHT_LAYERS)}")
+        elif type(m).__module__.startswith("brevitas"):
+            problems.append(f"{st.path} ({_type_name(m)})")
+        elif _kind_of(m) in ("elementwise", "pool", "shape"):
+            modules.append((st.path, m))
+        elif isinstance(m, (nn.Linear, nn.Conv2d)):
+            problems.append(f"{st.path} ({_type_name(m)}): a float layer in a Brevitas model (use QuantLinear/"
+                            "QuantConv2d)")
+        else:
+            problems.append(f"{st.path} ({_type_name(m)})")
+    if problems:
+        raise UsageError("Brevitas model: unsupported modules or quantizers: " + "; ".join(problems))
+    return ImportedModel(modules, source="brevitas", input_chw=input_chw)
+
+
+def brevitas_levels(model, x) -> dict[str, np.ndarray]:
+    """Brevitas' own forward on ``x``: the integer output of every activation
+    quantizer (by module path, in its own signed/zero-pointed integers, flattened
+    per frame) and the logits -- what lbgen's levels must reproduce."""
+    import torch
+
+    model.eval()
+    captured: dict[str, np.ndarray] = {}
+    hooks = []
+    for path, m in model.named_modules():
+        if _is_brevitas_layer(m) and type(m).__name__ in _ACT_LAYERS:
+            def hook(mod, inputs, output, path=path):
+                y = mod.act_quant(inputs[0])
+                captured[path] = y.int().detach().numpy().astype(np.int64).reshape(len(y.value), -1)
+            hooks.append(m.register_forward_hook(hook))
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out = model(torch.as_tensor(np.asarray(x, dtype=np.float32)))
+    finally:
+        for h in hooks:
+            h.remove()
+    value = getattr(out, "value", out)
+    captured["logits"] = value.detach().double().numpy()
+    return captured
