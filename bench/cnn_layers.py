@@ -3,7 +3,7 @@
 For each --target-cycles rate the CNN (examples/digits/digits_cnn_w1a2.pt by
 default) is folded by lbgen's auto folding; every layer's units are then
 synthesised with Yosys exactly as lbgen emits them (parameters from
-``lbgen.emit.rtl.rtl_plan``): the sliding-window unit (lb_swu, its line buffer
+``lbgen.emitters.rtl.rtl_plan``): the sliding-window unit (lb_swu, its line buffer
 counted as LUT RAM), the matrix-vector engine (lb_mvau, weight / threshold /
 initial-accumulator ROMs as black boxes, as in lut_per_lane.py) and the
 max-pool (lb_maxpool). Throughput at 200 MHz is 200e6 / the folding bound,
@@ -30,7 +30,7 @@ sys.path.insert(0, str(HERE))
 
 from lut_per_lane import _sources, _yosys_version, synth_module  # noqa: E402
 
-from lbgen.emit.rtl import rtl_plan  # noqa: E402
+from lbgen.emitters.rtl import rtl_plan  # noqa: E402
 from lbgen.flow import EmitOptions, build_graph  # noqa: E402
 from lbgen.frontend.torch_frontend import load_module  # noqa: E402
 

@@ -4,7 +4,7 @@ For every number format and folding (SIMD x PE) this builds one hidden
 layer the way lbgen emits it (MW inputs, MH channels, 2^A-1 thresholds per
 channel for A-bit outputs, the accumulator sized exactly for MW like
 ``--acc auto`` would for the worst-case weights), takes lb_mvau's parameters
-from ``lbgen.emit.rtl.rtl_plan`` and synthesises the engine:
+from ``lbgen.emitters.rtl.rtl_plan`` and synthesises the engine:
 
     yosys: read_verilog -lib <lb_rom black box>; read_verilog <library>;
            chparam <lbgen's parameters> lb_mvau;
@@ -49,7 +49,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lbgen.emit.rtl import library_files, rtl_library_dir, rtl_plan
+from lbgen.emitters.rtl import library_files, rtl_library_dir, rtl_plan
 from lbgen.ir import DType, signed_bits_for
 from lbgen.synth import synth_module
 from lbgen.testing import random_graph

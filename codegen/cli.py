@@ -44,7 +44,12 @@ def _fail(exc: Exception) -> None:
 
 @app.command()
 def emit(
-    model: Path = typer.Argument(..., help="model.pt: a whole nn.Module saved with torch.save"),
+    model: Path = typer.Argument(..., help="model.pt: a whole nn.Module saved with torch.save (or a state_dict "
+                                 "with --arch); model.onnx: a QONNX graph (as Brevitas' export_qonnx writes it)"),
+    arch: Optional[str] = typer.Option(
+        None, "--arch", help="MODULE:FACTORY (e.g. mypkg.models:make_net or models.py:make_net): model.pt is a "
+        "state_dict, loaded with weights_only=True into FACTORY() -- your own code, imported because you name "
+        "it (the way to hand over a Brevitas model, whose modules do not pickle)"),
     output: Path = typer.Option(Path("out"), "-o", "--output", help="output directory"),
     target: Target = typer.Option(Target.fpga, "--target", help="what to build"),
     w: Optional[str] = typer.Option(
@@ -97,7 +102,16 @@ def emit(
                            compress=compress, huffman_max_len=huffman_max_len, bits_budget=bits_budget,
                            calib=calib, clip=clip, bias_correction=bias_correction)
         check_options(opts)  # before loading, which may be slow
-        module = load_module(model, trust=trust)
+        if model.suffix.lower() == ".onnx":
+            if arch is not None:
+                raise UsageError("--arch builds a torch model for a state_dict; a .onnx file is a whole graph")
+            from .frontend.onnx_frontend import load_onnx
+            module = load_onnx(model)
+        elif arch is not None:
+            from .api import load_state_dict_model
+            module = load_state_dict_model(model, arch)
+        else:
+            module = load_module(model, trust=trust)
         result = run_emit(module, output, opts, inputs=inputs, force=force, name=model.stem)
     except UsageError as exc:
         _fail(exc)

@@ -27,7 +27,7 @@ from typing import Optional
 
 import numpy as np
 
-from .emit.hls import trace_names
+from .emitters.hls import trace_names
 from .ir import DType, Graph, IRError
 from .packing import pack_stream, unpack_stream
 

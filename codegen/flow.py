@@ -298,6 +298,17 @@ def compare_torch_golden(model, graph: Graph, vectors: Vectors, trace: golden.Tr
             f"argmax equal, max |logit difference| {diff:.3g}")
 
 
+def compare_source(source, model, vectors: Vectors) -> list[str]:
+    """The original model's own forward against the translated one, when the
+    frontend translated it (Brevitas; a QONNX graph is checked in the tests
+    against qonnx's executor, which is too slow for every emit)."""
+    from .frontend.brevitas_frontend import compare_with_brevitas, is_brevitas
+
+    if vectors.features is None or source is model or not is_brevitas(source):
+        return []
+    return [compare_with_brevitas(source, model, vectors.features)]
+
+
 def write_output(out: Path, force: bool, writer) -> Path:
     """Run ``writer(tmp_dir)`` and move the result to ``out`` atomically-ish."""
     out = Path(out)
@@ -329,14 +340,16 @@ def write_output(out: Path, force: bool, writer) -> Path:
 def emit(model, out: Path, opts: EmitOptions, inputs: Optional[Path] = None, force: bool = False,
          name: str = "model", targets: tuple[str, ...] = ("rtl", "hls")) -> EmitResult:
     """Compile ``model`` and write ``out/``: IR, RTL, HLS, vectors, folding."""
-    from .emit.hls import emit_hls
-    from .emit.rtl import emit_rtl
+    from .emitters.hls import emit_hls
+    from .emitters.rtl import emit_rtl
 
+    source = model
     model = prepare_model(model, opts)      # the torch check below runs on the same module
     graph = _lower_and_fold(model, opts, name)
     vectors = read_vectors(inputs, graph)
     trace = golden.run(graph, vectors.values)  # also asserts that no accumulator overflows
     checks = [compare_torch_golden(model, graph, vectors, trace)]
+    checks += compare_source(source, model, vectors)
 
     def writer(tmp: Path) -> None:
         graph.save(tmp)

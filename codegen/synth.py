@@ -23,7 +23,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .emit.rtl import huffman_weights_params, rtl_library_dir
+from .emitters.rtl import huffman_weights_params, rtl_library_dir
 from .errors import UsageError
 from .huffman import huffman_lanes
 from .ir import MatVec

@@ -64,9 +64,9 @@ def layer_specs(graph: Graph) -> list[StreamSpec]:
 
 
 def verilog_ident(name: str) -> str:
-    """The Verilog name the RTL emitter gives a layer (lbgen.emit.rtl.verilog_ident)."""
+    """The Verilog name the RTL emitter gives a layer (lbgen.emitters.rtl.verilog_ident)."""
     try:
-        from lbgen.emit.rtl import verilog_ident as ident
+        from lbgen.emitters.rtl import verilog_ident as ident
     except ImportError:          # an install without the RTL emitter: names are used as they are
         return name
     return ident(name)

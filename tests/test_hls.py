@@ -21,7 +21,7 @@ import pytest
 
 from lbgen import golden
 from lbgen.csim import CsimError, ap_types_include, build_csim, run_csim
-from lbgen.emit.hls import GENERATED, HLSEmitError, emit_hls, hls_context, library_files
+from lbgen.emitters.hls import GENERATED, HLSEmitError, emit_hls, hls_context, library_files
 from lbgen.ir import DType, Graph, MatVec, signed_bits_for
 from lbgen.testing import random_graph, random_inputs
 
@@ -279,7 +279,7 @@ def test_emit_rejects_wrong_pe_kind(built):
 def test_acc64_packing():
     """64-bit accumulators pack and unpack exactly (thresholds at the int64 ends too), in the RTL's
     threshold words and in the HLS per-channel ROM words [PE][NF]."""
-    from lbgen.emit.hls import channel_threshold_bits, threshold_rom
+    from lbgen.emitters.hls import channel_threshold_bits, threshold_rom
     from lbgen.packing import threshold_words, unpack_elements
     from lbgen.ir import DType
     g = random_graph(5, [16, 12, 4], [I(8), I(8)], [U(8), U(2)], [(3, 4), (2, 6)], acc_bits=64)
@@ -305,7 +305,7 @@ def test_acc64_packing():
 
 def test_thresholds_are_one_rom_per_pe(built):
     """255 thresholds x PE=16 x 32-bit accumulators: no ROM word holds more than one channel's thresholds."""
-    from lbgen.emit.hls import AP_INT_LIMIT
+    from lbgen.emitters.hls import AP_INT_LIMIT
     b = built["thresh255"]
     layer = b.graph.layers[0]
     assert layer.thresholds.shape[1] == 255 and layer.pe == 16 and layer.acc_bits == 32
@@ -439,7 +439,7 @@ TRAIT_KINDS = [L2(b) for b in range(2, 7)] + [H(7), H(3, 1), H(8, 4, 2), H(5, 3,
 
 def test_weight_traits_decode_like_the_ir(tmp_path):
     """log2_k<B> and hetero<N, K...>: value(code) and the native model equal DType.decode for every code."""
-    from lbgen.emit.hls import elem_type
+    from lbgen.emitters.hls import elem_type
     cases = [f'    dump<{elem_type(dt)} >("{dt}");' for dt in TRAIT_KINDS]
     src = tmp_path / "tb_traits.cpp"
     src.write_text(TRAITS_TB.replace("%CASES%", "\n".join(cases)))
@@ -499,7 +499,7 @@ def test_emit_rejects_mismatched_log2_and_hetero(built):
     layer = g.layers[0]
     layer.itype = L2(3)  # a weight format as input elements
     with pytest.raises(HLSEmitError, match="fc0.*weight format"):
-        from lbgen.emit.hls import product_type
+        from lbgen.emitters.hls import product_type
         product_type(layer)
 
 

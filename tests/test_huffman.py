@@ -174,8 +174,8 @@ def test_stats_bound_the_mean_code_length():
 
 @pytest.fixture(scope="module")
 def huff_design(tmp_path_factory):
-    from lbgen.emit.hls import emit_hls
-    from lbgen.emit.rtl import emit_rtl
+    from lbgen.emitters.hls import emit_hls
+    from lbgen.emitters.rtl import emit_rtl
 
     g = _huffman_graph()
     out = tmp_path_factory.mktemp("huff") / "out"

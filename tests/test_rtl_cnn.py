@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from lbgen import golden
-from lbgen.emit.rtl import emit_rtl
+from lbgen.emitters.rtl import emit_rtl
 from lbgen.ir import DType
 from lbgen.simulate import run_rtl, toolchain_env
 from lbgen.testing import ConvSpec, random_cnn, random_inputs
@@ -109,7 +109,7 @@ def test_cnn_hls_csim_bit_exact(name, native, tmp_path):
     """The same CNNs through the HLS C++ (sliding_window -> mvau -> maxpool in a
     DATAFLOW top), every layer's output stream compared."""
     from lbgen.csim import run_csim
-    from lbgen.emit.hls import emit_hls
+    from lbgen.emitters.hls import emit_hls
 
     graph = _graph(name)
     out = tmp_path / "out"

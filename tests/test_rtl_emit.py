@@ -32,7 +32,7 @@ import numpy as np
 import pytest
 
 from lbgen import golden
-from lbgen.emit.rtl import emit_rtl, library_files, rtl_interface, rtl_plan, threshold_files, threshold_unit
+from lbgen.emitters.rtl import emit_rtl, library_files, rtl_interface, rtl_plan, threshold_files, threshold_unit
 from lbgen.ir import DType, Graph, IRError
 from lbgen.packing import (pack_elements, pack_stream, threshold_search_words, threshold_word_bits,
                            threshold_words, weight_words)
@@ -635,7 +635,7 @@ def test_rowsum_tree_equals_field_sums(n, w, m, tmp_path):
 def _lane_heaps(layer, xin: np.ndarray) -> tuple[np.ndarray, int]:
     """Word-level model of lb_mvau_core: per frame, channel and lane the value of
     the lane's heap bits (N, mh, mw), and the fold factor 2^SH."""
-    from lbgen.emit.rtl import heap_kind
+    from lbgen.emitters.rtl import heap_kind
     it, wt = layer.itype, layer.wtype
     c = layer.codes().astype(np.int64)[None]              # (1, mh, mw)
     bip = it.kind == "bipolar"
@@ -674,7 +674,7 @@ def _lane_heaps(layer, xin: np.ndarray) -> tuple[np.ndarray, int]:
 
 def test_accumulator_offsets_are_the_constant_part():
     """offset + fold factor * sum of the lanes' heap values (nonnegative bit sums) = W x, for every kind."""
-    from lbgen.emit.rtl import accumulator_offsets
+    from lbgen.emitters.rtl import accumulator_offsets
     names = ("w1ak", "wkak", "log2", "hetero", "mixed_new", "mac_int_in", "addsub_acc32", "mixed", "xnor", "single")
     for case in [c for c in CASES if c.name in names]:
         graph = case.graph()
@@ -691,7 +691,7 @@ def test_accumulator_offsets_are_the_constant_part():
 def test_emit_writes_initial_accumulators_only_when_channels_differ(tmp_path):
     graph = [c for c in CASES if c.name == "hetero"][0].graph()
     emit_rtl(graph, tmp_path)
-    from lbgen.emit.rtl import accumulator_offsets
+    from lbgen.emitters.rtl import accumulator_offsets
     top = (tmp_path / "lbgen_top.v").read_text()
     for layer in graph.layers:
         off = accumulator_offsets(layer)

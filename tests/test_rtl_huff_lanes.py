@@ -25,7 +25,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lbgen.emit.rtl import huffman_weights_params
+from lbgen.emitters.rtl import huffman_weights_params
 from lbgen.huffman import HuffmanCode, LaneStream, encode_lanes, simulate_lane, word_bits
 from lbgen.packing import write_mem
 from lbgen.simulate import toolchain_env

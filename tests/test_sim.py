@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 
 from lbgen import golden
-from lbgen.emit.rtl import threshold_unit
+from lbgen.emitters.rtl import threshold_unit
 from lbgen.ir import DType, Graph, MatVec
 from lbgen.simlib.scoreboard import check_stream, report
 from lbgen.simlib.streams import StreamSpec, decode_beats, pack_frames
@@ -40,13 +40,13 @@ B, U2, U3 = DType("bipolar", 1), DType("uint", 2), DType("uint", 3)
 
 def _have_emitter() -> bool:
     try:
-        from lbgen.emit.rtl import emit_rtl  # noqa: F401
+        from lbgen.emitters.rtl import emit_rtl  # noqa: F401
     except ImportError:
         return False
     return True
 
 
-needs_emitter = pytest.mark.skipif(not _have_emitter(), reason="lbgen.emit.rtl is not there yet")
+needs_emitter = pytest.mark.skipif(not _have_emitter(), reason="lbgen.emitters.rtl is not there yet")
 
 
 def _graph(seed: int = 11) -> Graph:
@@ -70,7 +70,7 @@ def sim_cache(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def design(tmp_path_factory, sim_cache):
-    from lbgen.emit.rtl import emit_rtl
+    from lbgen.emitters.rtl import emit_rtl
     graph = _graph()
     out = tmp_path_factory.mktemp("design") / "out"
     graph.save(out)
@@ -348,7 +348,7 @@ def test_a_stalled_design_times_out_with_a_message(design, tmp_path):
     ("icarus", [64, 64, 32, 10], [(4, 4), (4, 8), (2, 8)]),
 ], ids=["verilator-digits", "icarus-narrow"])
 def test_360_frames_of_256_cycles(tmp_path, sim_cache, simulator, dims, folding):
-    from lbgen.emit.rtl import emit_rtl
+    from lbgen.emitters.rtl import emit_rtl
     graph = random_graph(5, dims, [DType("int", 8), B, DType("int", 8)], [DType("uint", 4), U2, U2], folding)
     out = tmp_path / "out"
     graph.save(out)
@@ -382,7 +382,7 @@ NEW_FORMATS = {
 
 @pytest.fixture(scope="module")
 def new_designs(tmp_path_factory, sim_cache):
-    from lbgen.emit.rtl import emit_rtl
+    from lbgen.emitters.rtl import emit_rtl
     designs = {}
     for name, (seed, dims, wt, at, fold) in NEW_FORMATS.items():
         graph = random_graph(seed, dims, wt, at, fold)
@@ -417,7 +417,7 @@ def test_mutated_log2_and_hetero_weights_are_localised(new_designs, tmp_path, si
     The initial accumulators (init.mem) still hold the original weights' constant
     part, so the hardware's value is golden(mutated) + offset(original) - offset(mutated).
     """
-    from lbgen.emit.rtl import accumulator_offsets
+    from lbgen.emitters.rtl import accumulator_offsets
     out, graph, inputs = new_designs["log2_hetero"]
     for name, bit_of in (("fc2", lambda wt: wt.bits - 1), ("fc3", lambda wt: 0)):
         layer = graph.layer(name)

@@ -87,7 +87,8 @@ def load_module(path: Path, trust: bool = False):
         raise UsageError(f"model file {str(path)!r} cannot be read as a torch model: {first}") from None
     if isinstance(obj, dict):
         raise UsageError(f"model file {str(path)!r} holds a state_dict, not a module; "
-                         "save the whole module with torch.save(model)")
+                         "save the whole module with torch.save(model), or name the code that builds it "
+                         "with --arch module:factory")
     if not isinstance(obj, torch.nn.Module):
         raise UsageError(f"model file {str(path)!r} holds a {type(obj).__name__}, not a torch.nn.Module")
     return obj

@@ -1,0 +1,379 @@
+"""QONNX / ONNX frontend: a ``.onnx`` file -> an :class:`ImportedModel`.
+
+The graph is first put through the ``qonnx`` package's own cleanup (shape
+inference, constant folding, unique names, topological order), so what lbgen
+reads is what qonnx and FINN would read. It must then be one chain from the
+graph input to the graph output; weights are initializers behind a ``Quant`` /
+``BipolarQuant`` node, or integer initializers annotated with a QONNX integer
+data type (a FINN-streamlined graph). Every node lbgen cannot translate is
+named, all at once, before anything is built.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from ..errors import UsageError
+from .imported import ROUNDING, AffineQuant, ChannelAffine, FixedConv2d, FixedLinear, ImportedModel, ThresholdQuant
+
+#: ONNX ops lbgen translates (besides the qonnx custom ops Quant, BipolarQuant, MultiThreshold)
+SUPPORTED_OPS = ("Quant", "BipolarQuant", "MultiThreshold", "MatMul", "Gemm", "Conv", "Add", "Sub", "Mul", "Div",
+                 "BatchNormalization", "Relu", "Clip", "MaxPool", "Flatten", "Reshape", "Identity", "Dropout")
+
+
+def _onnx():
+    try:
+        import onnx
+        from qonnx.core.modelwrapper import ModelWrapper  # noqa: F401
+    except ImportError:  # pragma: no cover - the set-up installs both
+        raise UsageError("reading a .onnx model needs the onnx and qonnx packages (pip install qonnx)") from None
+    return onnx
+
+
+def load_onnx(path: Path) -> ImportedModel:
+    """Read, clean up (qonnx) and translate ``path``; UsageError naming the problem."""
+    onnx = _onnx()
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.transformation.general import SortGraph
+    from qonnx.util.cleanup import cleanup_model
+
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"model file {str(path)!r} not found")
+    try:
+        proto = onnx.load(str(path))
+    except Exception as exc:  # noqa: BLE001 - protobuf raises DecodeError and friends
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UsageError(f"model file {str(path)!r} cannot be read as ONNX ({type(exc).__name__}: {first})") from None
+    if not proto.graph.node:
+        raise UsageError(f"model file {str(path)!r}: the ONNX graph has no nodes")
+    try:
+        model = cleanup_model(ModelWrapper(proto))
+        model = model.transform(SortGraph())
+    except Exception as exc:  # noqa: BLE001 - qonnx's transforms raise anything on a malformed graph
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UsageError(f"model file {str(path)!r}: qonnx cannot clean up the graph ({type(exc).__name__}: "
+                         f"{first})") from None
+    return translate_graph(model, str(path))
+
+
+def _attrs(node) -> dict:
+    from onnx import helper
+
+    out = {}
+    for a in node.attribute:
+        v = helper.get_attribute_value(a)
+        out[a.name] = v.decode() if isinstance(v, bytes) else v
+    return out
+
+
+class _Graph:
+    """The cleaned-up graph: constants, producers, and the problems found."""
+
+    def __init__(self, model, source: str):
+        self.model = model
+        self.source = source
+        self.consts = {t.name: model.get_initializer(t.name) for t in model.graph.initializer}
+        self.problems: list[str] = []
+
+    def const(self, name: str) -> Optional[np.ndarray]:
+        v = self.consts.get(name)
+        return None if v is None else np.asarray(v)
+
+    def is_weight_quant(self, node) -> bool:
+        return node.op_type in ("Quant", "BipolarQuant") and all(i in self.consts for i in node.input if i)
+
+
+def _scalar(g: _Graph, node, name: str, what: str) -> Optional[float]:
+    v = g.const(name)
+    if v is None:
+        g.problems.append(f"{node.name} ({node.op_type}): its {what} is not a constant")
+        return None
+    if v.size != 1:
+        g.problems.append(f"{node.name} ({node.op_type}): its {what} has shape {tuple(v.shape)}; lbgen needs one "
+                          "per-tensor value for an activation")
+        return None
+    return float(v.reshape(()))
+
+
+def _act_quant(g: _Graph, node) -> Optional[AffineQuant]:
+    where = f"{node.name} ({node.op_type})"
+    scale = _scalar(g, node, node.input[1], "scale")
+    if node.op_type == "BipolarQuant":
+        return None if scale is None else AffineQuant(1, scale, bipolar=True)
+    zero_point = _scalar(g, node, node.input[2], "zero point")
+    bits = _scalar(g, node, node.input[3], "bit width")
+    if None in (scale, zero_point, bits):
+        return None
+    a = _attrs(node)
+    signed, narrow = bool(a.get("signed", 1)), bool(a.get("narrow", 0))
+    rounding = str(a.get("rounding_mode", "ROUND")).upper()
+    bad = []
+    if bits != int(bits) or not (2 if signed else 1) <= bits <= 8:
+        bad.append(f"{bits:g}-bit {'signed' if signed else 'unsigned'} (lbgen takes 1..8 bits, signed 2..8)")
+    if zero_point != round(zero_point):
+        bad.append(f"zero point {zero_point!r} is not an integer")
+    if rounding not in ROUNDING:
+        bad.append(f"rounding_mode {rounding} (lbgen takes {', '.join(ROUNDING)})")
+    if not (np.isfinite(scale) and scale > 0):
+        bad.append(f"scale {scale!r} is not positive and finite")
+    if bad:
+        g.problems.append(f"{where}: " + "; ".join(bad))
+        return None
+    return AffineQuant(int(bits), scale, zero_point, signed=signed, narrow=narrow, rounding=rounding)
+
+
+def _threshold_quant(g: _Graph, node) -> Optional[ThresholdQuant]:
+    import torch
+
+    where = f"{node.name} (MultiThreshold)"
+    thr = g.const(node.input[1])
+    a = _attrs(node)
+    if thr is None or thr.ndim != 2:
+        g.problems.append(f"{where}: thresholds must be a constant (channels, T) matrix")
+        return None
+    if str(a.get("data_layout", "NCHW")) != "NCHW":
+        g.problems.append(f"{where}: data_layout {a.get('data_layout')} (lbgen takes NCHW, as qonnx writes it)")
+        return None
+    if not np.all(np.isfinite(thr)) and not np.all(np.isfinite(thr) | np.isinf(thr)):
+        g.problems.append(f"{where}: thresholds are NaN")
+        return None
+    out_scale, out_bias = float(a.get("out_scale", 1.0)), float(a.get("out_bias", 0.0))
+    dtype = str(a.get("out_dtype", ""))
+    t = thr.shape[1]
+    if dtype == "BIPOLAR" or (t == 1 and out_scale > 0 and out_bias == -out_scale / 2):
+        if t != 1:
+            g.problems.append(f"{where}: a BIPOLAR output takes one threshold, not {t}")
+            return None
+        return ThresholdQuant(torch.from_numpy(thr.astype(np.float32)), out_scale, out_bias, 1, bipolar=True)
+    bits = max(1, int(np.ceil(np.log2(t + 1))))
+    zero = -out_bias / out_scale if out_scale else float("nan")
+    if not (np.isfinite(out_scale) and out_scale > 0) or zero != round(zero) or bits > 8:
+        g.problems.append(f"{where}: out_scale {out_scale:g}, out_bias {out_bias:g} with {t} thresholds (lbgen "
+                          "takes a positive out_scale, out_bias an integer multiple of it, at most 255 thresholds)")
+        return None
+    return ThresholdQuant(torch.from_numpy(thr.astype(np.float32)), out_scale, out_bias, bits)
+
+
+def _quant_ints(x: np.ndarray, scale: np.ndarray, zero_point: np.ndarray, bits: float, signed: bool, narrow: bool,
+                rounding: str) -> np.ndarray:
+    """QONNX ``Quant``'s integers, in float32 as qonnx computes them."""
+    x = x.astype(np.float32)
+    y = x / scale.astype(np.float32) + zero_point.astype(np.float32)
+    from ..ir import ROUNDING_MODES
+
+    q = ROUNDING_MODES[rounding](y)
+    b = int(bits)
+    lo = (-(1 << (b - 1)) + int(narrow)) if signed else 0
+    hi = ((1 << (b - 1)) - 1) if signed else (1 << b) - 1 - int(narrow)
+    return np.clip(q, lo, hi)
+
+
+def _weights(g: _Graph, node, name: str, out_axis: int):
+    """(w_int, per-output-channel scale, kind, bits) of a weight input, or None;
+    ``out_axis``: the axis of the weight tensor that indexes output channels."""
+    where = f"{node.name} ({node.op_type})"
+    producer = g.model.find_producer(name)
+    datatype = None
+    if producer is not None and g.is_weight_quant(producer):
+        x = g.const(producer.input[0])
+        scale = g.const(producer.input[1]).astype(np.float64)
+        if producer.op_type == "BipolarQuant":
+            w, kind, bits = np.where(x >= 0, 1.0, -1.0), "bipolar", 1
+            zp = np.zeros(1)
+        else:
+            zp, bits = g.const(producer.input[2]), float(g.const(producer.input[3]).reshape(-1)[0])
+            a = _attrs(producer)
+            signed, narrow = bool(a.get("signed", 1)), bool(a.get("narrow", 0))
+            rounding = str(a.get("rounding_mode", "ROUND")).upper()
+            if not signed or bits != int(bits) or not 2 <= bits <= 8 or rounding not in ROUNDING:
+                g.problems.append(f"{where}: weights quantized by {producer.name} as {bits:g}-bit "
+                                  f"{'signed' if signed else 'unsigned'}, {rounding} (lbgen takes signed 2..8-bit "
+                                  "integer weights, ROUND, or BipolarQuant)")
+                return None
+            if np.any(zp != 0):
+                g.problems.append(f"{where}: weights with a zero point (lbgen takes symmetric weights)")
+                return None
+            w = _quant_ints(x, scale, zp, bits, signed, narrow, rounding)
+            kind, bits = "int", int(bits)
+    elif name in g.consts:
+        w = g.const(name).astype(np.float64)
+        datatype = g.model.get_tensor_datatype(name)
+        dt = getattr(datatype, "name", str(datatype))
+        if dt == "BIPOLAR":
+            kind, bits = "bipolar", 1
+        elif dt.startswith("INT") and dt[3:].isdigit() and 2 <= int(dt[3:]) <= 8:
+            kind, bits = "int", int(dt[3:])
+        else:
+            g.problems.append(f"{where}: its weights {name!r} are not quantized (a {dt} initializer without a Quant "
+                              "or BipolarQuant node; lbgen takes quantized weights, or a float model via --calib "
+                              "as a .pt)")
+            return None
+        if not np.array_equal(w, np.rint(w)):
+            g.problems.append(f"{where}: weights {name!r} are annotated {dt} but are not integers")
+            return None
+        scale = np.ones(1)
+    else:
+        g.problems.append(f"{where}: its weights {name!r} are not a constant")
+        return None
+    if not np.all(np.isfinite(w)) or not np.all(np.isfinite(scale)) or np.any(scale <= 0):
+        g.problems.append(f"{where}: weights or weight scales are NaN, Inf or not positive")
+        return None
+    full = np.broadcast_to(scale, w.shape) if scale.size > 1 else np.full(w.shape, float(scale.reshape(-1)[0]))
+    per_out = np.moveaxis(full, out_axis, 0).reshape(w.shape[out_axis], -1)
+    if not np.all(per_out == per_out[:, :1]):
+        g.problems.append(f"{where}: the weight scale varies along the input axis (lbgen takes per-tensor or "
+                          "per-output-channel scales)")
+        return None
+    return w, per_out[:, 0], kind, bits
+
+
+def _channel_const(g: _Graph, node, value: np.ndarray, channels: Optional[int]) -> Optional[np.ndarray]:
+    v = np.asarray(value, dtype=np.float64)
+    if v.size == 1:
+        return v.reshape(1)
+    squeezed = [d for d in v.shape if d != 1]
+    if len(squeezed) == 1 and (channels is None or squeezed[0] == channels) and \
+            (v.ndim < 2 or v.shape[1] == squeezed[0] or v.ndim == 1):
+        return v.reshape(-1)
+    g.problems.append(f"{node.name} ({node.op_type}): a constant of shape {tuple(v.shape)} (lbgen takes a scalar "
+                      "or one value per channel)")
+    return None
+
+
+def translate_graph(model, source: str = "model.onnx") -> ImportedModel:
+    import torch
+    import torch.nn as nn
+
+    g = _Graph(model, source)
+    inputs = [i for i in model.graph.input if i.name not in g.consts]
+    if len(inputs) != 1 or len(model.graph.output) != 1:
+        raise UsageError(f"{source}: lbgen takes a graph with one input and one output, not {len(inputs)} and "
+                         f"{len(model.graph.output)}")
+    shape = model.get_tensor_shape(inputs[0].name)
+    input_chw = None
+    if shape is not None and len(shape) == 4:
+        input_chw = tuple(int(v) for v in shape[1:])
+    elif shape is None or len(shape) != 2:
+        raise UsageError(f"{source}: input {inputs[0].name!r} of shape {shape}; lbgen takes (N, features) or "
+                         "(N, C, H, W)")
+    rank = len(shape)
+    channels = int(shape[1])
+    cur = inputs[0].name
+    modules: list[tuple[str, object]] = []
+    for node in model.graph.node:
+        if g.is_weight_quant(node):
+            continue
+        where = f"{node.name} ({node.op_type})"
+        dynamic = [i for i in node.input if i and i not in g.consts
+                   and not (g.model.find_producer(i) is not None and g.is_weight_quant(g.model.find_producer(i)))]
+        if dynamic != [cur] and not (node.op_type in ("Add", "Mul") and sorted(dynamic) == [cur]):
+            raise UsageError(f"{source}: node {where} is not part of a single chain from the input (it reads "
+                             f"{dynamic}, the chain is at {cur!r}); branches and skips are not supported"
+                             + (". Also: " + "; ".join(g.problems) if g.problems else ""))
+        op, a = node.op_type, _attrs(node)
+        mod = None
+        if op in ("Quant", "BipolarQuant"):
+            mod = _act_quant(g, node)
+        elif op == "MultiThreshold":
+            mod = _threshold_quant(g, node)
+        elif op in ("MatMul", "Gemm"):
+            if op == "Gemm" and (float(a.get("alpha", 1.0)) != 1.0 or float(a.get("beta", 1.0)) != 1.0
+                                 or int(a.get("transA", 0)) != 0):
+                g.problems.append(f"{where}: alpha {a.get('alpha', 1.0)}, beta {a.get('beta', 1.0)}, transA "
+                                  f"{a.get('transA', 0)} (lbgen takes 1, 1, 0)")
+            trans_b = op == "Gemm" and int(a.get("transB", 0)) == 1
+            got = _weights(g, node, node.input[1], 0 if trans_b else 1)
+            bias = None
+            if op == "Gemm" and len(node.input) > 2 and node.input[2]:
+                bias = g.const(node.input[2])
+                if bias is None:
+                    g.problems.append(f"{where}: its bias is not a constant")
+            if got is not None:
+                w, scale, kind, bits = got
+                w = w if trans_b else w.T
+                if bias is not None:
+                    bias = _channel_const(g, node, bias, w.shape[0])
+                mod = FixedLinear(torch.from_numpy(np.ascontiguousarray(w)), torch.from_numpy(scale),
+                                  None if bias is None else torch.from_numpy(bias), kind, bits)
+                channels, rank = w.shape[0], 2
+        elif op == "Conv":
+            k = a.get("kernel_shape")
+            pads = list(a.get("pads", [0, 0, 0, 0]))
+            if int(a.get("group", 1)) != 1 or list(a.get("dilations", [1, 1])) != [1, 1] \
+                    or str(a.get("auto_pad", "NOTSET")) != "NOTSET" or len(pads) != 4 \
+                    or pads[0] != pads[2] or pads[1] != pads[3]:
+                g.problems.append(f"{where}: group {a.get('group', 1)}, dilations {a.get('dilations')}, pads "
+                                  f"{pads}, auto_pad {a.get('auto_pad', 'NOTSET')} (lbgen takes group 1, "
+                                  "dilation 1, symmetric explicit pads)")
+            got = _weights(g, node, node.input[1], 0)
+            bias = g.const(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+            if got is not None and not g.problems:
+                w, scale, kind, bits = got
+                if w.ndim != 4 or (k is not None and list(k) != list(w.shape[2:])):
+                    g.problems.append(f"{where}: weights of shape {w.shape}")
+                else:
+                    mod = FixedConv2d(torch.from_numpy(np.ascontiguousarray(w)), torch.from_numpy(scale),
+                                      None if bias is None else torch.from_numpy(bias.reshape(-1)), kind, bits,
+                                      w.shape[2:], a.get("strides", [1, 1]), pads[:2])
+                    channels, rank = w.shape[0], 4
+        elif op in ("Add", "Sub", "Mul", "Div"):
+            consts = [i for i in node.input if i in g.consts]
+            if len(consts) != 1 or (op in ("Sub", "Div") and node.input[1] != consts[0]):
+                g.problems.append(f"{where}: lbgen takes {op} of the chain by one constant")
+            else:
+                c = _channel_const(g, node, g.const(consts[0]), channels)
+                if c is not None:
+                    mod = ChannelAffine(op, torch.from_numpy(c))
+        elif op == "BatchNormalization":
+            vals = [g.const(i) for i in node.input[1:5]]
+            if any(v is None for v in vals):
+                g.problems.append(f"{where}: its parameters are not constants")
+            else:
+                bn = (nn.BatchNorm2d if rank == 4 else nn.BatchNorm1d)(int(vals[0].size),
+                                                                     eps=float(a.get("epsilon", 1e-5)))
+                with torch.no_grad():
+                    for t, v in zip((bn.weight, bn.bias, bn.running_mean, bn.running_var), vals):
+                        t.copy_(torch.from_numpy(np.asarray(v, dtype=np.float32).reshape(-1)))
+                bn.eval()
+                mod = bn
+        elif op == "Relu":
+            mod = nn.ReLU()
+        elif op == "Clip":
+            lo = g.const(node.input[1]) if len(node.input) > 1 and node.input[1] else None
+            hi = g.const(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+            if lo is None or hi is None:
+                g.problems.append(f"{where}: lbgen takes a Clip with constant min and max")
+            else:
+                mod = nn.Hardtanh(float(lo), float(hi))
+        elif op == "MaxPool":
+            k = list(a.get("kernel_shape", []))
+            st = list(a.get("strides", [1] * len(k)))
+            if len(k) != 2 or any(a.get("pads", [0, 0, 0, 0])) or int(a.get("ceil_mode", 0)) \
+                    or list(a.get("dilations", [1, 1])) != [1, 1]:
+                g.problems.append(f"{where}: kernel {k}, pads {a.get('pads')}, ceil_mode {a.get('ceil_mode', 0)} "
+                                  "(lbgen takes 2-d max-pools without padding)")
+            else:
+                mod = nn.MaxPool2d(tuple(k), tuple(st))
+        elif op in ("Flatten", "Reshape"):
+            out_shape = g.model.get_tensor_shape(node.output[0])
+            if (op == "Flatten" and int(a.get("axis", 1)) != 1) or out_shape is None or len(out_shape) != 2:
+                g.problems.append(f"{where}: only a flatten to (N, features) is supported")
+            else:
+                mod, rank, channels = nn.Flatten(), 2, int(out_shape[1])
+        elif op in ("Identity", "Dropout"):
+            mod = None
+        else:
+            g.problems.append(f"{where}: unsupported op (lbgen takes {', '.join(SUPPORTED_OPS)})")
+        if mod is not None:
+            modules.append((node.name, mod))
+        cur = node.output[0]
+    if g.problems:
+        raise UsageError(f"{source}: cannot translate: " + "; ".join(g.problems))
+    if cur != model.graph.output[0].name:
+        raise UsageError(f"{source}: the chain ends at {cur!r}, not at the graph output "
+                         f"{model.graph.output[0].name!r}")
+    return ImportedModel(modules, source="qonnx", input_chw=input_chw)
