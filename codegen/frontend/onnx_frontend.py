@@ -50,6 +50,10 @@ def load_onnx(path: Path) -> ImportedModel:
         raise UsageError(f"model file {str(path)!r} cannot be read as ONNX ({type(exc).__name__}: {first})") from None
     if not proto.graph.node:
         raise UsageError(f"model file {str(path)!r}: the ONNX graph has no nodes")
+    for node in proto.graph.node:
+        # qonnx's cleanup renames every node; errors name the user's own nodes
+        if node.name:
+            node.doc_string = _NAME_TAG + node.name
     try:
         model = cleanup_model(ModelWrapper(proto))
         model = model.transform(SortGraph())
@@ -58,6 +62,15 @@ def load_onnx(path: Path) -> ImportedModel:
         raise UsageError(f"model file {str(path)!r}: qonnx cannot clean up the graph ({type(exc).__name__}: "
                          f"{first})") from None
     return translate_graph(model, str(path))
+
+
+_NAME_TAG = "lbgen-original-name:"
+
+
+def _name(node) -> str:
+    """The node's name in the user's file (before qonnx's cleanup renamed it)."""
+    doc = node.doc_string or ""
+    return doc[len(_NAME_TAG):] if doc.startswith(_NAME_TAG) else node.name
 
 
 def _attrs(node) -> dict:
@@ -90,17 +103,17 @@ class _Graph:
 def _scalar(g: _Graph, node, name: str, what: str) -> Optional[float]:
     v = g.const(name)
     if v is None:
-        g.problems.append(f"{node.name} ({node.op_type}): its {what} is not a constant")
+        g.problems.append(f"{_name(node)} ({node.op_type}): its {what} is not a constant")
         return None
     if v.size != 1:
-        g.problems.append(f"{node.name} ({node.op_type}): its {what} has shape {tuple(v.shape)}; lbgen needs one "
+        g.problems.append(f"{_name(node)} ({node.op_type}): its {what} has shape {tuple(v.shape)}; lbgen needs one "
                           "per-tensor value for an activation")
         return None
     return float(v.reshape(()))
 
 
 def _act_quant(g: _Graph, node) -> Optional[AffineQuant]:
-    where = f"{node.name} ({node.op_type})"
+    where = f"{_name(node)} ({node.op_type})"
     scale = _scalar(g, node, node.input[1], "scale")
     if node.op_type == "BipolarQuant":
         return None if scale is None else AffineQuant(1, scale, bipolar=True)
@@ -129,7 +142,7 @@ def _act_quant(g: _Graph, node) -> Optional[AffineQuant]:
 def _threshold_quant(g: _Graph, node) -> Optional[ThresholdQuant]:
     import torch
 
-    where = f"{node.name} (MultiThreshold)"
+    where = f"{_name(node)} (MultiThreshold)"
     thr = g.const(node.input[1])
     a = _attrs(node)
     if thr is None or thr.ndim != 2:
@@ -175,7 +188,7 @@ def _quant_ints(x: np.ndarray, scale: np.ndarray, zero_point: np.ndarray, bits: 
 def _weights(g: _Graph, node, name: str, out_axis: int):
     """(w_int, per-output-channel scale, kind, bits) of a weight input, or None;
     ``out_axis``: the axis of the weight tensor that indexes output channels."""
-    where = f"{node.name} ({node.op_type})"
+    where = f"{_name(node)} ({node.op_type})"
     producer = g.model.find_producer(name)
     datatype = None
     if producer is not None and g.is_weight_quant(producer):
@@ -190,7 +203,7 @@ def _weights(g: _Graph, node, name: str, out_axis: int):
             signed, narrow = bool(a.get("signed", 1)), bool(a.get("narrow", 0))
             rounding = str(a.get("rounding_mode", "ROUND")).upper()
             if not signed or bits != int(bits) or not 2 <= bits <= 8 or rounding not in ROUNDING:
-                g.problems.append(f"{where}: weights quantized by {producer.name} as {bits:g}-bit "
+                g.problems.append(f"{where}: weights quantized by {_name(producer)} as {bits:g}-bit "
                                   f"{'signed' if signed else 'unsigned'}, {rounding} (lbgen takes signed 2..8-bit "
                                   "integer weights, ROUND, or BipolarQuant)")
                 return None
@@ -208,16 +221,16 @@ def _weights(g: _Graph, node, name: str, out_axis: int):
         elif dt.startswith("INT") and dt[3:].isdigit() and 2 <= int(dt[3:]) <= 8:
             kind, bits = "int", int(dt[3:])
         else:
-            g.problems.append(f"{where}: its weights {name!r} are not quantized (a {dt} initializer without a Quant "
+            g.problems.append(f"{where}: its weights are not quantized (a {dt} initializer without a Quant "
                               "or BipolarQuant node; lbgen takes quantized weights, or a float model via --calib "
                               "as a .pt)")
             return None
         if not np.array_equal(w, np.rint(w)):
-            g.problems.append(f"{where}: weights {name!r} are annotated {dt} but are not integers")
+            g.problems.append(f"{where}: its weights are annotated {dt} but are not integers")
             return None
         scale = np.ones(1)
     else:
-        g.problems.append(f"{where}: its weights {name!r} are not a constant")
+        g.problems.append(f"{where}: its weights are not a constant")
         return None
     if not np.all(np.isfinite(w)) or not np.all(np.isfinite(scale)) or np.any(scale <= 0):
         g.problems.append(f"{where}: weights or weight scales are NaN, Inf or not positive")
@@ -239,7 +252,7 @@ def _channel_const(g: _Graph, node, value: np.ndarray, channels: Optional[int]) 
     if len(squeezed) == 1 and (channels is None or squeezed[0] == channels) and \
             (v.ndim < 2 or v.shape[1] == squeezed[0] or v.ndim == 1):
         return v.reshape(-1)
-    g.problems.append(f"{node.name} ({node.op_type}): a constant of shape {tuple(v.shape)} (lbgen takes a scalar "
+    g.problems.append(f"{_name(node)} ({node.op_type}): a constant of shape {tuple(v.shape)} (lbgen takes a scalar "
                       "or one value per channel)")
     return None
 
@@ -267,7 +280,7 @@ def translate_graph(model, source: str = "model.onnx") -> ImportedModel:
     for node in model.graph.node:
         if g.is_weight_quant(node):
             continue
-        where = f"{node.name} ({node.op_type})"
+        where = f"{_name(node)} ({node.op_type})"
         dynamic = [i for i in node.input if i and i not in g.consts
                    and not (g.model.find_producer(i) is not None and g.is_weight_quant(g.model.find_producer(i)))]
         if dynamic != [cur] and not (node.op_type in ("Add", "Mul") and sorted(dynamic) == [cur]):
@@ -297,7 +310,7 @@ def translate_graph(model, source: str = "model.onnx") -> ImportedModel:
                 w = w if trans_b else w.T
                 if bias is not None:
                     bias = _channel_const(g, node, bias, w.shape[0])
-                mod = FixedLinear(torch.from_numpy(np.ascontiguousarray(w)), torch.from_numpy(scale),
+                mod = FixedLinear(torch.from_numpy(np.array(w)), torch.from_numpy(np.array(scale)),
                                   None if bias is None else torch.from_numpy(bias), kind, bits)
                 channels, rank = w.shape[0], 2
         elif op == "Conv":
@@ -316,7 +329,7 @@ def translate_graph(model, source: str = "model.onnx") -> ImportedModel:
                 if w.ndim != 4 or (k is not None and list(k) != list(w.shape[2:])):
                     g.problems.append(f"{where}: weights of shape {w.shape}")
                 else:
-                    mod = FixedConv2d(torch.from_numpy(np.ascontiguousarray(w)), torch.from_numpy(scale),
+                    mod = FixedConv2d(torch.from_numpy(np.array(w)), torch.from_numpy(np.array(scale)),
                                       None if bias is None else torch.from_numpy(bias.reshape(-1)), kind, bits,
                                       w.shape[2:], a.get("strides", [1, 1]), pads[:2])
                     channels, rank = w.shape[0], 4
@@ -337,7 +350,7 @@ def translate_graph(model, source: str = "model.onnx") -> ImportedModel:
                                                                      eps=float(a.get("epsilon", 1e-5)))
                 with torch.no_grad():
                     for t, v in zip((bn.weight, bn.bias, bn.running_mean, bn.running_var), vals):
-                        t.copy_(torch.from_numpy(np.asarray(v, dtype=np.float32).reshape(-1)))
+                        t.copy_(torch.from_numpy(np.array(v, dtype=np.float32).reshape(-1)))
                 bn.eval()
                 mod = bn
         elif op == "Relu":
@@ -369,7 +382,7 @@ def translate_graph(model, source: str = "model.onnx") -> ImportedModel:
         else:
             g.problems.append(f"{where}: unsupported op (lbgen takes {', '.join(SUPPORTED_OPS)})")
         if mod is not None:
-            modules.append((node.name, mod))
+            modules.append((_name(node), mod))
         cur = node.output[0]
     if g.problems:
         raise UsageError(f"{source}: cannot translate: " + "; ".join(g.problems))
