@@ -83,7 +83,7 @@ def emit(
         "wider channels; pair with --compress huffman to store the mix compactly"),
     calib: Optional[Path] = typer.Option(
         None, "--calib", help="calibration inputs (.npy (N, features) or .npz with x): the model is a float "
-        "MLP, quantized post-training to --w/--a (first and last layer 8-bit weights)"),
+        "MLP or CNN, quantized post-training to --w/--a (first and last layer 8-bit weights)"),
     clip: str = typer.Option("aciq", "--clip", help="with --calib: ranges by aciq (analytical clipping), "
                              "minmax or percentile"),
     bias_correction: bool = typer.Option(True, "--bias-correction/--no-bias-correction",

@@ -83,8 +83,13 @@ def test_ptq_refuses_what_it_cannot_take(float_mlp):
     model, calib, _, _ = float_mlp
     with pytest.raises(PTQError, match="needs a ReLU"):
         quantize_float_model(nn.Sequential(nn.Linear(64, 8), nn.Linear(8, 2)), calib)
-    with pytest.raises(PTQError, match=r"1 \(Conv2d\)"):
-        quantize_float_model(nn.Sequential(nn.Linear(64, 8), nn.Conv2d(1, 1, 1), nn.ReLU(), nn.Linear(8, 2)), calib)
+    with pytest.raises(PTQError, match=r"1 \(Conv2d with groups=2"):
+        quantize_float_model(nn.Sequential(nn.Linear(64, 8), nn.Conv2d(2, 2, 1, groups=2), nn.ReLU(),
+                                           nn.Linear(8, 2)), calib)
+    with pytest.raises(PTQError, match=r"1 \(LSTM\)"):
+        quantize_float_model(nn.Sequential(nn.Linear(64, 8), nn.LSTM(8, 8), nn.ReLU(), nn.Linear(8, 2)), calib)
+    with pytest.raises(PTQError, match="leading nn.Unflatten"):
+        quantize_float_model(nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(72, 2)), calib)
     with pytest.raises(PTQError, match="negative values"):
         quantize_float_model(model, calib - 0.5)
     with pytest.raises(PTQError, match="calibration data of shape"):
@@ -95,3 +100,47 @@ def test_ptq_refuses_what_it_cannot_take(float_mlp):
         quantize_float_model(model, calib, clip="mean")
     with pytest.raises(PTQError, match="nn.Sequential"):
         quantize_float_model(nn.Linear(64, 2), calib)
+
+
+def float_cnn(seed: int = 0) -> nn.Sequential:
+    """A float digits CNN (flat input through Unflatten) with trained-looking batch-norm statistics."""
+    torch.manual_seed(seed)
+    model = nn.Sequential(
+        nn.Unflatten(1, (1, 8, 8)),
+        nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+        nn.Conv2d(8, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(16, 16, 3), nn.BatchNorm2d(16), nn.ReLU(), nn.Flatten(),
+        nn.Linear(64, 10))
+    model.train()
+    x, _ = _digits()
+    with torch.no_grad():
+        for _ in range(5):            # batch-norm statistics of the real data
+            model(torch.from_numpy(x))
+    return model.eval()
+
+
+def _digits():
+    with np.load(DIGITS / "digits_test.npz") as z:
+        return z["x"].astype(np.float32), z["y"]
+
+
+@pytest.mark.parametrize("bits,clip", [(4, "aciq"), (3, "minmax")])
+def test_ptq_of_a_float_cnn_through_the_flow(tmp_path, bits, clip):
+    from lbgen.quant import IntConv2d
+
+    model = float_cnn()
+    x, _ = _digits()
+    np.save(tmp_path / "calib.npy", x[:128])
+    q = quantize_float_model(model, x[:128], w_bits=bits, a_bits=bits, clip=clip)
+    convs = [m for m in q if isinstance(m, IntConv2d)]
+    assert [m.weight_bits for m in convs] == [8, bits, bits]
+    # the max-pool sits behind its quantizer
+    kinds = [type(m).__name__ for m in q]
+    assert kinds[kinds.index("MaxPool2d") - 1] == "QuantAct"
+    with torch.no_grad():
+        agree = (q(torch.from_numpy(x)).argmax(1) == model(torch.from_numpy(x)).argmax(1)).double().mean()
+    assert agree > 0.8, float(agree)
+    result = emit(model, tmp_path / "out", EmitOptions(w=str(bits), a=bits, calib=tmp_path / "calib.npy", clip=clip),
+                  inputs=DIGITS / "digits_test.npz")
+    assert result.checks[0].startswith("torch vs golden on 360 vectors: every hidden level equal"), result.checks
+    assert [l.conv is not None for l in result.graph.layers] == [True, True, True, False]
