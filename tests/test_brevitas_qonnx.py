@@ -343,3 +343,52 @@ def test_brevitas_state_dict_without_arch_says_how(tmp_path):
                           capture_output=True, text=True, timeout=300)
     text = " ".join((proc.stdout + proc.stderr).split())
     assert proc.returncode == 2 and "holds a state_dict" in text and "--arch" in text, text
+
+
+# -- convolutions --------------------------------------------------------------------
+
+def _brevitas_cnn(signed_input: bool = False):
+    import brevitas.nn as qnn
+    from brevitas.quant import Int8ActPerTensorFloat, Uint8ActPerTensorFloat
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        qnn.QuantIdentity(act_quant=Int8ActPerTensorFloat if signed_input else Uint8ActPerTensorFloat,
+                          bit_width=8, return_quant_tensor=True),
+        qnn.QuantConv2d(1, 4, 3, padding=1, weight_bit_width=4, weight_scaling_per_output_channel=True),
+        torch.nn.BatchNorm2d(4),
+        qnn.QuantReLU(bit_width=2, return_quant_tensor=True),
+        torch.nn.MaxPool2d(2),
+        qnn.QuantConv2d(4, 8, 3, padding=0, weight_bit_width=4),
+        torch.nn.BatchNorm2d(8),
+        qnn.QuantReLU(bit_width=2, return_quant_tensor=True),
+        torch.nn.Flatten(),
+        qnn.QuantLinear(8 * 2 * 2, 10, bias=True, weight_bit_width=8))
+    x, _ = _test_images()
+    model.train()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(3):          # calibrate the activation scales and batch-norm statistics
+            model(torch.from_numpy(x[:128].reshape(-1, 1, 8, 8)))
+    return model.eval()
+
+
+def test_brevitas_cnn_in_memory_and_qonnx_agree(tmp_path):
+    model = _brevitas_cnn()
+    x, _ = _test_images()
+    np.save(tmp_path / "x.npy", x[:64].reshape(-1, 1, 8, 8))
+    mem = lbgen.emit(model, tmp_path / "mem", input_shape=(1, 8, 8), inputs=tmp_path / "x.npy")
+    assert any(line.startswith("Brevitas forward vs lbgen on 64 vectors: all") for line in mem.checks), mem.checks
+    path = export_qonnx(model, tmp_path / "cnn.onnx", shape=(1, 1, 8, 8))
+    onnx_result = lbgen.emit(load_onnx(path), tmp_path / "onnx", inputs=tmp_path / "x.npy")
+    assert _arrays(mem.graph) == _arrays(onnx_result.graph)
+    assert [l.conv is not None for l in mem.graph.layers] == [True, True, False]
+    assert mem.graph.layers[0].pool is not None
+    values = mem.vectors.values
+    np.testing.assert_array_equal(run_csim(tmp_path / "mem", values[:16], native=False).result,
+                                  golden.run(mem.graph, values[:16]).result)
+
+
+def test_padded_conv_behind_a_signed_input_is_refused():
+    with pytest.raises(UsageError, match="zero padding of an input with a zero point"):
+        build_graph(_brevitas_cnn(signed_input=True), EmitOptions(input_shape="1,8,8"))

@@ -31,6 +31,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..quant.modules import QuantConv2dMixin
+
 #: rounding modes of an affine quantizer (Brevitas ``rounding_mode``, QONNX ``Quant``)
 ROUNDING = {"ROUND": torch.round, "FLOOR": torch.floor, "CEIL": torch.ceil, "ROUND_TO_ZERO": torch.trunc}
 
@@ -188,32 +190,18 @@ class FixedLinear(nn.Module):
                 f"weights={self.weight_kind}{self.weight_bits}, bias={self.bias is not None}")
 
 
-class FixedConv2d(FixedLinear):
+class FixedConv2d(QuantConv2dMixin, FixedLinear):
     """:class:`FixedLinear` as a 2-d convolution: ``w_int`` is ``(out, in*kh*kw)``
-    in torch's ``(c, ky, kx)`` order, zero padding in value."""
+    in torch's ``(c, ky, kx)`` order, zero padding in value; the forward is
+    lbgen.quant's convolution forward."""
 
     def __init__(self, w_int: torch.Tensor, w_scale: torch.Tensor, bias: Optional[torch.Tensor],
                  weight_kind: str, weight_bits: int, kernel_size: Sequence[int], stride: Sequence[int],
                  padding: Sequence[int]):
         out_ch, in_ch, kh, kw = (int(v) for v in w_int.shape)
-        super().__init__(w_int.reshape(out_ch, -1), w_scale, bias, weight_kind, weight_bits)
-        self.in_channels, self.out_channels = in_ch, out_ch
-        self.kernel_size = (kh, kw)
-        self.stride = tuple(int(v) for v in stride)
-        self.padding = tuple(int(v) for v in padding)
-        self.dilation, self.groups, self.padding_mode = (1, 1), 1, "zeros"
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w4 = self.w_int.double().reshape(self.out_channels, self.in_channels, *self.kernel_size)
-        s = F.conv2d(x.double(), w4, None, self.stride, self.padding)
-        y = s * self.w_scale.double()[None, :, None, None]
-        if self.bias is not None:
-            y = y + self.bias.double()[None, :, None, None]
-        return y.float()
-
-    def extra_repr(self) -> str:
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-                f"padding={self.padding}, " + super().extra_repr())
+        FixedLinear.__init__(self, w_int.reshape(out_ch, -1), w_scale, bias, weight_kind, weight_bits)
+        self._conv_init(self._conv_geometry(type(self).__name__, in_ch, out_ch, (kh, kw), tuple(stride),
+                                            tuple(padding), 1, 1, "zeros"))
 
 
 class ImportedModel(nn.Sequential):
