@@ -311,7 +311,7 @@ def translate_graph(model, source: str = "model.onnx") -> ImportedModel:
                 if bias is not None:
                     bias = _channel_const(g, node, bias, w.shape[0])
                 mod = FixedLinear(torch.from_numpy(np.array(w)), torch.from_numpy(np.array(scale)),
-                                  None if bias is None else torch.from_numpy(bias), kind, bits)
+                                  None if bias is None else torch.from_numpy(np.array(bias)), kind, bits)
                 channels, rank = w.shape[0], 2
         elif op == "Conv":
             k = a.get("kernel_shape")
@@ -329,9 +329,9 @@ def translate_graph(model, source: str = "model.onnx") -> ImportedModel:
                 if w.ndim != 4 or (k is not None and list(k) != list(w.shape[2:])):
                     g.problems.append(f"{where}: weights of shape {w.shape}")
                 else:
-                    mod = FixedConv2d(torch.from_numpy(np.array(w)), torch.from_numpy(np.array(scale)),
-                                      None if bias is None else torch.from_numpy(bias.reshape(-1)), kind, bits,
-                                      w.shape[2:], a.get("strides", [1, 1]), pads[:2])
+                    bias_t = None if bias is None else torch.from_numpy(np.array(bias).reshape(-1))
+                    mod = FixedConv2d(torch.from_numpy(np.array(w)), torch.from_numpy(np.array(scale)), bias_t,
+                                      kind, bits, w.shape[2:], a.get("strides", [1, 1]), pads[:2])
                     channels, rank = w.shape[0], 4
         elif op in ("Add", "Sub", "Mul", "Div"):
             consts = [i for i in node.input if i in g.consts]
