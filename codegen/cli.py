@@ -22,7 +22,7 @@ from .errors import UsageError
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="lbgen: quantized PyTorch models -> bit-exact Verilog and HLS C++.")
 # a pipe or a CI log gets a wide console, so tables are not squeezed into 80 columns
-out_console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+out_console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 240)
 err_console = Console(stderr=True, soft_wrap=True)
 
 
@@ -239,56 +239,68 @@ def _run_one(name, out_dir, graph, values, trace, seed, backpressure, bound, lab
 def report(
     out_dir: Path = typer.Argument(..., help="an output directory written by lbgen emit"),
     clock_mhz: float = typer.Option(200.0, "--clock-mhz", help="clock for frames/s and latency"),
-    synth: bool = typer.Option(False, "--synth", help="run Yosys (synth_xilinx) for the Huffman decoders' "
-                               "LUTs; cached in out/report/"),
+    synth: bool = typer.Option(False, "--synth", help="run Yosys (synth_xilinx) on every layer for LUT/FF/CARRY4/"
+                               "BRAM/DSP, and on the Huffman decoders; cached in out/report/"),
     inputs: Optional[Path] = typer.Option(
         None, "--inputs", help="vectors for the activation statistics (.npy features or .npz with x); "
         "default: out/sim/inputs.npy"),
 ) -> None:
-    """Per-layer table: PE kind, precision, folding, cycles, accumulator and weight memory;
-    Huffman weight and activation statistics."""
+    """Per-layer table: PE kind, precision, folding, cycles, bit-operations, weight memory (and
+    Yosys cells with --synth); totals; Huffman and activation statistics. Also writes
+    out/report.html (with PNG plots) and out/report/report.json."""
     from .flow import load_output
-    from .passes.folding import folding_bound
+    from .report import build_report, table_rows, total_lines, write_html, write_json, write_plots
 
     try:
         graph = load_output(out_dir)
         if clock_mhz <= 0:
             raise UsageError(f"--clock-mhz {clock_mhz}: must be positive")
         values = _report_vectors(out_dir, graph, inputs)    # checked before anything is printed
+        cells = None
+        if synth:
+            from .synth import layer_cells
+
+            with err_console.status("yosys ...") as status:
+                cells = layer_cells(out_dir, graph, progress=lambda text: status.update(text))
     except UsageError as exc:
         _fail(exc)
         return
+    rep = build_report(graph, clock_mhz, cells)
+    header, rows = table_rows(rep)
     table = Table(title=f"lbgen report: {graph.name}")
-    for col in ("layer", "module", "PE kind", "W", "bits/weight", "A in", "out", "MW x MH", "PE x SIMD",
-                "cycles/frame", "acc bits", "weight bits"):
-        table.add_column(col, justify="right" if col not in ("layer", "module", "PE kind") else "left")
-    for l in graph.layers:
-        # realised bits per weight: the mean planes used (hetero), else the code width
-        table.add_row(l.name, l.source, l.pe_kind, str(l.wtype), f"{l.weight_bits_avg:.3g}", str(l.itype),
-                      str(l.out_dtype), f"{l.mw} x {l.mh}", f"{l.pe} x {l.simd}", str(l.cycles),
-                      str(l.acc_bits), str(l.mw * l.mh * l.wtype.bits))
+    for col in header:
+        table.add_column(col, justify="left" if col in ("layer", "module", "PE kind") else "right")
+    for row in rows:
+        table.add_row(*row)
     out_console.print(table)
+    extra: list[tuple[str, list[str], list[list[str]]]] = []
+
+    def show(title: str, cols: list[str], body: list[list[str]]) -> None:
+        t = Table(title=title)
+        for i, col in enumerate(cols):
+            t.add_column(col, justify="left" if i == 0 or col == "channels per width" else "right")
+        for r in body:
+            t.add_row(*r)
+        out_console.print(t)
+        extra.append((title, cols, body))
+
     mixed = [l for l in graph.layers if l.channel_bits is not None]
     if mixed:
-        ctab = Table(title="Per-channel weight widths (--bits-budget)")
-        for col in ("layer", "stored as", "channels per width", "mean bits"):
-            ctab.add_column(col, justify="left" if col in ("layer", "channels per width") else "right")
+        body = []
         for l in mixed:
             widths, counts = np.unique(np.asarray(l.channel_bits), return_counts=True)
-            ctab.add_row(l.name, str(l.wtype), ", ".join(f"{int(w)} bits: {int(c)}" for w, c in zip(widths, counts)),
-                         f"{float(np.mean(l.channel_bits)):.3f}")
-        out_console.print(ctab)
+            body.append([l.name, str(l.wtype), ", ".join(f"{int(w)} bits: {int(c)}" for w, c in zip(widths, counts)),
+                         f"{float(np.mean(l.channel_bits)):.3f}"])
+        show("Per-channel weight widths (--bits-budget)", ["layer", "stored as", "channels per width", "mean bits"],
+             body)
     if any(l.huffman is not None for l in graph.layers):
         from .passes.compress import layer_stats
 
-        htab = Table(title="Huffman-coded weights")
         cols = ["layer", "symbols", "raw bits", "Huffman bits", "stored bits", "entropy bound",
                 "mean code length", "x optimal", "longest code"]
         if synth:
             cols += ["decoder LUT/lane", "lanes", "decoder LUTs", "decoder FFs"]
-        for col in cols:
-            htab.add_column(col, justify="left" if col == "layer" else "right")
-        totals = [0, 0, 0]
+        body, totals = [], [0, 0, 0]
         for l in graph.layers:
             if l.huffman is None:
                 continue
@@ -307,23 +319,26 @@ def report(
                     _fail(exc)
                     return
                 row += [str(lane.lut), str(l.pe * l.simd), str(total.lut), str(total.ff)]
-            htab.add_row(*row)
-        out_console.print(htab)
+            body.append(row)
+        show("Huffman-coded weights", cols, body)
         out_console.print(f"weight memory: {totals[0]} bits raw, {totals[1]} bits Huffman-coded, {totals[2]} "
                           f"bits stored ({100 * (1 - totals[2] / totals[0]):.1f}% saved)")
     if values is not None:
         from .passes.compress import activation_stats
 
-        atab = Table(title=f"Huffman bits per activation value (layer outputs, {len(values)} vectors)")
-        for col in ("layer", "values", "stream bits", "distinct", "entropy", "Huffman"):
-            atab.add_column(col, justify="left" if col == "layer" else "right")
-        for a in activation_stats(graph, values):
-            atab.add_row(a.layer, str(a.values), str(a.raw_bits), str(a.symbols), f"{a.entropy:.3f}",
-                         f"{a.huffman:.3f}")
-        out_console.print(atab)
-    bound = folding_bound(graph)
-    fps = clock_mhz * 1e6 / bound
-    out_console.print(f"bottleneck {bound} cycles/frame -> {fps:,.0f} frames/s at {clock_mhz:g} MHz")
+        body = [[a.layer, str(a.values), str(a.raw_bits), str(a.symbols), f"{a.entropy:.3f}", f"{a.huffman:.3f}"]
+                for a in activation_stats(graph, values)]
+        show(f"Huffman bits per activation value (layer outputs, {len(values)} vectors)",
+             ["layer", "values", "stream bits", "distinct", "entropy", "Huffman"], body)
+    for line in total_lines(rep):
+        out_console.print(line, highlight=False)
+    try:
+        rdir = Path(out_dir) / "report"
+        write_json(rep, rdir / "report.json")
+        page = write_html(rep, Path(out_dir) / "report.html", write_plots(rep, rdir), extra)
+        out_console.print(f"wrote {page} and {rdir / 'report.json'}", highlight=False)
+    except OSError as exc:
+        err_console.print(f"[yellow]warning:[/] could not write the HTML report into {out_dir}: {exc}")
 
 
 def _report_vectors(out_dir: Path, graph, inputs: Optional[Path]):

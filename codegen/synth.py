@@ -22,11 +22,12 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable, Optional
 
-from .emitters.rtl import huffman_weights_params, rtl_library_dir
+from .emitters.rtl import huffman_weights_params, library_files, rtl_library_dir, rtl_plan
 from .errors import UsageError
 from .huffman import huffman_lanes
-from .ir import MatVec
+from .ir import Graph, MatVec
 
 YOSYS_SYNTH = "synth_xilinx -family xc7 -nodsp -flatten -top lb_huff_lane"
 #: lb_rom as a black box: a ROM's contents are not folded into the logic, and its
@@ -56,23 +57,34 @@ def parse_stat(text: str) -> dict[str, int]:
             "bram": sum(v for k, v in cells.items() if k.startswith("RAMB"))}
 
 
-def synth_module(module: str, params: dict, sources: dict, script: str, label: str) -> dict:
-    """Synthesise one library module with ``params`` (lb_rom a black box); its cell counts
-    (``parse_stat``) and the seconds Yosys took. RuntimeError with Yosys' output on failure."""
+def synth_module(module: str, params: dict, sources: dict, script: str, label: str,
+                 mem_dir: Optional[Path] = None, log: Optional[Path] = None) -> dict:
+    """Synthesise one library module with ``params``; its cell counts (``parse_stat``) and
+    the seconds Yosys took. RuntimeError with Yosys' output on failure.
+
+    Without ``mem_dir`` lb_rom is a black box (a ROM's storage is not counted); with it,
+    Yosys runs there so the ROMs read their .mem files and map to block or LUT RAM.
+    ``log``: where to keep Yosys' ``stat`` text."""
     with tempfile.TemporaryDirectory(prefix="lbgen-synth-") as tmp:
         d = Path(tmp)
         (d / "rom_bb.v").write_text(ROM_BLACKBOX)
         for name, text in sources.items():
             (d / name).write_text(text)
-        files = " ".join(sorted(sources))
+        files = " ".join(str(d / name) for name in sorted(sources))
         chparam = " ".join(f"-set {k} {v}" for k, v in params.items())
-        cmd = (f"read_verilog -lib rom_bb.v; read_verilog {files}; chparam {chparam} {module}; "
-               f"{script}; tee -q -o stat.txt stat")
+        lib = "" if mem_dir is not None else f"read_verilog -lib {d / 'rom_bb.v'}; "
+        cmd = (f"{lib}read_verilog {files}; chparam {chparam} {module}; "
+               f"{script}; tee -q -o {d / 'stat.txt'} stat")
         t0 = time.monotonic()
-        res = subprocess.run(["yosys", "-q", "-p", cmd], cwd=d, capture_output=True, text=True, timeout=3600)
+        res = subprocess.run(["yosys", "-q", "-p", cmd], cwd=mem_dir or d, capture_output=True, text=True,
+                             timeout=3600)
         if res.returncode != 0:
             raise RuntimeError(f"yosys failed for {label}:\n{res.stdout[-3000:]}{res.stderr[-3000:]}")
-        stat = parse_stat((d / "stat.txt").read_text())
+        text = (d / "stat.txt").read_text()
+        stat = parse_stat(text)
+    if log is not None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(text)
     stat["seconds"] = round(time.monotonic() - t0, 1)
     return stat
 
@@ -112,11 +124,9 @@ def _synth_lane(params: dict) -> Cells:
     return Cells(lut=stat["lut"], ff=stat["ff"], carry4=stat["carry4"], muxf=stat["muxf"])
 
 
-def huffman_decoder_cells(out_dir: Path, layer: MatVec) -> tuple[Cells, Cells]:
-    """(one lane, all PE x SIMD lanes) of a Huffman-coded layer, cached in out/report/synth.json."""
-    params = lane_params(layer)
-    src = (rtl_library_dir() / "lb_huff_lane.v").read_text()
-    key = hashlib.sha256((src + json.dumps(params, sort_keys=True) + YOSYS_SYNTH).encode()).hexdigest()[:24]
+def _cached(out_dir: Path, key: str, compute: Callable[[], dict]) -> dict:
+    """``compute()`` once per key, kept in out/report/synth.json (never half-written; a
+    read-only out/ just recomputes)."""
     cache_path = Path(out_dir) / CACHE
     try:
         cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
@@ -124,19 +134,95 @@ def huffman_decoder_cells(out_dir: Path, layer: MatVec) -> tuple[Cells, Cells]:
         cache = {}
     if not isinstance(cache, dict):
         cache = {}
-    entry = cache.get(f"huffman_lane:{key}")
+    entry = cache.get(key)
+    if isinstance(entry, dict):
+        return entry
+    entry = compute()
+    cache[key] = entry
     try:
-        lane = Cells(**entry) if isinstance(entry, dict) else None
+        cache_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(cache, indent=1) + "\n")
+        tmp.replace(cache_path)
+    except OSError:
+        pass
+    return entry
+
+
+def huffman_decoder_cells(out_dir: Path, layer: MatVec) -> tuple[Cells, Cells]:
+    """(one lane, all PE x SIMD lanes) of a Huffman-coded layer, cached in out/report/synth.json."""
+    params = lane_params(layer)
+    src = (rtl_library_dir() / "lb_huff_lane.v").read_text()
+    key = hashlib.sha256((src + json.dumps(params, sort_keys=True) + YOSYS_SYNTH).encode()).hexdigest()[:24]
+    entry = _cached(out_dir, f"huffman_lane:{key}", lambda: asdict(_synth_lane(params)))
+    try:
+        lane = Cells(**entry)
     except TypeError:
-        lane = None
-    if lane is None:
         lane = _synth_lane(params)
-        cache[f"huffman_lane:{key}"] = asdict(lane)
-        try:
-            cache_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache_path.with_suffix(".json.tmp")
-            tmp.write_text(json.dumps(cache, indent=1) + "\n")
-            tmp.replace(cache_path)                 # never a half-written cache
-        except OSError:
-            pass                        # a read-only out/: the figures are still printed
     return lane, lane.times(layer.pe * layer.simd)
+
+
+#: per-layer synthesis: DSPs allowed (a k-bit multiply may map to one), ROMs read their .mem files
+LAYER_SYNTH = "synth_xilinx -family xc7 -flatten -top {top}"
+#: the report's cell columns, from parse_stat
+LAYER_CELLS = ("lut", "ff", "carry4", "muxf", "bram", "dsp")
+
+
+def layer_units(graph: Graph) -> dict[str, list[tuple[str, dict]]]:
+    """Per layer, the library modules the top instantiates for it and their parameters:
+    the engine (lb_mvau), and for a convolution its sliding window (lb_swu) and max-pool."""
+    plan = rtl_plan(graph)
+    units: dict[str, list[tuple[str, dict]]] = {}
+    for layer, lp in zip(graph.layers, plan["layers"]):
+        mods = [("lb_mvau", dict(lp["params"]))]
+        if lp["swu"]:
+            mods.append(("lb_swu", dict(lp["swu"])))
+        if lp["maxpool"]:
+            mods.append(("lb_maxpool", dict(lp["maxpool"])))
+        units[layer.name] = mods
+    return units
+
+
+def layer_cells(out_dir: Path, graph: Graph, progress: Optional[Callable[[str], None]] = None) -> dict[str, dict]:
+    """Yosys cells of every layer (its units summed), cached in out/report/synth.json; each
+    unit's ``stat`` text is kept in out/report/yosys/<layer>.<module>.txt."""
+    if shutil.which("yosys") is None:
+        raise UsageError("--synth needs yosys (the Debian package yosys; make install sets it up)")
+    out_dir = Path(out_dir)
+    rtl = out_dir / "rtl"
+    lib = rtl_library_dir()
+    sources = {name: (lib / name).read_text() for name in library_files()}
+    result: dict[str, dict] = {}
+    units = layer_units(graph)
+    for i, (name, mods) in enumerate(units.items(), 1):
+        total = {k: 0 for k in LAYER_CELLS}
+        total["seconds"] = 0.0
+        for module, params in mods:
+            mems = sorted(v.strip('"') for v in map(str, params.values()) if str(v).endswith('.mem"'))
+            digest = hashlib.sha256()
+            digest.update("".join(sources[k] for k in sorted(sources)).encode())
+            digest.update(json.dumps(params, sort_keys=True).encode() + LAYER_SYNTH.encode() + module.encode())
+            for m in mems:
+                path = rtl / m
+                if not path.is_file():
+                    raise UsageError(f"{path}: missing (layer {name}); re-run lbgen emit")
+                digest.update(path.read_bytes())
+            log = out_dir / "report" / "yosys" / f"{name}.{module}.txt"
+            if progress is not None:
+                progress(f"yosys synth_xilinx: layer {name} ({i}/{len(units)}), {module}")
+
+            def run(module=module, params=params, log=log):
+                try:
+                    return synth_module(module, params, sources, LAYER_SYNTH.format(top=module),
+                                        f"layer {name} ({module})", mem_dir=rtl, log=log)
+                except RuntimeError as exc:
+                    raise UsageError(str(exc)) from None
+
+            stat = _cached(out_dir, f"layer:{module}:{digest.hexdigest()[:24]}", run)
+            if not log.is_file():           # a cached figure whose log was removed: synthesise again
+                stat = run()
+            for k in LAYER_CELLS:
+                total[k] += int(stat.get(k, 0))
+            total["seconds"] += float(stat.get("seconds", 0.0))
+        result[name] = total
+    return result

@@ -160,3 +160,10 @@ def test_shipped_model_rtl_equals_golden_on_32_images(shipped_out, simulator):
 @pytest.mark.parametrize("shipped_out,simulator", _rtl_cases(slow=True), indirect=["shipped_out"])
 def test_shipped_model_rtl_equals_golden_on_all_test_images(shipped_out, simulator):
     _check_rtl(shipped_out[1], shipped_out[2], simulator, None)
+
+
+def test_shipped_model_report(shipped_out):
+    from test_report import report_shipped
+
+    name, out, result = shipped_out
+    report_shipped(out, result.graph)

@@ -94,3 +94,10 @@ def test_auto_folding_meets_the_target_and_rtl_runs_at_the_bound(target, tmp_pat
     res = run_rtl(out, values, simulator="icarus", seed=1, backpressure=0.0, gaps=0.0, throughput_frames=6)
     assert res.passed, res.mismatches[:3]
     assert abs(res.cycles_per_frame - bound) <= 0.02 * bound, (res.cycles_per_frame, bound)
+
+
+def test_cnn_report(cnn_out):
+    from test_report import report_shipped
+
+    name, out, result = cnn_out
+    report_shipped(out, result.graph)
