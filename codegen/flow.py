@@ -342,6 +342,7 @@ def emit(model, out: Path, opts: EmitOptions, inputs: Optional[Path] = None, for
     """Compile ``model`` and write ``out/``: IR, RTL, HLS, vectors, folding."""
     from .emitters.hls import emit_hls
     from .emitters.rtl import emit_rtl
+    from .emitters.vendor import emit_vendor
 
     source = model
     model = prepare_model(model, opts)      # the torch check below runs on the same module
@@ -362,6 +363,8 @@ def emit(model, out: Path, opts: EmitOptions, inputs: Optional[Path] = None, for
             emit_rtl(graph, tmp / "rtl")
         if "hls" in targets:
             emit_hls(graph, tmp / "hls")
+        # vendor-flow files (Vitis HLS script + test vectors, FuseSoC core) of those targets
+        emit_vendor(graph, tmp, targets, vectors.values, trace.result)
 
     write_output(out, force, writer)
     return EmitResult(graph=graph, vectors=vectors, checks=checks)

@@ -10,6 +10,7 @@ PYTHON=${PYTHON:-python3}
 need_apt=()
 command -v iverilog >/dev/null 2>&1 || need_apt+=(iverilog)
 command -v yosys >/dev/null 2>&1 || need_apt+=(yosys)
+command -v tclsh >/dev/null 2>&1 || need_apt+=(tcl)  # checks the emitted Vitis HLS script (tests)
 command -v g++ >/dev/null 2>&1 || need_apt+=(g++)
 command -v make >/dev/null 2>&1 || need_apt+=(make)
 if [ ${#need_apt[@]} -gt 0 ]; then
