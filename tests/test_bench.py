@@ -69,3 +69,56 @@ def test_cnn_bench_plans_the_units_lbgen_emits(tmp_path):
     assert all(r["cycles"] <= 1152 for r in rows) and max(r["cycles"] for r in rows) == 1152
     mvau = [p for js in jobs for (u, p, _) in js if u == "lb_mvau"]
     assert all(p["WEIGHT_FILE"] == '"rom0_0000.mem"' for p in mvau)
+
+
+def test_width_sweep_quick(tmp_path):
+    """bench/width_sweep.py --quick: the JSON it writes, and the golden model (the hardware)
+    agreeing with the torch model it was compiled from on all but at most one test image."""
+    import json
+    import subprocess
+
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "width_sweep.py"), "--quick", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = json.loads((tmp_path / "width_sweep.json").read_text())
+    assert (tmp_path / "width_sweep.png").stat().st_size > 0
+    assert {"question", "settings", "summary", "rows", "seconds", "n_test"} <= set(doc)
+    assert doc["n_test"] == 360 and doc["settings"]["widths"] == [1, 2] and doc["settings"]["quick"]
+    assert "estimate_luts" in doc["settings"]["luts"] and "target-cycles" in doc["settings"]["folding_policy"]
+    assert {(s["kind"], s["width"]) for s in doc["summary"]} == {("mlp", 1), ("mlp", 2), ("cnn", 1), ("cnn", 2)}
+    for s in doc["summary"]:
+        assert {"parameters", "torch_accuracy", "golden_accuracy", "float_accuracy", "bitops", "est_luts",
+                "cycles_per_frame"} <= set(s)
+        assert s["cycles_per_frame"] <= doc["settings"]["target_cycles"]
+    binary = [r for r in doc["rows"] if r["format"] == "w1a1"]
+    assert len(binary) == 4 and len(doc["rows"]) == 8
+    for r in binary:
+        assert abs(r["golden_accuracy"] - r["torch_accuracy"]) <= 1 / 360 + 1e-12, r
+        assert r["bitops"] > 0 and r["est_luts"] > 0
+    for kind in ("mlp", "cnn"):   # twice the width: more bit-operations and more area at the same rate
+        s1, s2 = (next(s for s in doc["summary"] if (s["kind"], s["width"]) == (kind, k)) for k in (1, 2))
+        assert s2["bitops"] > s1["bitops"] and s2["est_luts"] > s1["est_luts"] and s2["parameters"] > s1["parameters"]
+
+
+def test_vs_hls4ml_lbgen_side_on_32_frames(tmp_path):
+    """bench/vs_hls4ml.py, lbgen's side on 32 test images of the Brevitas w1a2 model: one emit,
+    a fresh ap_int C-sim build and one run, bit-exact against golden and on every argmax of Brevitas."""
+    pytest.importorskip("brevitas")
+    pytest.importorskip("hls4ml")          # the ap_types headers of the C-simulation
+    import numpy as np
+
+    spec = importlib.util.spec_from_file_location("vs_hls4ml", ROOT / "bench" / "vs_hls4ml.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    model = mod.load_w1a2()
+    with np.load(mod.TEST_SET) as z:
+        x, y = z["x"][:32], z["y"][:32]
+    ref = mod.torch_logits(model, x)
+    (row,) = mod.run_lbgen("w1a2", model, x, y, ref, tmp_path, w=1, a=2, natives=(False,), repeats=1)
+    assert row["side"] == "lbgen" and row["config"] == "ap_int C-sim"
+    assert row["bit_exact"] and row["argmax_agreement"] == 1.0 and row["max_abs_logit_diff"] < 1e-4
+    assert row["build_s"] > 0 and row["throughput_fps"] > 0
+    assert row["total_s"] == pytest.approx(row["generation_s"] + row["build_s"] + row["verify_s"])
+    assert any(c.startswith("Brevitas forward vs lbgen on 32 vectors") for c in row["checks"])
+    pairs = mod.ratios([{**row, "side": "hls4ml", "config": "x"}, row])   # the ratio bookkeeping
+    assert pairs["hls4ml x vs lbgen ap_int C-sim"]["total_time_ratio"] == pytest.approx(1.0)
