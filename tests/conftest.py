@@ -29,6 +29,16 @@ def random_bn(c: int, g: torch.Generator, negative: bool = True) -> nn.BatchNorm
     return bn
 
 
+def random_bn2d_stats(model: nn.Module) -> nn.Module:
+    """Random statistics for every BatchNorm2d of ``model`` (gains of both signs: inverted channels)."""
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-2, 2)
+            m.running_var.uniform_(0.5, 3)
+            m.weight.data.uniform_(-1.5, 1.5)
+    return model
+
+
 def small_mlp(seed: int, dims=(12, 8, 6, 4), w_hidden: int = 1, a_hidden: int = 2,
               in_bits: int = 4, first_bits: int = 8, last_bits: int = 8) -> nn.Sequential:
     """Input quantizer -> first (k-bit) -> hidden (binary or k-bit) ... -> last (k-bit)."""

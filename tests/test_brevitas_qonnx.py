@@ -119,6 +119,14 @@ def test_brevitas_forward_equals_golden_on_every_level(routes):
     assert np.mean(np.argmax(trace.logits, 1) == y) > 0.95
 
 
+def test_report_of_each_route(routes):
+    from test_report import report_shipped
+
+    name, model, outs = routes
+    for out in outs.values():
+        report_shipped(out, load_output(out))
+
+
 def test_csim_equals_golden_on_all_test_images(routes):
     name, model, outs = routes
     values = np.load(outs["qonnx"] / "sim" / "inputs.npy")

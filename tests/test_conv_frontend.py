@@ -12,6 +12,8 @@ from lbgen import golden, quant
 from lbgen.errors import UsageError
 from lbgen.flow import EmitOptions, Vectors, build_graph, compare_torch_golden
 
+from conftest import random_bn2d_stats
+
 
 def _cnn(in_ch: int, flat: bool, w: str, seed: int = 0) -> nn.Sequential:
     torch.manual_seed(seed)
@@ -29,13 +31,7 @@ def _cnn(in_ch: int, flat: bool, w: str, seed: int = 0) -> nn.Sequential:
         nn.Flatten(), quant.IntLinear(6 * 2 * 1, 5, bits=8),
     ]
     model = nn.Sequential(*layers)
-    # random batch-norm statistics (both signs of gain: inverted channels)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.uniform_(-2, 2)
-            m.running_var.uniform_(0.5, 3)
-            m.weight.data.uniform_(-1.5, 1.5)
-    return model.eval()
+    return random_bn2d_stats(model).eval()
 
 
 @pytest.mark.parametrize("w", ["bin", "int4", "log2", "hetero"])

@@ -25,7 +25,7 @@ from lbgen.flow import EmitOptions, emit
 from lbgen.ir import DType, Graph
 from lbgen.packing import unpack_stream
 
-from conftest import small_mlp
+from conftest import random_bn2d_stats, small_mlp
 
 TCLSH = shutil.which("tclsh")
 VITIS_COMMANDS = ("open_project", "set_top", "add_files", "open_solution", "set_part", "create_clock",
@@ -45,12 +45,7 @@ def small_cnn() -> nn.Sequential:
         quant.BinaryConv2d(4, 6, kernel_size=1), nn.BatchNorm2d(6), quant.QuantAct(2, clip=2.0),
         nn.Flatten(), quant.IntLinear(6 * 3 * 3, 5, bits=8),
     )
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.uniform_(-2, 2)
-            m.running_var.uniform_(0.5, 3)
-            m.weight.data.uniform_(-1.5, 1.5)
-    return model.eval()
+    return random_bn2d_stats(model).eval()
 
 
 MODELS = {
