@@ -19,9 +19,9 @@ from conftest import DIGITS, small_mlp
 LBGEN = [sys.executable, "-m", "lbgen.cli"]
 
 
-def run(*args, cwd=None, env=None) -> subprocess.CompletedProcess:
+def run(*args, cwd=None, env=None, timeout: int = 300) -> subprocess.CompletedProcess:
     return subprocess.run([*LBGEN, *map(str, args)], capture_output=True, text=True, cwd=cwd,
-                          env=env, timeout=300)
+                          env=env, timeout=timeout)
 
 
 def assert_usage_error(proc, *fragments, out: Path | None = None):
@@ -217,7 +217,7 @@ def test_report_channel_widths_decoder_luts_and_activation_bits(tmp_path):
              "--target-cycles", "2048", "--inputs", DIGITS / "digits_test.npz", "-o", out)
     assert ok.returncode == 0, ok.stderr
     env = dict(os.environ, COLUMNS="250")
-    rep = run("report", out, "--synth", env=env)
+    rep = run("report", out, "--synth", env=env, timeout=3600)    # Yosys on every layer engine
     assert rep.returncode == 0, rep.stderr
     rows = {}
     for line in rep.stdout.splitlines():
