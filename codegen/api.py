@@ -95,10 +95,9 @@ def load_state_dict_model(path: Path, arch: str):
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise UsageError(f"state_dict file {str(path)!r} does not hold a state_dict (a dict of tensors)")
     try:
-        result = model.load_state_dict(state, strict=True)
+        model.load_state_dict(state, strict=True)
     except (RuntimeError, KeyError, ValueError) as exc:
         raise UsageError(f"state_dict file {str(path)!r} does not fit --arch {arch!r}: "
                          f"{' '.join(str(exc).split())[:600]}") from None
-    del result
     model.eval()
     return model

@@ -73,11 +73,6 @@ class Report:
                 "notes": self.notes}
 
 
-def _bits_per_weight(layer: MatVec) -> float:
-    """Bits a weight contributes to a bit-operation: the realised mean for hetero planes."""
-    return float(layer.weight_bits_avg)
-
-
 def layer_figures(layer: MatVec, cells: Optional[dict] = None) -> LayerFigures:
     from .passes.compress import layer_stats
 
@@ -89,7 +84,8 @@ def layer_figures(layer: MatVec, cells: Optional[dict] = None) -> LayerFigures:
         inputs=str(layer.itype), outputs=str(layer.out_dtype) if not layer.is_output else f"int{layer.acc_bits}",
         mw=layer.mw, mh=layer.mh, pixels=layer.pixels, pe=layer.pe, simd=layer.simd, cycles=layer.cycles,
         acc_bits=layer.acc_bits, macs=macs,
-        bit_ops=int(round(macs * _bits_per_weight(layer) * layer.itype.bits)),
+        # a weight's bits: the realised mean planes for hetero weights
+        bit_ops=int(round(macs * float(layer.weight_bits_avg) * layer.itype.bits)),
         weight_bits_raw=raw, weight_bits_stored=stored, cells=cells)
 
 

@@ -192,6 +192,7 @@ def layer_cells(out_dir: Path, graph: Graph, progress: Optional[Callable[[str], 
     rtl = out_dir / "rtl"
     lib = rtl_library_dir()
     sources = {name: (lib / name).read_text() for name in library_files()}
+    library = hashlib.sha256("".join(sources[k] for k in sorted(sources)).encode()).digest()
     result: dict[str, dict] = {}
     units = layer_units(graph)
     for i, (name, mods) in enumerate(units.items(), 1):
@@ -199,8 +200,7 @@ def layer_cells(out_dir: Path, graph: Graph, progress: Optional[Callable[[str], 
         total["seconds"] = 0.0
         for module, params in mods:
             mems = sorted(v.strip('"') for v in map(str, params.values()) if str(v).endswith('.mem"'))
-            digest = hashlib.sha256()
-            digest.update("".join(sources[k] for k in sorted(sources)).encode())
+            digest = hashlib.sha256(library)
             digest.update(json.dumps(params, sort_keys=True).encode() + LAYER_SYNTH.encode() + module.encode())
             for m in mems:
                 path = rtl / m

@@ -175,11 +175,10 @@ def _weight_layer(path: str, module, problems: list[str]):
 
 def _layer_modules(path: str, module, problems: list[str]) -> list[tuple[str, object]]:
     out = []
-    for role in ("input_quant",):
-        proxy = getattr(module, role, None)
-        if proxy is not None and getattr(proxy, "is_quant_enabled", False):
-            q = _proxy_quant(f"{path}.{role}", proxy, problems)
-            out += [(f"{path}.{role}", q)] if q is not None else []
+    proxy = getattr(module, "input_quant", None)
+    if proxy is not None and getattr(proxy, "is_quant_enabled", False):
+        q = _proxy_quant(f"{path}.input_quant", proxy, problems)
+        out += [(f"{path}.input_quant", q)] if q is not None else []
     layer = _weight_layer(path, module, problems)
     out += [(path, layer)] if layer is not None else []
     proxy = getattr(module, "output_quant", None)

@@ -37,6 +37,13 @@ from ..quant.modules import QuantConv2dMixin
 ROUNDING = {"ROUND": torch.round, "FLOOR": torch.floor, "CEIL": torch.ceil, "ROUND_TO_ZERO": torch.trunc}
 
 
+def int_range(bits: int, signed: bool, narrow: bool) -> tuple[int, int]:
+    """(qmin, qmax) of a ``bits``-bit integer quantizer (Brevitas, QONNX ``Quant``)."""
+    if signed:
+        return -(1 << (bits - 1)) + int(narrow), (1 << (bits - 1)) - 1
+    return 0, (1 << bits) - 1 - int(narrow)
+
+
 def _channel_view(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """A per-channel vector (C,) shaped to broadcast over dim 1 of ``x``."""
     return t.reshape((1, -1) + (1,) * (x.dim() - 2)) if t.numel() > 1 else t.reshape(())
@@ -66,10 +73,8 @@ class AffineQuant(nn.Module):
             self.qmin = self.qmax = self.offset = 0
             self.zero = 0
             return
-        full_min = -(1 << (self.bits - 1)) if self.signed else 0
-        self.qmin = full_min + (1 if self.narrow and self.signed else 0)
-        self.qmax = ((1 << (self.bits - 1)) - 1) if self.signed else (1 << self.bits) - 1 - int(self.narrow)
-        self.offset = -full_min                       # u = q + offset
+        self.qmin, self.qmax = int_range(self.bits, self.signed, self.narrow)
+        self.offset = (1 << (self.bits - 1)) if self.signed else 0    # u = q + offset: 0 .. 2**bits - 1
         self.zero = int(round(self.zero_point)) + self.offset
 
     def step(self) -> torch.Tensor:

@@ -17,7 +17,8 @@ from typing import Optional
 import numpy as np
 
 from ..errors import UsageError
-from .imported import ROUNDING, AffineQuant, ChannelAffine, FixedConv2d, FixedLinear, ImportedModel, ThresholdQuant
+from .imported import (ROUNDING, AffineQuant, ChannelAffine, FixedConv2d, FixedLinear, ImportedModel, ThresholdQuant,
+                       int_range)
 
 #: ONNX ops lbgen translates (besides the qonnx custom ops Quant, BipolarQuant, MultiThreshold)
 SUPPORTED_OPS = ("Quant", "BipolarQuant", "MultiThreshold", "MatMul", "Gemm", "Conv", "Add", "Sub", "Mul", "Div",
@@ -179,10 +180,7 @@ def _quant_ints(x: np.ndarray, scale: np.ndarray, zero_point: np.ndarray, bits: 
     from ..ir import ROUNDING_MODES
 
     q = ROUNDING_MODES[rounding](y)
-    b = int(bits)
-    lo = (-(1 << (b - 1)) + int(narrow)) if signed else 0
-    hi = ((1 << (b - 1)) - 1) if signed else (1 << b) - 1 - int(narrow)
-    return np.clip(q, lo, hi)
+    return np.clip(q, *int_range(int(bits), signed, narrow))
 
 
 def _weights(g: _Graph, node, name: str, out_axis: int):
