@@ -15,7 +15,12 @@ from .passes.pe import choose_pe
 
 
 def random_layer(rng: np.random.Generator, name: str, mw: int, mh: int, wtype: DType, itype: DType,
-                 odtype: DType | None, pe: int, simd: int, acc_bits: int | None = None) -> MatVec:
+                 odtype: DType | None, pe: int, simd: int, acc_bits: int | None = None,
+                 extremes: float = 0.0) -> MatVec:
+    """``extremes``: the share of thresholds put exactly at an end of the channel's
+    reachable range (lo - 1, lo, lo + 1, hi - 1, hi, hi + 1) or of the accumulator
+    type (its most negative and its largest value), where an off-by-one or a
+    sign-extension slip shows."""
     codes = None
     if wtype.kind == "bipolar":
         w = rng.choice([-1, 1], size=(mh, mw))
@@ -35,6 +40,11 @@ def random_layer(rng: np.random.Generator, name: str, mw: int, mh: int, wtype: D
         span_lo, span_hi = lo[:, None] - 1, hi[:, None] + 1
         t = rng.integers(span_lo, span_hi + 1, size=(mh, n))
         amax = (1 << (layer.acc_bits - 1)) - 1
+        if extremes:
+            ends = np.concatenate([lo[:, None] + np.array([-1, 0, 1]), hi[:, None] + np.array([-1, 0, 1]),
+                                   np.full((mh, 1), -amax - 1), np.full((mh, 1), amax)], axis=1)
+            pick = rng.integers(0, ends.shape[1], size=(mh, n))
+            t = np.where(rng.random((mh, n)) < extremes, np.take_along_axis(ends, pick, axis=1), t)
         layer.thresholds = np.sort(np.clip(t, -amax - 1, amax), axis=1).astype(np.int64)
         layer.threshold_invert = rng.random(mh) < 0.3
         layer.odtype = odtype
@@ -61,14 +71,15 @@ def random_codes(rng: np.random.Generator, wtype: DType, shape: tuple[int, ...])
 
 
 def random_graph(seed: int, dims: list[int], wtypes: list[DType], atypes: list[DType],
-                 folding: list[tuple[int, int]], acc_bits: int | None = None) -> Graph:
+                 folding: list[tuple[int, int]], acc_bits: int | None = None, extremes: float = 0.0) -> Graph:
     """dims: [in, h1, ..., out]; atypes: input type then one per hidden output."""
     rng = np.random.default_rng(seed)
     layers = []
     for i in range(len(dims) - 1):
         last = i == len(dims) - 2
         layers.append(random_layer(rng, f"fc{i}", dims[i], dims[i + 1], wtypes[i], atypes[i],
-                                   None if last else atypes[i + 1], *folding[i], acc_bits=acc_bits))
+                                   None if last else atypes[i + 1], *folding[i], acc_bits=acc_bits,
+                                   extremes=extremes))
     step = 1.0 / max(1, atypes[0].max)
     return Graph(name=f"random{seed}", input=InputQuant(atypes[0], step), layers=layers).validate()
 
@@ -91,7 +102,7 @@ class ConvSpec:
 
 def random_cnn(seed: int, in_chw: tuple[int, int, int], itype: DType, convs: list[ConvSpec],
                classes: int, fc_wtype: DType, fc_fold: tuple[int, int] = (1, 1),
-               acc_bits: int | None = None) -> Graph:
+               acc_bits: int | None = None, extremes: float = 0.0) -> Graph:
     """Convolutions (each optionally max-pooled) and a fully connected classifier."""
     rng = np.random.default_rng(seed)
     layers = []
@@ -101,7 +112,7 @@ def random_cnn(seed: int, in_chw: tuple[int, int, int], itype: DType, convs: lis
         kw = spec.k_w or spec.k
         geom = ConvGeom(c, h, w, spec.k, kw, spec.s, spec.s, spec.p, min(spec.p, kw - 1))
         layer = random_layer(rng, f"conv{i}", geom.window, spec.out_ch, spec.wtype, t, spec.otype,
-                             *spec.fold, acc_bits=acc_bits)
+                             *spec.fold, acc_bits=acc_bits, extremes=extremes)
         layer.conv = geom
         c, h, w = spec.out_ch, geom.out_h, geom.out_w
         if spec.pool:
@@ -110,7 +121,7 @@ def random_cnn(seed: int, in_chw: tuple[int, int, int], itype: DType, convs: lis
         layers.append(layer)
         t = spec.otype
     layers.append(random_layer(rng, f"fc{len(convs)}", c * h * w, classes, fc_wtype, t, None, *fc_fold,
-                               acc_bits=acc_bits))
+                               acc_bits=acc_bits, extremes=extremes))
     step = 1.0 / max(1, itype.max)
     return Graph(name=f"random_cnn{seed}", input=InputQuant(itype, step), layers=layers).validate()
 

@@ -1,0 +1,431 @@
+"""Property tests: random networks agree bit for bit in every executor.
+
+FINN's and hls4ml's worst failures are hardware that silently disagrees with
+software. Hand-picked test designs only cover what their authors thought of,
+so hypothesis draws the networks here, from two generators:
+
+* **IR networks** (``lbgen.testing``): MLPs and CNNs in every weight format
+  (bipolar, k-bit int, log2, heterogeneous planes) and activation width, any
+  signedness the IR has, random PE x SIMD foldings (1 up to fully parallel),
+  convolution shapes (kernel, non-square kernels, stride, padding, max-pool),
+  exact or 32-bit accumulators, thresholds drawn at the very ends of each
+  channel's reachable range and of the accumulator type, inverted channels,
+  and Huffman-coded weight streams.
+* **torch networks** built from ``lbgen.quant`` modules with random weights
+  and batch-norm statistics (gains of both signs), compiled by the product's
+  own ``emit`` flow with a random folding: it checks torch = golden on every
+  hidden integer level of every vector before writing anything.
+
+Every network then runs golden = HLS C-sim (the ap_int code synthesis sees) =
+Icarus = Verilator on every layer's output stream, under random tvalid gaps and
+tready back-pressure, and the measured cycles per frame must meet the folding
+bound.
+
+Profiles: the default run draws ``FAST`` networks per generator,
+derandomized so that CI sees the same networks every time; ``make test-all``
+draws ``LONG`` per generator at random (hypothesis prints the seed and the
+network of a failure). Each test asserts how many networks actually ran.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from lbgen import golden, quant
+from lbgen.csim import run_csim
+from lbgen.emitters.hls import emit_hls
+from lbgen.emitters.rtl import emit_rtl
+from lbgen.flow import EmitOptions, emit
+from lbgen.ir import DType, Graph, signed_bits_for
+from lbgen.passes.compress import compress_weights
+from lbgen.passes.folding import divisors
+from lbgen.simulate import SIMULATORS, run_rtl
+from lbgen.testing import ConvSpec, random_cnn, random_graph, random_inputs
+
+from conftest import random_bn
+
+#: networks per generator: (default run, make test-all)
+FAST = {"ir": 20, "torch": 12}
+LONG = {"ir": 200, "torch": 110}
+FRAMES = 10                 # vectors per network (plus THROUGHPUT back-to-back frames)
+THROUGHPUT = 6
+ACC_LIMIT = 32              # the 32-bit default; an exact accumulator is used when it fits
+
+B = DType("bipolar", 1)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def sim_cache(tmp_path_factory):
+    """A module-private build cache: these builds are used once and should not push out the user's."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LBGEN_SIM_CACHE", str(tmp_path_factory.mktemp("simcache")))
+        yield
+
+
+# --------------------------------------------------------------------------- number formats
+
+def weight_types() -> st.SearchStrategy[DType]:
+    hetero = st.integers(1, 3).flatmap(
+        lambda n: st.lists(st.integers(1, 12), min_size=n, max_size=n).map(
+            lambda s: DType("hetero", 2 * len(s) - 1, tuple(s))))
+    return st.one_of(st.just(B), st.integers(2, 8).map(lambda k: DType("int", k)),
+                     st.integers(2, 5).map(lambda k: DType("log2", k)), hetero)
+
+
+def activation_types(max_bits: int = 4) -> st.SearchStrategy[DType]:
+    return st.one_of(st.just(B), st.integers(1, max_bits).map(lambda k: DType("uint", k)))
+
+
+def input_types() -> st.SearchStrategy[DType]:
+    return st.one_of(st.just(B), st.integers(1, 8).map(lambda k: DType("uint", k)))
+
+
+def divisor_of(n: int) -> st.SearchStrategy[int]:
+    return st.sampled_from(divisors(n))
+
+
+# --------------------------------------------------------------------------- IR networks
+
+@dataclass(frozen=True)
+class IRNet:
+    """A network of ``lbgen.testing``: every field is what hypothesis drew (its repr is the failure report)."""
+
+    seed: int
+    dims: tuple[int, ...] = ()                 # MLP: in, hidden..., out
+    wtypes: tuple[DType, ...] = ()
+    atypes: tuple[DType, ...] = ()             # input type, then one per hidden output
+    folds: tuple[tuple[int, int], ...] = ()
+    in_chw: Optional[tuple[int, int, int]] = None   # CNN: input feature map
+    convs: tuple[ConvSpec, ...] = ()
+    classes: int = 0
+    fc_wtype: DType = B
+    fc_fold: tuple[int, int] = (1, 1)
+    acc32: bool = False                        # 32-bit accumulators instead of the exact width
+    extremes: float = 0.3
+    huffman: bool = False
+    gaps: float = 0.3
+    backpressure: float = 0.3
+
+    def graph(self) -> Graph:
+        acc = ACC_LIMIT if self.acc32 else None
+        if self.in_chw is None:
+            g = random_graph(self.seed, list(self.dims), list(self.wtypes), list(self.atypes), list(self.folds),
+                             acc_bits=acc, extremes=self.extremes)
+        else:
+            g = random_cnn(self.seed, self.in_chw, self.atypes[0], list(self.convs), self.classes, self.fc_wtype,
+                           self.fc_fold, acc_bits=acc, extremes=self.extremes)
+        return compress_weights(g, "huffman") if self.huffman else g
+
+
+@st.composite
+def mlp_nets(draw) -> IRNet:
+    n = draw(st.integers(1, 3))
+    dims = [draw(st.integers(1, 24))] + [draw(st.integers(1, 16)) for _ in range(n - 1)] + [draw(st.integers(1, 8))]
+    atypes = [draw(input_types())] + [draw(activation_types(draw(st.sampled_from([2, 4, 8]))))
+                                      for _ in range(n - 1)]
+    return IRNet(seed=draw(st.integers(0, 2 ** 31 - 1)), dims=tuple(dims),
+                 wtypes=tuple(draw(weight_types()) for _ in range(n)), atypes=tuple(atypes),
+                 folds=tuple((draw(divisor_of(dims[i + 1])), draw(divisor_of(dims[i]))) for i in range(n)),
+                 **draw(_run_options()))
+
+
+@st.composite
+def cnn_nets(draw) -> IRNet:
+    chw = (draw(st.integers(1, 4)), draw(st.integers(3, 8)), draw(st.integers(3, 8)))
+    c, h, w = chw
+    convs = []
+    for _ in range(draw(st.integers(1, 2))):
+        k = draw(st.integers(1, min(3, h, w)))
+        kw = draw(st.sampled_from([k, k, min(w, k + 1)]))          # sometimes a non-square kernel
+        p = draw(st.integers(0, min(1, k - 1)))
+        s = draw(st.integers(1, 2))
+        oh, ow = (h + 2 * p - k) // s + 1, (w + 2 * min(p, kw - 1) - kw) // s + 1
+        if oh < 1 or ow < 1:
+            break
+        pool = draw(st.sampled_from([0, 2])) if min(oh, ow) >= 2 else 0
+        out = draw(st.integers(1, 8))
+        convs.append(ConvSpec(out, k, s, p, pool, draw(weight_types()), draw(activation_types()),
+                              (draw(divisor_of(out)), draw(divisor_of(c))), k_w=kw if kw != k else 0))
+        c, h, w = out, (oh // pool if pool else oh), (ow // pool if pool else ow)
+    if not convs:
+        return draw(mlp_nets())
+    classes = draw(st.integers(1, 6))
+    return IRNet(seed=draw(st.integers(0, 2 ** 31 - 1)), atypes=(draw(input_types()),), in_chw=chw,
+                 convs=tuple(convs), classes=classes, fc_wtype=draw(weight_types()),
+                 fc_fold=(draw(divisor_of(classes)), draw(divisor_of(c * h * w))), **draw(_run_options()))
+
+
+@st.composite
+def _run_options(draw) -> dict:
+    return {"acc32": draw(st.booleans()), "extremes": draw(st.sampled_from([0.0, 0.3, 0.8])),
+            "huffman": draw(st.integers(0, 3)) == 0, "gaps": draw(st.sampled_from([0.0, 0.3, 0.6])),
+            "backpressure": draw(st.sampled_from([0.0, 0.3, 0.6]))}
+
+
+def ir_nets() -> st.SearchStrategy[IRNet]:
+    return st.one_of(mlp_nets(), cnn_nets())
+
+
+# --------------------------------------------------------------------------- torch networks
+
+@dataclass(frozen=True)
+class TorchLayer:
+    """One quantized linear or conv layer of a torch network and what follows it."""
+
+    weights: tuple            # ("bin",) ("int", bits) ("log2", bits) ("het", avg_bits)
+    out: int
+    k: int = 0                # conv kernel (0: linear)
+    stride: int = 1
+    padding: int = 0
+    pool: int = 0
+    bn: bool = True
+    act_bits: int = 0         # activation after the layer (0: the output layer)
+    pe_pick: float = 0.0      # where in the divisor lists the folding falls, [0, 1)
+    simd_pick: float = 0.0
+
+
+@dataclass(frozen=True)
+class TorchNet:
+    seed: int
+    in_bits: int
+    in_chw: Optional[tuple[int, int, int]]     # None: an MLP of in_chw-less width ``in_features``
+    in_features: int
+    layers: tuple[TorchLayer, ...]
+    acc: str = "auto"
+    gaps: float = 0.3
+    backpressure: float = 0.3
+
+    def model(self) -> tuple[nn.Sequential, dict[str, dict[str, int]]]:
+        """The module and a --folding document keyed by module index."""
+        g = torch.Generator().manual_seed(self.seed)
+        mods: list[nn.Module] = [quant.QuantAct(self.in_bits, clip=1.0)]
+        folding: dict[str, dict[str, int]] = {}
+        chw = self.in_chw
+        width = self.in_features
+        for spec in self.layers:
+            if spec.k:
+                c, h, w = chw
+                layer = _conv(spec, c)
+                fan_in, simd_dim = c * spec.k * spec.k, c
+                oh = (h + 2 * spec.padding - spec.k) // spec.stride + 1
+                ow = (w + 2 * spec.padding - spec.k) // spec.stride + 1
+                chw = (spec.out, oh, ow)
+            else:
+                if chw is not None:
+                    mods.append(nn.Flatten())
+                    width, chw = chw[0] * chw[1] * chw[2], None
+                layer = _linear(spec, width)
+                fan_in, simd_dim = width, width
+                width = spec.out
+            with torch.no_grad():
+                layer.weight.copy_(torch.randn(layer.weight.shape, generator=g) / fan_in ** 0.5 * 2)
+                layer.bias.copy_(torch.randn(spec.out, generator=g) * 0.3)
+            folding[str(len(mods))] = {"pe": _pick(spec.out, spec.pe_pick), "simd": _pick(simd_dim, spec.simd_pick)}
+            mods.append(layer)
+            if spec.act_bits:
+                if spec.bn:
+                    mods.append(_bn2d(spec.out, g) if spec.k else random_bn(spec.out, g))
+                mods.append(quant.BinaryAct() if spec.act_bits == 1 else
+                            quant.QuantAct(spec.act_bits, clip=float(torch.rand(1, generator=g)) + 0.5))
+                if spec.pool:
+                    mods.append(nn.MaxPool2d(spec.pool))
+                    chw = (chw[0], chw[1] // spec.pool, chw[2] // spec.pool)
+        model = nn.Sequential(*mods)
+        model.train()
+        model.eval()                       # fixes the heterogeneous masks from the weights set above
+        return model, folding
+
+    def features(self, n: int) -> np.ndarray:
+        """Inputs over the whole input quantizer's range, a little beyond both ends, and exact level ties."""
+        rng = np.random.default_rng(self.seed)
+        shape = (n, *self.in_chw) if self.in_chw else (n, self.in_features)
+        x = rng.uniform(-0.2, 1.2, size=shape).astype(np.float32)
+        levels = (1 << self.in_bits) - 1
+        ties = (rng.integers(0, 2 * levels + 1, size=shape) / (2 * levels)).astype(np.float32)
+        return np.where(rng.random(shape) < 0.2, ties, x).astype(np.float32)
+
+
+def _pick(n: int, where: float) -> int:
+    d = divisors(n)
+    return d[min(len(d) - 1, int(where * len(d)))]
+
+
+def _linear(spec: TorchLayer, fan_in: int) -> nn.Module:
+    kind = spec.weights[0]
+    if kind == "bin":
+        return quant.BinaryLinear(fan_in, spec.out)
+    if kind == "int":
+        return quant.IntLinear(fan_in, spec.out, bits=spec.weights[1])
+    if kind == "log2":
+        return quant.Log2Linear(fan_in, spec.out, bits=spec.weights[1])
+    return quant.HeteroBinaryLinear(fan_in, spec.out, avg_bits=spec.weights[1])
+
+
+def _conv(spec: TorchLayer, in_ch: int) -> nn.Module:
+    kind, geo = spec.weights[0], dict(stride=spec.stride, padding=spec.padding)
+    if kind == "bin":
+        return quant.BinaryConv2d(in_ch, spec.out, spec.k, **geo)
+    if kind == "int":
+        return quant.IntConv2d(in_ch, spec.out, spec.k, bits=spec.weights[1], **geo)
+    if kind == "log2":
+        return quant.Log2Conv2d(in_ch, spec.out, spec.k, bits=spec.weights[1], **geo)
+    return quant.HeteroBinaryConv2d(in_ch, spec.out, spec.k, avg_bits=spec.weights[1], **geo)
+
+
+def _bn2d(c: int, g: torch.Generator) -> nn.BatchNorm2d:
+    bn = nn.BatchNorm2d(c)
+    src = random_bn(c, g)
+    with torch.no_grad():
+        for name in ("weight", "bias", "running_mean", "running_var"):
+            getattr(bn, name).copy_(getattr(src, name))
+    return bn
+
+
+def torch_weight_formats() -> st.SearchStrategy[tuple]:
+    return st.one_of(st.just(("bin",)), st.integers(2, 8).map(lambda b: ("int", b)),
+                     st.integers(2, 5).map(lambda b: ("log2", b)),
+                     st.sampled_from([1.4, 1.5, 2.0, 2.5]).map(lambda b: ("het", b)))
+
+
+@st.composite
+def torch_nets(draw) -> TorchNet:
+    picks = st.floats(0, 0.999)
+    layers = []
+    if draw(st.booleans()):                                   # a CNN: convolutions, then linear layers
+        chw = (draw(st.integers(1, 3)), draw(st.integers(4, 8)), draw(st.integers(4, 8)))
+        c, h, w = chw
+        for _ in range(draw(st.integers(1, 2))):
+            k = draw(st.integers(1, min(3, h, w)))
+            p = draw(st.integers(0, min(1, k - 1)))
+            s = draw(st.integers(1, 2))
+            oh, ow = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+            pool = 2 if min(oh, ow) >= 2 and draw(st.booleans()) else 0
+            out = draw(st.integers(1, 8))
+            layers.append(TorchLayer(draw(torch_weight_formats()), out, k, s, p, pool, draw(st.booleans()),
+                                     draw(st.integers(1, 4)), draw(picks), draw(picks)))
+            c, h, w = out, (oh // pool if pool else oh), (ow // pool if pool else ow)
+        in_features = 0
+    else:
+        chw, in_features = None, draw(st.integers(1, 24))
+    for _ in range(draw(st.integers(0, 2))):
+        layers.append(TorchLayer(draw(torch_weight_formats()), draw(st.integers(1, 16)), bn=draw(st.booleans()),
+                                 act_bits=draw(st.integers(1, 4)), pe_pick=draw(picks), simd_pick=draw(picks)))
+    layers.append(TorchLayer(draw(torch_weight_formats()), draw(st.integers(1, 8)), bn=False, act_bits=0,
+                             pe_pick=draw(picks), simd_pick=draw(picks)))
+    return TorchNet(seed=draw(st.integers(0, 2 ** 31 - 1)), in_bits=draw(st.integers(1, 8)), in_chw=chw,
+                    in_features=in_features, layers=tuple(layers), acc=draw(st.sampled_from(["auto", "32"])),
+                    gaps=draw(st.sampled_from([0.0, 0.3, 0.6])),
+                    backpressure=draw(st.sampled_from([0.0, 0.3, 0.6])))
+
+
+# --------------------------------------------------------------------------- every executor
+
+def check_executors(out: Path, graph: Graph, inputs: np.ndarray, seed: int, gaps: float, backpressure: float) -> None:
+    """golden = C-sim (ap_int) = Icarus = Verilator on every layer's output; the RTL meets the folding bound."""
+    trace = golden.run(graph, inputs)
+    problems = []
+    csim = run_csim(out, inputs, native=False)
+    first = csim.mismatch(trace)
+    if first:
+        problems.append(f"C-sim: {first}")
+    for sim in SIMULATORS:
+        res = run_rtl(out, inputs, simulator=sim, seed=seed, backpressure=backpressure, gaps=gaps,
+                      throughput_frames=THROUGHPUT)
+        if not res.passed:
+            problems.append(res.summary() + "\n" + res.log_tail)
+            continue
+        for layer in graph.layers:
+            if not np.array_equal(res.layer_outputs[layer.name], trace.outputs[layer.name]):
+                problems.append(f"{sim}: layer {layer.name!r} differs from golden but the testbench passed it")
+        if not res.throughput_ok(0.1):
+            problems.append(f"{sim}: {res.cycles_per_frame} cycles/frame measured, folding bound "
+                            f"{res.expected_cycles_per_frame}")
+    assert not problems, "\n".join(problems)
+
+
+def _run_ir_net(net: IRNet, stats: dict) -> None:
+    graph = net.graph().validate()
+    lo_hi = [l.acc_range() for l in graph.layers]
+    assert all(signed_bits_for(int(lo.min()), int(hi.max()) + 1) <= l.acc_bits
+               for l, (lo, hi) in zip(graph.layers, lo_hi))
+    with tempfile.TemporaryDirectory(prefix="lbgen-prop-") as tmp:
+        out = Path(tmp) / "out"
+        graph.save(out)
+        emit_rtl(graph, out / "rtl")
+        emit_hls(graph, out / "hls")
+        inputs = random_inputs(graph, FRAMES, seed=net.seed % 1000)
+        check_executors(out, Graph.load(out), inputs, net.seed % 97, net.gaps, net.backpressure)
+    _count(stats, graph)
+
+
+def _run_torch_net(net: TorchNet, stats: dict) -> None:
+    model, folding = net.model()
+    with tempfile.TemporaryDirectory(prefix="lbgen-prop-") as tmp:
+        tmp = Path(tmp)
+        (tmp / "folding.json").write_text(json.dumps(folding))
+        np.save(tmp / "x.npy", net.features(FRAMES))
+        opts = EmitOptions(acc=net.acc, folding=tmp / "folding.json",
+                           input_shape=",".join(map(str, net.in_chw)) if net.in_chw else None)
+        # emit checks torch = golden on every hidden level of every vector (flow.compare_torch_golden)
+        result = emit(model, tmp / "out", opts, inputs=tmp / "x.npy")
+        assert result.checks[0].startswith("torch vs golden on"), result.checks
+        check_executors(tmp / "out", result.graph, result.vectors.values, net.seed % 97, net.gaps,
+                        net.backpressure)
+    _count(stats, result.graph)
+
+
+def _count(stats: dict, graph: Graph) -> None:
+    stats["networks"] += 1
+    stats["layers"] += len(graph.layers)
+    for l in graph.layers:
+        stats["pe"][l.pe_kind] = stats["pe"].get(l.pe_kind, 0) + 1
+    stats["conv"] += sum(l.conv is not None for l in graph.layers)
+    stats["huffman"] += any(l.huffman is not None for l in graph.layers)
+
+
+def _property(strategy, body, examples: int, long: bool):
+    stats = {"networks": 0, "layers": 0, "pe": {}, "conv": 0, "huffman": 0}
+    phases = (Phase.explicit, Phase.generate, Phase.shrink) if long else (Phase.explicit, Phase.generate)
+
+    @settings(max_examples=examples, deadline=None, derandomize=not long, database=None, phases=phases,
+              suppress_health_check=list(HealthCheck), print_blob=True)
+    @given(strategy)
+    def run(net):
+        body(net, stats)
+
+    t0 = time.monotonic()
+    run()
+    stats["seconds"] = round(time.monotonic() - t0, 1)
+    print(f"\n{body.__name__}: {stats}")
+    assert stats["networks"] >= examples, stats
+    return stats
+
+
+def test_random_ir_networks_in_every_executor():
+    _property(ir_nets(), _run_ir_net, FAST["ir"], long=False)
+
+
+def test_random_torch_networks_in_every_executor():
+    _property(torch_nets(), _run_torch_net, FAST["torch"], long=False)
+
+
+@pytest.mark.slow
+def test_random_ir_networks_long():
+    _property(ir_nets(), _run_ir_net, LONG["ir"], long=True)
+
+
+@pytest.mark.slow
+def test_random_torch_networks_long():
+    _property(torch_nets(), _run_torch_net, LONG["torch"], long=True)
