@@ -400,3 +400,29 @@ def test_brevitas_cnn_in_memory_and_qonnx_agree(tmp_path):
 def test_padded_conv_behind_a_signed_input_is_refused():
     with pytest.raises(UsageError, match="zero padding of an input with a zero point"):
         build_graph(_brevitas_cnn(signed_input=True), EmitOptions(input_shape="1,8,8"))
+
+
+def test_one_bit_tensors_holding_a_single_value_are_read(tmp_path):
+    """Brevitas' own QuantTensor.int() refuses a 1-bit tensor in which only one of
+    the two values occurs (a binary weight of one element, a 1-bit ReLU that is 0
+    on every vector); lbgen reads such tensors (found by tests/test_property.py)."""
+    import brevitas.nn as qnn
+    from brevitas.quant import SignedBinaryWeightPerTensorConst
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        qnn.QuantIdentity(bit_width=4, return_quant_tensor=True),
+        qnn.QuantLinear(1, 1, bias=True, weight_quant=SignedBinaryWeightPerTensorConst),
+        qnn.QuantReLU(bit_width=1, return_quant_tensor=True),
+        qnn.QuantLinear(1, 3, bias=True, weight_bit_width=4))
+    x = np.random.default_rng(0).normal(0, 1, size=(32, 1)).astype(np.float32)
+    model.train()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model(torch.from_numpy(x))
+        model[1].bias.fill_(-100.0)               # the ReLU's input is negative on every vector
+    model.eval()
+    np.save(tmp_path / "x.npy", x)
+    result = lbgen.emit(model, tmp_path / "out", inputs=tmp_path / "x.npy")
+    assert result.checks[1].startswith("Brevitas forward vs lbgen on 32 vectors: all"), result.checks
+    assert not golden.run(result.graph, result.vectors.values).outputs[result.graph.layers[0].name].any()

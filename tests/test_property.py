@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -57,8 +58,8 @@ from lbgen.testing import ConvSpec, random_cnn, random_graph, random_inputs
 from conftest import random_bn
 
 #: networks per generator: (default run, make test-all)
-FAST = {"ir": 20, "torch": 12}
-LONG = {"ir": 200, "torch": 110}
+FAST = {"ir": 20, "torch": 8, "brevitas": 4}
+LONG = {"ir": 180, "torch": 90, "brevitas": 40}
 FRAMES = 10                 # vectors per network (plus THROUGHPUT back-to-back frames)
 THROUGHPUT = 6
 ACC_LIMIT = 32              # the 32-bit default; an exact accumulator is used when it fits
@@ -330,6 +331,130 @@ def torch_nets(draw) -> TorchNet:
                     backpressure=draw(st.sampled_from([0.0, 0.3, 0.6])))
 
 
+# --------------------------------------------------------------------------- Brevitas networks
+
+@dataclass(frozen=True)
+class BrevitasLayer:
+    weight_bits: int          # 1: binary (SignedBinaryWeightPerTensorConst), else signed k-bit
+    per_channel: bool
+    out: int
+    k: int = 0                # conv kernel (0: linear)
+    padding: int = 0
+    pool: int = 0
+    bn: bool = True
+    act: tuple = ()           # ("relu", bits) or ("hardtanh", bits, max_val); () for the output layer
+    pe_pick: float = 0.0
+    simd_pick: float = 0.0
+
+
+@dataclass(frozen=True)
+class BrevitasNet:
+    """A model as a Brevitas user writes it: calibrated by a few training-mode forwards."""
+
+    seed: int
+    in_bits: int
+    in_signed: bool           # Int (zero point: levels stream as q - qmin) or Uint input quantizer
+    in_chw: Optional[tuple[int, int, int]]
+    in_features: int
+    layers: tuple[BrevitasLayer, ...]
+    gaps: float = 0.3
+    backpressure: float = 0.3
+
+    def model(self) -> tuple[nn.Sequential, dict[str, dict[str, int]]]:
+        import brevitas.nn as qnn
+        from brevitas.quant import (Int8ActPerTensorFloat, SignedBinaryWeightPerTensorConst,
+                                    Uint8ActPerTensorFloat)
+
+        torch.manual_seed(self.seed)
+        mods: list[nn.Module] = [qnn.QuantIdentity(act_quant=Int8ActPerTensorFloat if self.in_signed else
+                                                   Uint8ActPerTensorFloat, bit_width=self.in_bits,
+                                                   return_quant_tensor=True)]
+        folding: dict[str, dict[str, int]] = {}
+        chw, width = self.in_chw, self.in_features
+        for spec in self.layers:
+            wq = (dict(weight_quant=SignedBinaryWeightPerTensorConst) if spec.weight_bits == 1 else
+                  dict(weight_bit_width=spec.weight_bits, weight_scaling_per_output_channel=spec.per_channel))
+            if spec.k:
+                c, h, w = chw
+                layer = qnn.QuantConv2d(c, spec.out, spec.k, padding=spec.padding, bias=True, **wq)
+                simd_dim = c
+                size = (h + 2 * spec.padding - spec.k + 1, w + 2 * spec.padding - spec.k + 1)
+                chw = (spec.out, *size)
+            else:
+                if chw is not None:
+                    mods.append(nn.Flatten())
+                    width, chw = chw[0] * chw[1] * chw[2], None
+                layer = qnn.QuantLinear(width, spec.out, bias=True, **wq)
+                simd_dim, width = width, spec.out
+            folding[str(len(mods))] = {"pe": _pick(spec.out, spec.pe_pick), "simd": _pick(simd_dim, spec.simd_pick)}
+            mods.append(layer)
+            if spec.act:
+                if spec.bn:
+                    mods.append(nn.BatchNorm2d(spec.out) if spec.k else nn.BatchNorm1d(spec.out))
+                if spec.act[0] == "relu":
+                    mods.append(qnn.QuantReLU(bit_width=spec.act[1], return_quant_tensor=True))
+                else:
+                    mods.append(qnn.QuantHardTanh(bit_width=spec.act[1], min_val=-spec.act[2], max_val=spec.act[2],
+                                                  return_quant_tensor=True))
+                if spec.pool:
+                    mods.append(nn.MaxPool2d(spec.pool))
+                    chw = (chw[0], chw[1] // spec.pool, chw[2] // spec.pool)
+        model = nn.Sequential(*mods)
+        model.train()
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for _ in range(3):        # calibrate the activation scales and batch-norm statistics
+                model(torch.from_numpy(self.features(64, seed=1)))
+        return model.eval(), folding
+
+    def features(self, n: int, seed: int = 0) -> np.ndarray:
+        rng = np.random.default_rng(self.seed + seed)
+        shape = (n, *self.in_chw) if self.in_chw else (n, self.in_features)
+        return rng.normal(0.3, 0.8, size=shape).astype(np.float32)
+
+
+@st.composite
+def brevitas_nets(draw) -> BrevitasNet:
+    picks = st.floats(0, 0.999)
+    signed = draw(st.booleans())
+    weight_bits = st.sampled_from([1, 2, 3, 4, 6, 8])
+
+    def act():
+        bits = draw(st.integers(1, 4))
+        if bits > 1 and draw(st.integers(0, 2)) == 0:
+            return ("hardtanh", bits, draw(st.sampled_from([1.0, 2.0])))
+        return ("relu", bits)
+
+    layers = []
+    zero_pointed = signed                   # the IR refuses zero padding of a zero-pointed input
+    if draw(st.booleans()):
+        chw = (draw(st.integers(1, 3)), draw(st.integers(4, 7)), draw(st.integers(4, 7)))
+        c, h, w = chw
+        for _ in range(draw(st.integers(1, 2))):
+            k = draw(st.integers(1, min(3, h, w)))
+            p = 0 if zero_pointed else draw(st.integers(0, min(1, k - 1)))
+            oh, ow = h + 2 * p - k + 1, w + 2 * p - k + 1
+            pool = 2 if min(oh, ow) >= 2 and draw(st.booleans()) else 0
+            a = act()
+            zero_pointed = a[0] == "hardtanh"
+            out = draw(st.integers(1, 6))
+            layers.append(BrevitasLayer(draw(weight_bits), draw(st.booleans()), out, k, p, pool, draw(st.booleans()),
+                                        a, draw(picks), draw(picks)))
+            c, h, w = out, (oh // pool if pool else oh), (ow // pool if pool else ow)
+        in_features = 0
+    else:
+        chw, in_features = None, draw(st.integers(1, 24))
+    for _ in range(draw(st.integers(0, 2))):
+        layers.append(BrevitasLayer(draw(weight_bits), draw(st.booleans()), draw(st.integers(1, 16)),
+                                    bn=draw(st.booleans()), act=act(), pe_pick=draw(picks), simd_pick=draw(picks)))
+    layers.append(BrevitasLayer(draw(st.sampled_from([2, 4, 8])), draw(st.booleans()), draw(st.integers(1, 8)),
+                                bn=False, pe_pick=draw(picks), simd_pick=draw(picks)))
+    return BrevitasNet(seed=draw(st.integers(0, 2 ** 31 - 1)), in_bits=draw(st.sampled_from([2, 4, 8])),
+                       in_signed=signed, in_chw=chw, in_features=in_features, layers=tuple(layers),
+                       gaps=draw(st.sampled_from([0.0, 0.3, 0.6])),
+                       backpressure=draw(st.sampled_from([0.0, 0.3, 0.6])))
+
+
 # --------------------------------------------------------------------------- every executor
 
 def check_executors(out: Path, graph: Graph, inputs: np.ndarray, seed: int, gaps: float, backpressure: float) -> None:
@@ -370,17 +495,21 @@ def _run_ir_net(net: IRNet, stats: dict) -> None:
     _count(stats, graph)
 
 
-def _run_torch_net(net: TorchNet, stats: dict) -> None:
+def _run_torch_net(net, stats: dict) -> None:
+    """A TorchNet or a BrevitasNet: through emit (torch = golden, and for Brevitas its own forward = lbgen
+    on every activation level), then every executor."""
     model, folding = net.model()
     with tempfile.TemporaryDirectory(prefix="lbgen-prop-") as tmp:
         tmp = Path(tmp)
         (tmp / "folding.json").write_text(json.dumps(folding))
         np.save(tmp / "x.npy", net.features(FRAMES))
-        opts = EmitOptions(acc=net.acc, folding=tmp / "folding.json",
+        opts = EmitOptions(acc=getattr(net, "acc", "auto"), folding=tmp / "folding.json",
                            input_shape=",".join(map(str, net.in_chw)) if net.in_chw else None)
         # emit checks torch = golden on every hidden level of every vector (flow.compare_torch_golden)
         result = emit(model, tmp / "out", opts, inputs=tmp / "x.npy")
         assert result.checks[0].startswith("torch vs golden on"), result.checks
+        if isinstance(net, BrevitasNet):
+            assert result.checks[1].startswith("Brevitas forward vs lbgen on"), result.checks
         check_executors(tmp / "out", result.graph, result.vectors.values, net.seed % 97, net.gaps,
                         net.backpressure)
     _count(stats, result.graph)
@@ -421,6 +550,11 @@ def test_random_torch_networks_in_every_executor():
     _property(torch_nets(), _run_torch_net, FAST["torch"], long=False)
 
 
+def test_random_brevitas_networks_in_every_executor():
+    pytest.importorskip("brevitas")
+    _property(brevitas_nets(), _run_torch_net, FAST["brevitas"], long=False)
+
+
 @pytest.mark.slow
 def test_random_ir_networks_long():
     _property(ir_nets(), _run_ir_net, LONG["ir"], long=True)
@@ -429,3 +563,9 @@ def test_random_ir_networks_long():
 @pytest.mark.slow
 def test_random_torch_networks_long():
     _property(torch_nets(), _run_torch_net, LONG["torch"], long=True)
+
+
+@pytest.mark.slow
+def test_random_brevitas_networks_long():
+    pytest.importorskip("brevitas")
+    _property(brevitas_nets(), _run_torch_net, LONG["brevitas"], long=True)

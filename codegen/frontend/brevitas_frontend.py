@@ -35,6 +35,30 @@ def _is_brevitas_layer(m) -> bool:
     return type(m).__module__.startswith("brevitas.nn")
 
 
+#: how far value / scale + zero_point may sit from an integer in a quantized tensor:
+#: float32 rounding of int * scale leaves ~2^-24 relative, far below this
+INT_TOLERANCE = 1e-3
+
+
+def int_levels(qt):
+    """The integers of a Brevitas QuantTensor, ``round(value / scale + zero_point)``.
+
+    Brevitas' own ``QuantTensor.int()`` refuses a 1-bit tensor whose batch holds
+    only one of the two values (its validity check wants both), which a binary
+    weight of one element, or a 1-bit activation that is 0 everywhere on the
+    vectors, legitimately is; so lbgen computes the same integers itself and
+    checks only that they are integers."""
+    import torch
+
+    pre = qt.value.detach().double() / torch.as_tensor(qt.scale).detach().double() \
+        + torch.as_tensor(qt.zero_point).detach().double()
+    levels = torch.round(pre)
+    dev = float((pre - levels).abs().max()) if pre.numel() else 0.0
+    if not dev < INT_TOLERANCE:
+        raise ValueError(f"value / scale + zero_point is {dev:.3g} away from an integer: not a quantized tensor")
+    return levels
+
+
 def _scalar(t, what: str, problems: list[str]) -> Optional[float]:
     import torch
 
@@ -125,7 +149,7 @@ def _weight_layer(path: str, module, problems: list[str]):
         warnings.simplefilter("ignore")
         try:
             qw = module.quant_weight()
-            w_int = qw.int().detach().double()
+            w_int = int_levels(qw)
             scale = torch.as_tensor(qw.scale).detach().double()
             zp = torch.as_tensor(qw.zero_point).detach().double()
             bits = float(torch.as_tensor(qw.bit_width).reshape(-1)[0])
@@ -242,7 +266,7 @@ def brevitas_levels(model, x) -> dict[str, np.ndarray]:
     for path, m in model.named_modules():
         if _is_brevitas_layer(m) and type(m).__name__ in _ACT_LAYERS:
             def hook(mod, inputs, output, path=path):
-                captured[path] = mod.act_quant(inputs[0]).int().detach().numpy().astype(np.int64)
+                captured[path] = int_levels(mod.act_quant(inputs[0])).numpy().astype(np.int64)
             hooks.append(m.register_forward_hook(hook))
     try:
         with torch.no_grad(), warnings.catch_warnings():
