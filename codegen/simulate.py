@@ -5,7 +5,9 @@
 runner, drives the cocotb testbench ``lbgen.simlib.lbgen_tb`` and returns an
 ``RtlResult``: the raw outputs of the last layer, every layer's observed
 output stream, the measured cycles per frame, and messages that localise the
-first mismatch to a layer, frame and channel.
+first mismatch to a layer, frame and channel. Keyword options add stress:
+resets in the middle of frames (``reset_at``, ``ResetPoint``), long tready
+stalls (``stall_bursts``) and long tvalid gaps (``gap_bursts``).
 
 Builds are cached: by default under ``$LBGEN_SIM_CACHE`` (else
 ``$XDG_CACHE_HOME/lbgen/sim`` or ``~/.cache/lbgen/sim``), one directory per
@@ -371,6 +373,11 @@ class RtlResult:
     run_dir: Optional[Path] = None            # kept only with keep=True or a given build_dir
     log_tail: str = ""                        # end of the simulator log when something went wrong
     errors: list[str] = field(default_factory=list)
+    stress: dict = field(default_factory=dict)  # what the stress options did (see run_rtl): "resets"
+                                              # (one entry per reset: cycle, point, beats seen per
+                                              # stream, handshake signals at the assertion, streams
+                                              # valid in reset), "stall_bursts" / "gap_bursts"
+                                              # (count, cycles, longest), "timeout_cycles"
 
     @property
     def result(self) -> np.ndarray:
@@ -398,10 +405,65 @@ def _check_probability(name: str, p: float) -> float:
     return p
 
 
+@dataclass(frozen=True)
+class ResetPoint:
+    """A reset in the middle of run_rtl's phase 1 (``reset_at``).
+
+    It fires at the falling clock edge at which ``stream`` (``"s_axis"``,
+    ``"m_axis"`` or a layer's name) has made ``beats`` handshakes since the
+    run (or the previous reset) started; m_axis_tready is then held low for
+    ``hold`` cycles (the pipeline fills up behind a back-pressured output),
+    and rst_n is low for ``cycles`` rising edges (asserted and released at
+    falling edges). ``beats=0`` fires at once: the design gets ``hold``
+    rising edges out of reset (e.g. a reset while a weight decoder still
+    fills its window after the previous one).
+    """
+
+    stream: str
+    beats: int
+    hold: int = 0
+    cycles: int = 1
+
+    def to_json(self) -> dict:
+        return {"stream": self.stream, "beats": self.beats, "hold": self.hold, "cycles": self.cycles}
+
+
+def _reset_points(points, graph: Graph, monitor_layers: bool) -> list[ResetPoint]:
+    names = ["s_axis", "m_axis"] + [l.name for l in graph.layers]
+    out = []
+    for i, raw in enumerate(points or ()):
+        point = raw if isinstance(raw, ResetPoint) else ResetPoint(*raw)
+        if point.stream not in names:
+            raise ValueError(f"reset_at[{i}]: stream {point.stream!r}: expected one of {names}")
+        if point.stream not in ("s_axis", "m_axis") and not monitor_layers:
+            raise ValueError(f"reset_at[{i}]: a reset on layer {point.stream!r} needs monitor_layers=True")
+        if int(point.beats) < 0 or int(point.hold) < 0 or int(point.cycles) < 1:
+            raise ValueError(f"reset_at[{i}]: need beats >= 0, hold >= 0 and cycles >= 1, got {point}")
+        out.append(ResetPoint(point.stream, int(point.beats), int(point.hold), int(point.cycles)))
+    return out
+
+
+def _bursts(name: str, spec) -> Optional[list]:
+    """(probability, length) or (probability, (shortest, longest)) -> [p, shortest, longest]."""
+    if spec is None:
+        return None
+    try:
+        p, length = spec
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be (probability, length) or (probability, (min, max)), "
+                         f"got {spec!r}") from None
+    p = _check_probability(name, p)
+    lo, hi = (length, length) if isinstance(length, (int, np.integer)) else length
+    lo, hi = int(lo), int(hi)
+    if not 1 <= lo <= hi:
+        raise ValueError(f"{name}: burst length must be >= 1 (and min <= max), got {length!r}")
+    return [p, lo, hi] if p else None
+
+
 def run_rtl(out_dir: Path, inputs: Optional[np.ndarray] = None, simulator: str = "icarus", seed: int = 0,
             backpressure: float = 0.3, gaps: float = 0.3, build_dir: Optional[Path] = None,
             throughput_frames: int = 20, *, monitor_layers: bool = True, keep: bool = False,
-            verbose: bool = False) -> RtlResult:
+            verbose: bool = False, reset_at=(), stall_bursts=None, gap_bursts=None) -> RtlResult:
     """Simulate ``out_dir/rtl`` on ``inputs`` (N, MW0) int64 input values and compare with golden.
 
     inputs=None reads ``out_dir/sim/inputs.npy``. Phase 1 sends all N frames
@@ -410,13 +472,33 @@ def run_rtl(out_dir: Path, inputs: Optional[np.ndarray] = None, simulator: str =
     frames (inputs reused cyclically) back to back to measure cycles per frame
     (needs >= 3). ``monitor_layers`` also records every layer's output stream
     inside the top. ``keep`` keeps the run directory (config, vectors, log).
+
+    Stress options (phase 1 only; ``RtlResult.stress`` says what they did):
+
+    * ``stall_bursts=(p, length)``: in a cycle outside a burst, with probability
+      ``p``, m_axis_tready goes low for ``length`` cycles (an int, or
+      ``(min, max)`` drawn uniformly per burst), on top of ``backpressure``.
+    * ``gap_bursts=(p, length)``: the same for s_axis_tvalid (between beats;
+      a beat on offer stays on offer), on top of ``gaps``.
+    * ``reset_at=[ResetPoint(stream, beats, hold=0, cycles=1), ...]`` (or plain
+      tuples): resets, one after the other (see ResetPoint). What was recorded
+      before a reset is discarded; after it all N frames are sent again from
+      the first, and the design must deliver exactly them, bit-exact, tlast
+      right (nothing stale, nothing lost or doubled); after a rising edge in
+      reset no monitored stream may be valid. A point that is not reached
+      before all frames came out is reported as a mismatch.
+
+    Cycles of a deliberate stall (a burst, a hold, a reset) do not count
+    towards the timeout ("no handshake on any stream for N cycles").
     """
     if simulator not in SIMULATORS:
         raise ValueError(f"unknown simulator {simulator!r}; expected one of {SIMULATORS}")
     backpressure = _check_probability("backpressure", backpressure)
     gaps = _check_probability("gaps", gaps)
+    stalls, gap_runs = _bursts("stall_bursts", stall_bursts), _bursts("gap_bursts", gap_bursts)
     out_dir = Path(out_dir)
     graph = Graph.load(out_dir)
+    resets = _reset_points(reset_at, graph, monitor_layers)
     if inputs is None:
         path = out_dir / "sim" / "inputs.npy"
         if not path.is_file():
@@ -457,6 +539,7 @@ def run_rtl(out_dir: Path, inputs: Optional[np.ndarray] = None, simulator: str =
             "backpressure": backpressure, "monitor_layers": bool(monitor_layers),
             "stall_cycles": 1000 + 10 * sum(max(l.cycles, l.sf) for l in graph.layers),
             "settle_cycles": 2 * cycles_bound + 32, "clock_period_ns": 10, "reset_cycles": 8,
+            "resets": [r.to_json() for r in resets], "stall_bursts": stalls, "gap_bursts": gap_runs,
         }
         (run_dir / "config.json").write_text(json.dumps(cfg, indent=1) + "\n")
         sim_env = dict(env)
@@ -509,4 +592,4 @@ def _collect(graph: Graph, trace: golden.Trace, n1: int, simulator: str, run_dir
         mismatches=mismatches, cycles_per_frame=doc.get("cycles_per_frame"), expected_cycles_per_frame=bound,
         cycles=int(doc.get("cycles", 0) or 0), build_seconds=build_s, run_seconds=run_s, build_reused=reused,
         build_dir=bdir, run_dir=run_dir if keep else None, log_tail="" if passed else _tail(log),
-        errors=errors)
+        errors=errors, stress=dict(doc.get("stress") or {}))

@@ -5,7 +5,11 @@ JSON file named by the environment variable ``LBGEN_SIM_CONFIG``) and reads
 the results back. Two phases on one reset:
 
 1. correctness: every input frame, with random tvalid gaps on s_axis and
-   random tready back-pressure on m_axis (seeded);
+   random tready back-pressure on m_axis (seeded); optionally with long
+   bursts of either (``stall_bursts``: m_axis_tready low, ``gap_bursts``:
+   s_axis_tvalid low, for a run of cycles that starts with a given
+   probability per cycle) and with resets in the middle of it (``resets``,
+   see below);
 2. throughput: ``phase2_frames`` frames back to back, no gaps, no
    back-pressure; cycles per frame = (clock cycles between the output tlast
    of frame 2 and of the last frame) / (frames - 2).
@@ -17,6 +21,24 @@ the coming rising edge (the same in Icarus and in Verilator, whose edge
 callbacks run after the design has evaluated). Comparison with the golden
 model happens after the simulation (lbgen.simlib.scoreboard), so the
 per-cycle Python work is a few signal reads.
+
+Resets in phase 1 (``resets``: a list of points, used one after the other):
+a point {"stream", "beats", "hold", "cycles"} fires at the falling edge at
+which ``stream`` (``s_axis``, ``m_axis`` or a layer) has made ``beats``
+handshakes since the previous (re)start; m_axis_tready is then held low for
+``hold`` cycles (the pipeline fills up behind a back-pressured output), and
+rst_n goes low at a falling edge for ``cycles`` rising edges. The recorder
+drives rst_n and, in the same callback, the reset of the cocotbext-axi source
+and sink (``assert_reset``; they also watch rst_n, which they were given, and
+leave reset when both say so): on assertion the source drops tvalid and the
+frame in flight (its queue is emptied too), the sink drops tready and its
+partial frame, at once rather than whenever a simulator delivers the rst_n
+edge callback. At the assertion everything recorded so far is discarded
+(nothing before or during a reset is compared); after each rising edge in
+reset every monitored tvalid must be low; after the release all input frames
+are sent again from the first one, and the design must deliver exactly those
+frames: a stale beat, a lost or duplicated beat or a misplaced tlast after
+the reset is a mismatch.
 """
 
 from __future__ import annotations
@@ -68,12 +90,54 @@ class _Probe:
         self.lasts: list[int] = []
         self.cycles: list[int] = []   # clock count of every beat (m_axis only)
 
+    def clear(self) -> None:
+        self.beats.clear()
+        self.lasts.clear()
+        self.cycles.clear()
+
+
+class _Bursts:
+    """Runs of a forced pause (m_axis tready or s_axis tvalid low): one starts with
+    probability ``p`` in a cycle outside a run and lasts ``lo``..``hi`` cycles."""
+
+    __slots__ = ("p", "lo", "hi", "rng", "left", "count", "cycles", "longest")
+
+    def __init__(self, spec: Optional[list], rng: random.Random) -> None:
+        self.p, self.lo, self.hi = (float(spec[0]), int(spec[1]), int(spec[2])) if spec else (0.0, 0, 0)
+        self.rng = rng
+        self.left = 0                 # cycles of the current run still to come
+        self.count = self.cycles = self.longest = 0
+
+    def step(self) -> bool:
+        """One cycle: True when the pause is forced in it."""
+        if self.left:
+            self.left -= 1
+            return True
+        if self.p and self.rng.random() < self.p:
+            n = self.rng.randint(self.lo, self.hi)
+            self.count += 1
+            self.cycles += n
+            self.longest = max(self.longest, n)
+            self.left = n - 1
+            return True
+        return False
+
+    def stats(self) -> dict:
+        return {"count": self.count, "cycles": self.cycles, "longest": self.longest}
+
 
 class Recorder:
-    """One coroutine for all streams: sample handshakes on the falling edge and record beats."""
+    """One coroutine for all streams: sample handshakes on the falling edge and record beats.
+
+    It also draws the pause patterns, drives the resets of phase 1 and watches
+    for a design that makes no progress: ``stall_cycles`` cycles without a
+    handshake on any stream, not counting cycles of a deliberate stall (a
+    burst, a hold before a reset, the reset itself)."""
 
     def __init__(self, clk: Any, probes: list[_Probe], out: _Probe, inp: _Probe, stall_cycles: int,
-                 source: AxiStreamSource, sink: AxiStreamSink, seed: int, frame_beats: int) -> None:
+                 source: AxiStreamSource, sink: AxiStreamSink, seed: int, frame_beats: int,
+                 rst_n: Any = None, resets: Optional[list[dict]] = None, stall_bursts: Optional[list] = None,
+                 gap_bursts: Optional[list] = None) -> None:
         self.clk = clk
         self.source, self.sink = source, sink
         # pause patterns for the next rising edge, drawn here rather than by cocotbext-axi's
@@ -82,29 +146,99 @@ class Recorder:
         self.gap_rng, self.bp_rng = random.Random(seed * 2 + 1), random.Random(seed * 2 + 2)
         self.gaps = 0.0
         self.backpressure = 0.0
+        # bursts draw from their own generators: the patterns above stay what they were
+        self.stall_bursts = _Bursts(stall_bursts, random.Random(f"stall-bursts-{seed}"))
+        self.gap_bursts = _Bursts(gap_bursts, random.Random(f"gap-bursts-{seed}"))
+        self.bursts = False           # phase 1: bursts on
         self.probes = probes          # internal layer streams (recorded)
         self.out = out                # m_axis (recorded, with tlast and cycle numbers)
         self.inp = inp                # s_axis (counted, for progress only)
         self.stall_cycles = stall_cycles
         self.cycle = 0
         self.in_beats = 0
-        self.last_progress = 0
-        self.target = 0               # m_axis beats to wait for
+        self.idle = 0                 # cycles without a handshake, deliberate stalls not counted
+        self.target: Optional[int] = None   # m_axis beats to wait for
         self.event = Event()
         self.stalled = False
         self.running = True
         self.frame_beats = frame_beats
         self.progress_beats = 50 * frame_beats      # log progress every 50 output frames
         self.t0 = time.monotonic()
+        # resets: the plan, the point armed now, and the state of the one under way
+        self.rst_n = rst_n
+        self.plan = list(resets or [])
+        self.armed: Optional[dict] = self.plan[0] if self.plan else None
+        self.hold_left = 0            # cycles m_axis_tready is still held low before the reset
+        self.reset_left = 0           # rising edges still to come with rst_n low
+        self.resets_done = 0          # resets released
+        self.reset_log: list[dict] = []
+        self.reset_missed = False     # all frames came out before the armed point was reached
+        self.reset_errors: list[str] = []   # streams valid in reset
+
+    @property
+    def resetting(self) -> bool:
+        """A reset is under way (held output before it, or rst_n low)."""
+        return bool(self.hold_left or self.reset_left)
 
     def wait_for(self, out_beats: int) -> Event:
         self.target = out_beats
         self.stalled = False
-        self.last_progress = self.cycle
+        self.idle = 0
         self.event.clear()
-        if len(self.out.beats) >= out_beats:
+        if len(self.out.beats) >= out_beats and self.armed is None and not self.resetting:
             self.event.set()
         return self.event
+
+    def _count(self, stream: str) -> int:
+        if stream == "s_axis":
+            return self.in_beats
+        if stream == "m_axis":
+            return len(self.out.beats)
+        for p in self.probes:
+            if p.name == stream:
+                return len(p.beats)
+        raise KeyError(stream)
+
+    def _assert_reset(self) -> None:
+        point = self.armed or {}
+        out = self.out
+        self.reset_log.append({
+            "cycle": self.cycle, **point,
+            "beats_seen": {"s_axis": self.in_beats, **{p.name: len(p.beats) for p in self.probes},
+                           "m_axis": len(out.beats)},
+            "m_axis_tvalid": _binstr(out.valid), "m_axis_tready": _binstr(out.ready),
+            "s_axis_tvalid": _binstr(self.inp.valid), "s_axis_tready": _binstr(self.inp.ready),
+            "valid_in_reset": [],
+        })
+        _log.info("reset at cycle %d (%s)", self.cycle, point)
+        self.rst_n.value = 0
+        self.source.clear()                      # the frames not yet sent
+        self.source.assert_reset(True)           # tvalid low, the frame in flight dropped
+        self.sink.assert_reset(True)             # tready low, a partial frame dropped
+        for p in self.probes:
+            p.clear()
+        out.clear()
+        self.in_beats = 0
+        self.hold_left = 0
+        self.sink.pause = False                  # the hold is over (the draws decide from here on)
+        self.reset_left = max(1, int(point.get("cycles", 1)))
+        k = len(self.reset_log)
+        self.armed = self.plan[k] if k < len(self.plan) else None
+
+    def _valid_in_reset(self) -> None:
+        entry = self.reset_log[-1]
+        for p in self.probes + [self.out]:
+            if p.valid.get_signal_val_binstr() != "0" and p.name not in entry["valid_in_reset"]:
+                entry["valid_in_reset"].append(p.name)
+                self.reset_errors.append(f"reset {len(self.reset_log) - 1} (cycle {entry['cycle']}): "
+                                         f"{'m_axis' if p is self.out else 'layer ' + repr(p.name)} tvalid is "
+                                         f"{p.valid.get_signal_val_binstr()} after a rising edge with rst_n low")
+
+    def _release(self) -> None:
+        self.rst_n.value = 1
+        self.source.assert_reset(False)
+        self.sink.assert_reset(False)
+        self.resets_done += 1
 
     async def run(self) -> None:
         edge = FallingEdge(self.clk)
@@ -114,10 +248,34 @@ class Recorder:
         while self.running:
             await edge
             self.cycle += 1
+            released = False
+            if self.reset_left:
+                # a rising edge with rst_n low has passed: no stream may be valid now
+                # (AXI4-Stream: tvalid low in reset). Nothing is recorded; at the last
+                # reset edge rst_n goes high again and the handshakes of the first edge
+                # out of reset are recorded (a stale valid would show there)
+                self._valid_in_reset()
+                self.reset_left -= 1
+                if self.reset_left:
+                    continue
+                self._release()
+                released = True
+            deliberate = self.resetting
             if self.gaps:
                 source.pause = gap() < self.gaps
             if self.backpressure:
                 sink.pause = bp() < self.backpressure
+            if self.bursts:
+                if self.gap_bursts.step():
+                    source.pause = deliberate = True
+                elif self.gap_bursts.p and not self.gaps:
+                    source.pause = False
+                if self.stall_bursts.step():
+                    sink.pause = deliberate = True
+                elif self.stall_bursts.p and not self.backpressure:
+                    sink.pause = False
+            if self.hold_left:
+                sink.pause = True
             progress = False
             for p in probes:
                 if p.valid.get_signal_val_binstr() == "1" and p.ready.get_signal_val_binstr() == "1":
@@ -139,16 +297,41 @@ class Recorder:
                     _log.info("%d output frames after %d cycles, %.1f s", len(out.beats) // self.frame_beats,
                               self.cycle, time.monotonic() - self.t0)
                 progress = True
-                if len(out.beats) >= self.target:
-                    self.event.set()
             if inp.valid.get_signal_val_binstr() == "1" and inp.ready.get_signal_val_binstr() == "1":
                 self.in_beats += 1
                 progress = True
-            if progress:
-                self.last_progress = self.cycle
-            elif self.cycle - self.last_progress > self.stall_cycles and not self.event.is_set():
-                self.stalled = True
+            # resets: hold the output, then assert rst_n (after this edge's samples,
+            # which belong to the frames the reset throws away)
+            if self.hold_left:
+                self.hold_left -= 1
+                if not self.hold_left:
+                    self._assert_reset()
+            elif self.armed is not None and self._count(self.armed["stream"]) >= int(self.armed["beats"]):
+                hold = int(self.armed.get("hold", 0))
+                if hold:
+                    self.hold_left = hold
+                    sink.pause = True
+                else:
+                    self._assert_reset()
+            if released and not self.reset_left:
+                # out of reset (and not straight back in): the test sends all frames again
+                # (if a hold has begun, the next reset throws them away and they go again)
                 self.event.set()
+            if self.resetting:
+                continue
+            if self.target is not None and len(out.beats) >= self.target and not self.event.is_set():
+                if self.armed is not None:
+                    self.reset_missed = True
+                self.event.set()
+            if progress:
+                self.idle = 0
+            elif deliberate:
+                pass
+            else:
+                self.idle += 1
+                if self.idle > self.stall_cycles and not self.event.is_set():
+                    self.stalled = True
+                    self.event.set()
 
 
 class _ContractError(Exception):
@@ -209,17 +392,29 @@ async def lbgen_stream_test(dut: Any) -> None:
 
         out = _Probe("m_axis", dut.m_axis_tdata, dut.m_axis_tvalid, dut.m_axis_tready, dut.m_axis_tlast)
         inp = _Probe("s_axis", dut.s_axis_tdata, dut.s_axis_tvalid, dut.s_axis_tready)
+        resets = list(cfg.get("resets") or [])
         rec = Recorder(dut.clk, probes, out, inp, int(cfg["stall_cycles"]), source, sink, int(cfg["seed"]),
-                       out_spec.beats)
+                       out_spec.beats, rst_n=dut.rst_n, resets=resets, stall_bursts=cfg.get("stall_bursts"),
+                       gap_bursts=cfg.get("gap_bursts"))
         frames = pack_frames(inputs, in_spec)
-        # phase 1: correctness under random gaps and back-pressure
+        # phase 1: correctness under random gaps and back-pressure (and bursts, and resets:
+        # after each reset all frames again, from the first)
         rec.gaps, rec.backpressure = float(cfg["gaps"]), float(cfg["backpressure"])
+        rec.bursts = True
         cocotb.start_soon(rec.run())
-        for beats in frames[:n1]:
-            await source.send(AxiStreamFrame(tdata=beats))
-        await rec.wait_for(n1 * out_spec.beats).wait()
+        attempt = 0
+        while True:
+            for beats in frames[:n1]:
+                await source.send(AxiStreamFrame(tdata=beats))
+            await rec.wait_for(n1 * out_spec.beats).wait()
+            if rec.stalled or rec.resets_done <= attempt:
+                break
+            attempt = rec.resets_done
         stalled = rec.stalled
+        rec.bursts = False
         doc["phase1_cycles"] = rec.cycle
+        doc["stress"] = {"resets": rec.reset_log, "stall_bursts": rec.stall_bursts.stats(),
+                         "gap_bursts": rec.gap_bursts.stats(), "timeout_cycles": rec.stall_cycles}
 
         # phase 2: throughput, back to back, no gaps, no back-pressure
         if n2 and not stalled:
@@ -260,6 +455,11 @@ async def lbgen_stream_test(dut: Any) -> None:
         results.append(r)
         arrays["output"] = r.values
         extra = _weight_errors(dut, specs)
+        extra += rec.reset_errors
+        if rec.reset_missed:
+            point = resets[len(rec.reset_log)]
+            extra.append(f"reset point {len(rec.reset_log)} ({point['stream']} after {point['beats']} beats) "
+                         f"was not reached: all {n1} frames came out before it")
         if stalled:
             extra.append(f"timeout: no handshake on any stream for {cfg['stall_cycles']} cycles "
                          f"(s_axis took {rec.in_beats} beats, m_axis gave {len(out.beats)})")
