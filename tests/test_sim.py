@@ -27,13 +27,13 @@ import numpy as np
 import pytest
 
 from lbgen import golden
-from lbgen.emitters.rtl import threshold_unit
-from lbgen.ir import DType, Graph, MatVec
+from lbgen.ir import DType, Graph
 from lbgen.simlib.scoreboard import check_stream, report
 from lbgen.simlib.streams import StreamSpec, decode_beats, pack_frames
 from lbgen.simulate import (RtlResult, SimulationError, ToolchainError, read_filelist, run_rtl,
                             toolchain_env)
-from lbgen.testing import random_graph, random_inputs
+from lbgen.testing import (flip_mem_bit, random_graph, random_inputs, rtl_threshold_word, threshold_flip,
+                           weight_flip, weight_word)
 
 B, U2, U3 = DType("bipolar", 1), DType("uint", 2), DType("uint", 3)
 
@@ -211,103 +211,26 @@ def _copy_design(out: Path, dst: Path) -> Path:
     return dst
 
 
-def _flip_mem_bit(path: Path, word: int, bit: int) -> None:
-    lines = path.read_text().split("\n")
-    digits = len(lines[word])
-    lines[word] = f"{int(lines[word], 16) ^ (1 << bit):0{digits}x}"
-    path.write_text("\n".join(lines))
-
-
-def _first_change(graph: Graph, mutated: Graph, inputs: np.ndarray, layer: str):
-    """(frame, channel, expected, got) of the first output of ``layer`` the mutation changes."""
-    a = golden.run(graph, inputs).outputs[layer]
-    b = golden.run(mutated, inputs).outputs[layer]
-    diff = np.argwhere(a != b)
-    if not len(diff):
-        return None
-    f, c = diff[0]
-    return int(f), int(c), int(a[f, c]), int(b[f, c])
-
-
-def _with_layer(graph: Graph, layer: MatVec) -> Graph:
-    return graph.replace(layers=[layer if l.name == layer.name else l for l in graph.layers])
-
-
-def _weight_mutation(graph: Graph, inputs: np.ndarray, name: str):
-    """A weight bit whose flip changes the layer's output on these inputs:
-    (word, bit of weights.mem, channel, first change)."""
-    layer = graph.layer(name)
-    wt = layer.wtype
-    rng = np.random.default_rng(0)
-    for c, i in rng.permutation([(c, i) for c in range(layer.mh) for i in range(layer.mw)]):
-        b = wt.bits - 1                       # the sign (or only) bit: the largest change
-        code = int(wt.encode(np.array([layer.weights[c, i]]))[0]) ^ (1 << b)
-        w = layer.weights.copy()
-        w[c, i] = int(wt.decode(np.array([code], dtype=np.uint64))[0])
-        change = _first_change(graph, _with_layer(graph, dataclasses.replace(layer, weights=w)), inputs, name)
-        if change:
-            nf, p = divmod(int(c), layer.pe)
-            sf, s = divmod(int(i), layer.simd)
-            return nf * layer.sf + sf, (p * layer.simd + s) * wt.bits + b, int(c), change
-    raise AssertionError("no weight flip changes the output")
-
-
-def _threshold_location(layer: MatVec, c: int, j: int) -> tuple[str, int, int]:
-    """(file suffix, word, lowest bit) of threshold j of channel c in the RTL ROMs."""
-    nf, p = divmod(c, layer.pe)
-    n_t = layer.thresholds.shape[1]
-    if threshold_unit(layer) == "parallel":
-        return "thresholds", nf, (p * n_t + j) * layer.acc_bits
-    # binary search: j + 1 = (2q + 1) * 2^(B-k-1) at stage k, prefix q
-    bits = layer.out_dtype.bits
-    low = ((j + 1) & -(j + 1)).bit_length() - 1
-    k = bits - 1 - low
-    q = (j + 1) >> (low + 1)
-    return f"thr{k}_{p:04d}", (nf << k) + q, 0
-
-
-def _threshold_mutation(graph: Graph, inputs: np.ndarray, name: str):
-    """A threshold bit whose flip changes the layer's output on these inputs and
-    keeps the channel's thresholds ascending (the IR's invariant, which the
-    binary-search unit relies on): (file suffix, word, bit, channel, change)."""
-    layer = graph.layer(name)
-    t = layer.thresholds
-    n_t = t.shape[1]
-    acc = DType("int", layer.acc_bits)
-    rng = np.random.default_rng(1)
-    for c, j in rng.permutation([(c, j) for c in range(layer.mh) for j in range(n_t)]):
-        for b in range(layer.acc_bits - 1):   # low bits first: the smallest change that shows
-            code = int(acc.encode(np.array([t[c, j]]))[0]) ^ (1 << b)
-            tt = t.copy()
-            tt[c, j] = int(acc.decode(np.array([code], dtype=np.uint64))[0])
-            if np.any(np.diff(tt[c]) < 0):
-                continue
-            change = _first_change(graph, _with_layer(graph, dataclasses.replace(layer, thresholds=tt)),
-                                   inputs, name)
-            if change:
-                suffix, word, bit = _threshold_location(layer, int(c), int(j))
-                return suffix, word, bit + b, int(c), change
-    raise AssertionError("no threshold flip changes the output")
-
-
 @needs_emitter
 @pytest.mark.parametrize("simulator", ["icarus", "verilator"])
 @pytest.mark.parametrize("rom,layer", [("weights", "fc1"), ("thresholds", "fc0"), ("thresholds", "fc2"),
                                        ("weights", "fc3")])
 def test_mutated_rom_bit_is_localised(design, runs, tmp_path, simulator, rom, layer):
     out, graph, inputs, _ = design
+    lay = graph.layer(layer)
     if rom == "weights":
-        word, bit, channel, (frame, ch, want, got) = _weight_mutation(graph, inputs, layer)
-        suffix = "weights"
+        flip = weight_flip(graph, inputs, layer)
+        suffix, (word, bit) = "weights", weight_word(lay, flip)
     else:
-        suffix, word, bit, channel, (frame, ch, want, got) = _threshold_mutation(graph, inputs, layer)
-    assert ch == channel
+        flip = threshold_flip(graph, inputs, layer)
+        suffix, word, bit = rtl_threshold_word(lay, flip)
     mutant = _copy_design(out, tmp_path / "mutant")
-    _flip_mem_bit(mutant / "rtl" / f"{layer}_{suffix}.mem", word, bit)
+    flip_mem_bit(mutant / "rtl" / f"{layer}_{suffix}.mem", word, bit)
     res = run_rtl(mutant, inputs, simulator=simulator, seed=3, throughput_frames=0)
     assert res.build_reused                                  # .mem files are not part of the build
     assert not res.passed and res.mismatches
-    assert res.mismatches[0] == f"layer '{layer}' frame {frame} channel {channel}: expected {want}, got {got}"
+    assert res.mismatches[0] == (f"layer '{layer}' frame {flip.frame} channel {flip.channel}: "
+                                 f"expected {flip.expected}, got {flip.got}")
 
 
 @needs_emitter
@@ -444,7 +367,7 @@ def test_mutated_log2_and_hetero_weights_are_localised(new_designs, tmp_path, si
         nf, p = divmod(int(c), layer.pe)
         sf, s = divmod(int(i), layer.simd)
         mutant = _copy_design(out, tmp_path / f"mutant_{name}")
-        _flip_mem_bit(mutant / "rtl" / f"{name}_weights.mem", nf * layer.sf + sf,
+        flip_mem_bit(mutant / "rtl" / f"{name}_weights.mem", nf * layer.sf + sf,
                       (p * layer.simd + s) * wt.bits + bit_of(wt))
         res = run_rtl(mutant, inputs, simulator=simulator, seed=3, throughput_frames=0)
         assert not res.passed and res.mismatches
