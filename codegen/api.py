@@ -82,14 +82,9 @@ def load_state_dict_model(path: Path, arch: str):
         raise UsageError(f"--arch {arch!r}: {attr}() raised {type(exc).__name__}: {exc}") from None
     if not isinstance(model, torch.nn.Module):
         raise UsageError(f"--arch {arch!r}: {attr}() returned a {type(model).__name__}, not a torch.nn.Module")
-    if not path.is_file():
-        raise UsageError(f"state_dict file {str(path)!r} not found")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - a corrupt or unsafe file
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise UsageError(f"state_dict file {str(path)!r} cannot be read with weights_only=True (nothing from it "
-                         f"was run): {first}") from None
+    from .frontend.torch_frontend import torch_load
+
+    state = torch_load(path, "state_dict file")     # weights_only=True: nothing from the file runs
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):

@@ -15,6 +15,7 @@ from typing import Optional
 import numpy as np
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .errors import UsageError
@@ -22,8 +23,9 @@ from .errors import UsageError
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="lbgen: quantized PyTorch models -> bit-exact Verilog and HLS C++.")
 # a pipe or a CI log gets a wide console, so tables are not squeezed into 80 columns
-out_console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 240)
-err_console = Console(stderr=True, soft_wrap=True)
+# no emoji codes: a path such as "a:x:b.pt" must print as it is; user text goes through escape()
+out_console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 240, emoji=False)
+err_console = Console(stderr=True, soft_wrap=True, emoji=False)
 
 
 class Target(str, Enum):
@@ -38,7 +40,8 @@ class Simulator(str, Enum):
 
 
 def _fail(exc: Exception) -> None:
-    err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+    # escaped: a message quotes paths and names, which may contain "[...]" that rich reads as markup
+    err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -93,7 +96,7 @@ def emit(
     force: bool = typer.Option(False, "--force", help="replace an existing output directory"),
 ) -> None:
     """Compile a quantized model to Verilog + HLS C++ with test vectors."""
-    from .flow import EmitOptions, check_options, emit as run_emit
+    from .flow import EmitOptions, check_options, check_output, emit as run_emit
     from .frontend.torch_frontend import load_module
 
     try:
@@ -102,6 +105,7 @@ def emit(
                            compress=compress, huffman_max_len=huffman_max_len, bits_budget=bits_budget,
                            calib=calib, clip=clip, bias_correction=bias_correction)
         check_options(opts)  # before loading, which may be slow
+        check_output(output, force)
         if model.suffix.lower() == ".onnx":
             if arch is not None:
                 raise UsageError("--arch builds a torch model for a state_dict; a .onnx file is a whole graph")
@@ -117,10 +121,10 @@ def emit(
         _fail(exc)
         return
     g = result.graph
-    out_console.print(f"[green]wrote[/] {output}/  ({len(g.layers)} layers, "
+    out_console.print(f"[green]wrote[/] {escape(str(output))}/  ({len(g.layers)} layers, "
                       f"{max(l.cycles for l in g.layers)} cycles/frame bound, {len(result.vectors.values)} test vectors)")
     for line in result.checks:
-        out_console.print(f"  {line}")
+        out_console.print(f"  {line}", markup=False)
 
 
 @app.command()
@@ -131,30 +135,26 @@ def sim(
     frames: Optional[int] = typer.Option(None, "--frames", help="simulate only the first N vectors"),
     seed: int = typer.Option(0, "--seed", help="seed of the random tvalid gaps and tready back-pressure"),
     backpressure: float = typer.Option(0.3, "--backpressure", help="probability that tready is low in a cycle"),
+    allow_modified: bool = typer.Option(
+        False, "--allow-modified", help="simulate out/ even where its files differ from what lbgen emit wrote "
+        "(out/manifest.json), e.g. a ROM bit flipped on purpose for mutation testing; the ROM sizes and the HLS "
+        "parameters are still checked against the IR"),
 ) -> None:
-    """Simulate out/ against the golden model, bit for bit; print cycles/frame and accuracy."""
-    from . import golden
-    from .flow import load_output, read_vectors
+    """Simulate out/ against the golden model, bit for bit; print cycles/frame and accuracy.
+
+    Before anything is built, out/ is checked against out/manifest.json and its ROM
+    images and HLS parameters against the IR (lbgen.integrity)."""
     from .passes.folding import folding_bound
 
     try:
-        graph = load_output(out_dir)
-        if inputs is not None:
-            vec = read_vectors(inputs, graph)
-            values, labels = vec.values, vec.labels
-        else:
-            values, labels = _stored_vectors(out_dir, graph)
-        if frames is not None:
-            if frames < 1:
-                raise UsageError(f"--frames {frames}: must be at least 1")
-            values = values[:frames]
-            labels = labels[:frames] if labels is not None else None
         if not 0.0 <= backpressure < 1.0:
             raise UsageError(f"--backpressure {backpressure}: must be in [0, 1)")
+        if frames is not None and frames < 1:
+            raise UsageError(f"--frames {frames}: must be at least 1")
+        graph, values, labels, trace = prepare_sim(out_dir, inputs, frames, allow_modified)
     except UsageError as exc:
         _fail(exc)
         return
-    trace = golden.run(graph, values)
     bound = folding_bound(graph)
     chosen = ["csim", "icarus", "verilator"] if simulator == Simulator.all else [simulator.value]
     ok = True
@@ -169,6 +169,32 @@ def sim(
     raise typer.Exit(0 if ok else 1)
 
 
+def prepare_sim(out_dir: Path, inputs: Optional[Path] = None, frames: Optional[int] = None,
+                allow_modified: bool = False):
+    """Everything ``lbgen sim`` does before it builds a simulator: check out/
+    (lbgen.integrity), read the vectors, run the golden model. Returns (graph,
+    values, labels, golden trace); UsageError naming the file otherwise."""
+    from . import golden
+    from .flow import read_vectors
+    from .integrity import verified_graph
+    from .ir import IRError
+
+    graph = verified_graph(out_dir, allow_modified=allow_modified)
+    if inputs is not None:
+        vec = read_vectors(inputs, graph)
+        values, labels = vec.values, vec.labels
+    else:
+        values, labels = _stored_vectors(out_dir, graph)
+    if frames is not None:
+        values = values[:frames]
+        labels = labels[:frames] if labels is not None else None
+    try:
+        trace = golden.run(graph, values)
+    except IRError as exc:      # e.g. an accumulator that overflows an acc_bits edited under --allow-modified
+        raise UsageError(f"{Path(out_dir) / 'lbgen.json'}: the golden model cannot run this IR ({exc})") from None
+    return graph, values, labels, trace
+
+
 def _stored_values(out_dir: Path, graph) -> np.ndarray:
     """out/sim/inputs.npy: (N, in_len) integer input values."""
     path = Path(out_dir) / "sim" / "inputs.npy"
@@ -179,6 +205,10 @@ def _stored_values(out_dir: Path, graph) -> np.ndarray:
     if values.ndim != 2 or values.shape[1] != graph.layers[0].in_len or values.dtype.kind not in "iu":
         raise UsageError(f"{path}: {values.dtype} shape {values.shape}, expected integer input values of "
                          f"shape (N, {graph.layers[0].in_len})")
+    it = graph.layers[0].itype
+    if values.size and (values.min() < it.min or values.max() > it.max or (it.kind == "bipolar" and
+                                                                           np.any(values == 0))):
+        raise UsageError(f"{path}: input values outside the first layer's {it} ({it.min}..{it.max})")
     return values.astype(np.int64)
 
 
@@ -225,7 +255,7 @@ def _run_one(name, out_dir, graph, values, trace, seed, backpressure, bound, lab
         line += f"; {cycles:.1f} cycles/frame measured, folding bound {bound}"
     out_console.print(line, highlight=False)
     for message in messages[:5]:
-        out_console.print(f"  [red]{message}[/]", highlight=False)
+        out_console.print(f"  [red]{escape(str(message))}[/]", highlight=False)
     if labels is not None and got.shape == expected.shape:
         out = graph.output
         logits = got * out.out_scale[None, :] + out.out_bias[None, :]
@@ -267,7 +297,7 @@ def report(
         return
     rep = build_report(graph, clock_mhz, cells)
     header, rows = table_rows(rep)
-    table = Table(title=f"lbgen report: {graph.name}")
+    table = Table(title=f"lbgen report: {escape(graph.name)}")
     for col in header:
         table.add_column(col, justify="left" if col in ("layer", "module", "PE kind") else "right")
     for row in rows:
@@ -336,9 +366,10 @@ def report(
         rdir = Path(out_dir) / "report"
         write_json(rep, rdir / "report.json")
         page = write_html(rep, Path(out_dir) / "report.html", write_plots(rep, rdir), extra)
-        out_console.print(f"wrote {page} and {rdir / 'report.json'}", highlight=False)
+        out_console.print(f"wrote {page} and {rdir / 'report.json'}", highlight=False, markup=False)
     except OSError as exc:
-        err_console.print(f"[yellow]warning:[/] could not write the HTML report into {out_dir}: {exc}")
+        err_console.print(f"[yellow]warning:[/] could not write the HTML report into {escape(str(out_dir))}: "
+                          f"{escape(str(exc))}")
 
 
 def _report_vectors(out_dir: Path, graph, inputs: Optional[Path]):
@@ -356,7 +387,7 @@ def main() -> None:
     try:
         app()
     except UsageError as exc:  # pragma: no cover - commands catch their own
-        err_console.print(f"[bold red]error:[/] {exc}")
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
         sys.exit(2)
 
 

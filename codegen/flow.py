@@ -107,6 +107,8 @@ def check_options(opts: EmitOptions) -> str | int:
     """Every option that needs no model; returns the parsed --acc."""
     parse_precision(opts)
     parse_input_shape(opts.input_shape)
+    if opts.folding is not None:
+        read_folding(opts.folding)   # its syntax; the layers it names are checked against the model later
     if opts.a is not None and not 1 <= opts.a <= 8:
         raise UsageError(f"--a {opts.a}: activation bits must be 1..8")
     if opts.target_cycles is not None and (opts.pe is not None or opts.simd is not None):
@@ -125,11 +127,11 @@ def check_options(opts: EmitOptions) -> str | int:
             raise UsageError("--huffman-max-len needs --compress huffman")
         if not 1 <= opts.huffman_max_len <= MAX_LEN_LIMIT:
             raise UsageError(f"--huffman-max-len {opts.huffman_max_len}: must be 1..{MAX_LEN_LIMIT}")
-    from .quant.clipping import CLIP_METHODS
-
     if opts.calib is None and (opts.clip != "aciq" or not opts.bias_correction):
         raise UsageError("--clip and --no-bias-correction apply to post-training quantization: add --calib")
     if opts.calib is not None:
+        from .quant.clipping import CLIP_METHODS    # imports torch: only when it is needed
+
         if opts.clip not in CLIP_METHODS:
             raise UsageError(f"--clip {opts.clip!r}: expected one of {', '.join(CLIP_METHODS)}")
         spec, _ = parse_precision(opts)
@@ -183,7 +185,10 @@ def prepare_model(model, opts: EmitOptions):
             raise UsageError("--calib quantizes a float model; this is a Brevitas model, already quantized")
         model = translate(model, parse_input_shape(opts.input_shape))
     if opts.calib is not None:
+        from .frontend.torch_frontend import check_tensors
         from .quant.ptq import PTQError, quantize_float_model
+
+        check_tensors(model)    # a NaN weight would otherwise poison the calibration silently
 
         spec, _ = parse_precision(opts)
         try:
@@ -309,19 +314,40 @@ def compare_source(source, model, vectors: Vectors) -> list[str]:
     return [compare_with_brevitas(source, model, vectors.features)]
 
 
-def write_output(out: Path, force: bool, writer) -> Path:
-    """Run ``writer(tmp_dir)`` and move the result to ``out`` atomically-ish."""
+def check_output(out: Path, force: bool) -> Path:
+    """Refuse an output that cannot be written -- a file, an existing directory
+    without --force, a path below a file, a directory the user may not write
+    into -- before the (slow) compile; return the parent directory. ``os.access``
+    answers for the real user, so the check also holds under ``setpriv``/``su``."""
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"output {str(out)!r} exists and is not a directory")
-    if out.exists() and any(out.iterdir()) and not force:
-        raise UsageError(f"output directory {str(out)!r} exists; pass --force to replace it")
-    parent = out.resolve().parent
+    try:
+        if out.exists() and not out.is_dir():
+            raise UsageError(f"output {str(out)!r} exists and is not a directory")
+        if out.is_dir() and any(out.iterdir()) and not force:
+            raise UsageError(f"output directory {str(out)!r} exists; pass --force to replace it")
+        parent = out.resolve().parent
+        existing = parent
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+    except OSError as exc:
+        raise UsageError(f"output {str(out)!r}: cannot be written ({exc.strerror or exc})") from None
+    if not existing.is_dir():
+        raise UsageError(f"output {str(out)!r}: cannot be written, {str(existing)!r} is a file, not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"output {str(out)!r}: cannot be written, no write permission in {str(existing)!r}")
+    return parent
+
+
+def write_output(out: Path, force: bool, writer) -> Path:
+    """Run ``writer(tmp_dir)`` and move the result to ``out`` atomically-ish; on
+    any failure remove the temporary directory, so nothing half-written stays."""
+    out = Path(out)
+    parent = check_output(out, force)
     try:
         parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.lbgen-", dir=parent))
     except OSError as exc:
-        raise UsageError(f"output {str(out)!r}: cannot write there ({exc.strerror})") from None
+        raise UsageError(f"output {str(out)!r}: cannot be written ({exc.strerror or exc})") from None
     try:
         writer(tmp)
         if out.exists():
@@ -331,6 +357,11 @@ def write_output(out: Path, force: bool, writer) -> Path:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, out)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if exc.errno is None:       # not the file system's answer (e.g. a missing template): a bug, shown as one
+            raise
+        raise UsageError(f"output {str(out)!r}: cannot be written ({exc.strerror})") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -343,6 +374,7 @@ def emit(model, out: Path, opts: EmitOptions, inputs: Optional[Path] = None, for
     from .emitters.hls import emit_hls
     from .emitters.rtl import emit_rtl
     from .emitters.vendor import emit_vendor
+    from .integrity import write_manifest
 
     source = model
     model = prepare_model(model, opts)      # the torch check below runs on the same module
@@ -365,6 +397,7 @@ def emit(model, out: Path, opts: EmitOptions, inputs: Optional[Path] = None, for
             emit_hls(graph, tmp / "hls")
         # vendor-flow files (Vitis HLS script + test vectors, FuseSoC core) of those targets
         emit_vendor(graph, tmp, targets, vectors.values, trace.result)
+        write_manifest(tmp)     # last: the sha256 of everything above, checked by lbgen sim
 
     write_output(out, force, writer)
     return EmitResult(graph=graph, vectors=vectors, checks=checks)

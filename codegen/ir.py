@@ -604,6 +604,10 @@ class Graph:
             where = f"layer {layer.name!r}"
             if layer.mw <= 0 or layer.mh <= 0:
                 raise IRError(f"{where}: zero-sized layer ({layer.mh}x{layer.mw})")
+            if layer.pe < 1 or layer.simd < 1:
+                raise IRError(f"{where}: PE={layer.pe} and SIMD={layer.simd} must be positive")
+            if not 2 <= layer.acc_bits <= 64:
+                raise IRError(f"{where}: acc_bits={layer.acc_bits} out of range 2..64")
             if layer.weights.shape != (layer.mh, layer.mw):
                 raise IRError(f"{where}: weights shape {layer.weights.shape} != ({layer.mh}, {layer.mw})")
             if i == len(self.layers) - 1 and (layer.conv is not None or layer.pool is not None):
@@ -682,9 +686,21 @@ class Graph:
             doc = json.loads(path.read_text())
         except FileNotFoundError:
             raise IRError(f"{path}: not found (is this an lbgen output directory?)") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except OSError as exc:
+            raise IRError(f"{path}: cannot be read ({exc.strerror})") from None
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
             raise IRError(f"{path}: not valid JSON ({exc})") from None
+
+        def parsed(what: str, parse, value):
+            """``parse(value)``, its IRError located in the file."""
+            try:
+                return parse(value)
+            except IRError as exc:
+                raise IRError(f"{path}: {what}: {exc}") from None
+
         try:
+            if not isinstance(doc, dict):
+                raise IRError(f"{path}: malformed IR (a JSON {type(doc).__name__}, not an object)")
             if doc.get("lbgen_ir") != IR_VERSION:
                 raise IRError(f"{path}: IR version {doc.get('lbgen_ir')!r}, expected {IR_VERSION}")
             layers = []
@@ -694,18 +710,29 @@ class Graph:
                     if key not in Graph._ARRAYS:
                         raise IRError(f"{path}: layer {d['name']!r} has unknown array {key!r}")
                     apath = (out_dir / rel).resolve()
+                    shown = out_dir / rel          # the path as the user gave it, in messages
                     if out_dir.resolve() not in apath.parents:
                         raise IRError(f"{path}: layer {d['name']!r} array {key} points outside the output directory")
                     try:
                         arrays[key] = np.load(apath, allow_pickle=False)
-                    except (OSError, ValueError) as exc:
-                        raise IRError(f"{apath}: cannot read array ({exc})") from None
+                    except (OSError, ValueError, EOFError) as exc:
+                        raise IRError(f"{shown}: cannot read array {key} of layer {d['name']!r} "
+                                      f"({path.name} names it): {exc}") from None
+                    if key in ("weights", "weight_codes") and arrays[key].shape != (int(d["mh"]), int(d["mw"])):
+                        raise IRError(f"{shown}: shape {arrays[key].shape}, but layer {d['name']!r} in {path.name} "
+                                      f"is {int(d['mh'])}x{int(d['mw'])} (MH x MW)")
+                    kinds = "biuf" if key in ("out_scale", "out_bias") else "biu"
+                    if arrays[key].dtype.kind not in kinds:
+                        raise IRError(f"{shown}: a {arrays[key].dtype} array, expected "
+                                      + ("numbers" if "f" in kinds else "integers"))
                 layers.append(MatVec(
                     name=str(d["name"]), source=str(d.get("source", "")),
                     mw=int(d["mw"]), mh=int(d["mh"]),
                     weights=arrays.get("weights"),
-                    wtype=DType.from_json(d["wtype"]), itype=DType.from_json(d["itype"]),
-                    odtype=DType.from_json(d["odtype"]) if d.get("odtype") else None,
+                    wtype=parsed(f"layer {d['name']!r} wtype", DType.from_json, d["wtype"]),
+                    itype=parsed(f"layer {d['name']!r} itype", DType.from_json, d["itype"]),
+                    odtype=(parsed(f"layer {d['name']!r} odtype", DType.from_json, d["odtype"])
+                            if d.get("odtype") else None),
                     pe=int(d["pe"]), simd=int(d["simd"]), acc_bits=int(d["acc_bits"]),
                     pe_kind=str(d["pe_kind"]),
                     thresholds=arrays.get("thresholds"), threshold_invert=arrays.get("threshold_invert"),
@@ -718,15 +745,22 @@ class Graph:
                     huffman_lane_bits=arrays.get("huffman_lane_bits"),
                     channel_bits=arrays.get("channel_bits"),
                 ))
-            graph = Graph(name=str(doc["name"]), input=InputQuant.from_json(doc["input"]),
+            graph = Graph(name=str(doc["name"]), input=parsed("input", InputQuant.from_json, doc["input"]),
                           layers=layers, meta=dict(doc.get("meta", {})))
-        except (KeyError, TypeError, AttributeError) as exc:
+        except IRError:
+            raise                           # already names the file
+        except (KeyError, TypeError, AttributeError, ValueError, OverflowError) as exc:
             raise IRError(f"{path}: malformed IR ({type(exc).__name__}: {exc})") from None
         for layer in graph.layers:
             if layer.weights is None:
                 raise IRError(f"{path}: layer {layer.name!r} has no weights")
-        graph.validate()
-        check_thresholds_shape(graph)
+        try:
+            graph.validate()
+            check_thresholds_shape(graph)
+        except IRError as exc:
+            raise IRError(f"{path}: {exc}") from None
+        except (TypeError, ValueError, OverflowError) as exc:     # e.g. a float array where integers belong
+            raise IRError(f"{path}: malformed IR ({type(exc).__name__}: {exc})") from None
         return graph
 
 
@@ -922,3 +956,8 @@ def check_thresholds_shape(graph: Graph) -> None:
     out = graph.layers[-1]
     if out.out_scale is None or out.out_bias is None:
         raise IRError(f"layer {out.name!r}: the output layer needs out_scale and out_bias")
+    for key in ("out_scale", "out_bias"):
+        value = np.asarray(getattr(out, key))
+        if value.shape != (out.mh,) or not np.all(np.isfinite(value)):
+            raise IRError(f"layer {out.name!r}: {key} must be {out.mh} finite numbers (one per output channel), "
+                          f"got shape {value.shape}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +15,28 @@ from lbgen import quant
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS = ROOT / "examples" / "digits"
+LBGEN = [sys.executable, "-m", "lbgen.cli"]
+
+
+def run_cli(*args, cwd=None, env=None, timeout: int = 300, user: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    """``lbgen ARGS`` in a fresh process, as a user runs it (``user``: a prefix such as setpriv ...)."""
+    return subprocess.run([*user, *LBGEN, *map(str, args)], capture_output=True, text=True, cwd=cwd,
+                          env=env, timeout=timeout)
+
+
+def assert_usage_error(proc, *fragments, out: Path | None = None):
+    """Exit code 2, every fragment in the message (whitespace-insensitive), no traceback,
+    and -- given ``out`` -- neither the output nor a temporary sibling of it left behind."""
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 2, text
+    assert "Traceback" not in text, text
+    flat = " ".join(text.split())
+    for fragment in fragments:
+        assert fragment in flat, (fragment, text)
+    if out is not None:
+        assert not out.exists(), "output written despite the error"
+        leftovers = [p.name for p in out.parent.iterdir() if ".lbgen-" in p.name]
+        assert not leftovers, leftovers
 
 
 def random_bn(c: int, g: torch.Generator, negative: bool = True) -> nn.BatchNorm1d:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -14,75 +13,30 @@ import torch.nn as nn
 
 from lbgen import quant
 
-from conftest import DIGITS, small_mlp
-
-LBGEN = [sys.executable, "-m", "lbgen.cli"]
-
-
-def run(*args, cwd=None, env=None, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([*LBGEN, *map(str, args)], capture_output=True, text=True, cwd=cwd,
-                          env=env, timeout=timeout)
-
-
-def assert_usage_error(proc, *fragments, out: Path | None = None):
-    text = proc.stdout + proc.stderr
-    assert proc.returncode == 2, text
-    flat = " ".join(text.split())
-    for fragment in fragments:
-        assert fragment in flat, (fragment, text)
-    if out is not None:
-        assert not out.exists(), "output written despite the error"
-        leftovers = [p.name for p in out.parent.iterdir() if ".lbgen-" in p.name]
-        assert not leftovers, leftovers
+from conftest import DIGITS, assert_usage_error, run_cli, small_mlp
 
 
 def test_help_lists_the_commands():
-    proc = run("--help")
+    proc = run_cli("--help")
     assert proc.returncode == 0
     for cmd in ("emit", "sim", "report"):
         assert cmd in proc.stdout
-    assert run("emit", "--help").returncode == 0
+    assert run_cli("emit", "--help").returncode == 0
 
 
 def test_lstm_and_sigmoid_named_in_one_error(tmp_path):
     model = nn.Sequential(quant.QuantAct(2), nn.LSTM(4, 4), quant.BinaryLinear(4, 4), nn.Sigmoid())
     torch.save(model, tmp_path / "m.pt")
     out = tmp_path / "out"
-    proc = run("emit", tmp_path / "m.pt", "-o", out)
+    proc = run_cli("emit", tmp_path / "m.pt", "-o", out)
     assert_usage_error(proc, "unsupported layers", "1 (torch.nn.modules.rnn.LSTM)",
                        "3 (torch.nn.modules.activation.Sigmoid)", out=out)
 
 
 def test_w2_on_a_w1_model_names_the_layer(tmp_path):
     out = tmp_path / "out"
-    proc = run("emit", DIGITS / "digits_w1a2.pt", "--target", "fpga", "--w", "2", "--a", "2", "-o", out)
+    proc = run_cli("emit", DIGITS / "digits_w1a2.pt", "--target", "fpga", "--w", "2", "--a", "2", "-o", out)
     assert_usage_error(proc, "layer 4 has 1-bit weights, --w 2", out=out)
-
-
-class _Evil:
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"echo pwned > {self.marker}",))
-
-
-@pytest.mark.parametrize("container", ["torch.save", "raw pickle", "pickle protocol 5"])
-def test_code_running_pickle_is_refused_and_never_runs(tmp_path, container):
-    marker = tmp_path / "ran"
-    path = tmp_path / "evil.pt"
-    if container == "torch.save":
-        torch.save({"model": _Evil(marker)}, path)
-    elif container == "raw pickle":
-        path.write_bytes(pickle.dumps(_Evil(marker), protocol=2))
-    else:
-        path.write_bytes(pickle.dumps(_Evil(marker), protocol=5))
-    out = tmp_path / "out"
-    proc = run("emit", path, "-o", out)
-    assert_usage_error(proc, "refused", "Nothing from it was run", "--trust", out=out)
-    if container != "pickle protocol 5":  # that one is refused at its first opcode already
-        assert "system" in proc.stderr
-    assert not marker.exists()
 
 
 def test_custom_class_needs_trust(tmp_path):
@@ -97,82 +51,55 @@ def test_custom_class_needs_trust(tmp_path):
     subprocess.run([sys.executable, "-c", "import torch, usermodels; torch.save(usermodels.Net().eval(), 'net.pt')"],
                    cwd=tmp_path, env=env, check=True)
     out = tmp_path / "out"
-    proc = run("emit", tmp_path / "net.pt", "-o", out, env=env)
+    proc = run_cli("emit", tmp_path / "net.pt", "-o", out, env=env)
     assert_usage_error(proc, "refused", "usermodels.Net", out=out)
-    proc = run("emit", tmp_path / "net.pt", "-o", out, "--trust", env=env)
+    proc = run_cli("emit", tmp_path / "net.pt", "-o", out, "--trust", env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (out / "lbgen.json").is_file() and (out / "rtl" / "lbgen_top.v").is_file()
 
 
 def test_missing_file(tmp_path):
     out = tmp_path / "out"
-    assert_usage_error(run("emit", tmp_path / "nope.pt", "-o", out), "nope.pt", "not found", out=out)
-
-
-def test_truncated_file(tmp_path):
-    data = (DIGITS / "digits_w1a2.pt").read_bytes()
-    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
-    out = tmp_path / "out"
-    assert_usage_error(run("emit", tmp_path / "cut.pt", "-o", out), "cut.pt", "cannot be read", out=out)
+    assert_usage_error(run_cli("emit", tmp_path / "nope.pt", "-o", out), "nope.pt", "not found", out=out)
 
 
 def test_pe_that_does_not_divide(tmp_path):
     out = tmp_path / "out"
-    proc = run("emit", DIGITS / "digits_w1a2.pt", "--pe", "3", "-o", out)
+    proc = run_cli("emit", DIGITS / "digits_w1a2.pt", "--pe", "3", "-o", out)
     assert_usage_error(proc, "layer fc0 (1): PE=3 from --pe does not divide MH (outputs)=256", out=out)
 
 
 def test_bad_options(tmp_path):
     out = tmp_path / "out"
-    assert_usage_error(run("emit", DIGITS / "digits_w1a2.pt", "--acc", "seven", "-o", out), "--acc", out=out)
-    assert_usage_error(run("emit", DIGITS / "digits_w1a2.pt", "--w", "9", "-o", out), "--w 9", out=out)
-    assert_usage_error(run("emit", DIGITS / "digits_w1a2.pt", "--target", "asic", "-o", out), "--target", out=out)
-    assert_usage_error(run("emit", DIGITS / "digits_w1a2.pt", "--nonsense", "-o", out), "--nonsense", out=out)
+    assert_usage_error(run_cli("emit", DIGITS / "digits_w1a2.pt", "--acc", "seven", "-o", out), "--acc", out=out)
+    assert_usage_error(run_cli("emit", DIGITS / "digits_w1a2.pt", "--target", "asic", "-o", out), "--target", out=out)
+    assert_usage_error(run_cli("emit", DIGITS / "digits_w1a2.pt", "--nonsense", "-o", out), "--nonsense", out=out)
 
 
-def test_existing_output_needs_force_and_a_file_is_refused(tmp_path):
+def test_existing_output_needs_force(tmp_path):
     model = small_mlp(0, dims=(8, 4, 2))
     torch.save(model, tmp_path / "m.pt")
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    proc = run("emit", tmp_path / "m.pt", "-o", out)
+    proc = run_cli("emit", tmp_path / "m.pt", "-o", out)
     assert proc.returncode == 2 and "--force" in proc.stderr
     assert (out / "keep.txt").read_text() == "mine"
-    proc = run("emit", tmp_path / "m.pt", "-o", out, "--force")
+    proc = run_cli("emit", tmp_path / "m.pt", "-o", out, "--force")
     assert proc.returncode == 0, proc.stderr
     assert not (out / "keep.txt").exists() and (out / "lbgen.json").exists()
-    afile = tmp_path / "afile"
-    afile.write_text("x")
-    proc = run("emit", tmp_path / "m.pt", "-o", afile)
-    assert proc.returncode == 2 and "is not a directory" in proc.stderr
-    assert afile.read_text() == "x"
 
 
 def test_sim_and_report_refuse_a_directory_that_is_not_an_output(tmp_path):
-    assert_usage_error(run("sim", tmp_path), "lbgen.json", "not found")
-    assert_usage_error(run("report", tmp_path / "missing"), "not an lbgen output directory")
+    assert_usage_error(run_cli("sim", tmp_path), "lbgen.json", "not found")
+    assert_usage_error(run_cli("report", tmp_path / "missing"), "not an lbgen output directory")
 
 
 # -- the number formats of issue 4: bad input is refused with exit code 2 --------------
 
-@pytest.mark.parametrize("w,needle", [("9", "--w 9"), ("0", "--w 0"), ("log2:7", "--w log2:7"),
-                                      ("log2:1", "--w log2:1"), ("4.5", "--w 4.5"), ("two", "--w two")])
-def test_weight_format_out_of_range_is_a_usage_error(tmp_path, w, needle):
-    out = tmp_path / "out"
-    proc = run("emit", DIGITS / "digits_w1a2.pt", "--w", w, "-o", out)
-    assert_usage_error(proc, needle, out=out)
-
-
-@pytest.mark.parametrize("a", ["0", "9"])
-def test_activation_bits_out_of_range_is_a_usage_error(tmp_path, a):
-    out = tmp_path / "out"
-    assert_usage_error(run("emit", DIGITS / "digits_w1a2.pt", "--a", a, "-o", out), f"--a {a}", out=out)
-
-
 def test_hetero_distribution_that_cannot_give_the_average_names_the_layer(tmp_path):
     out = tmp_path / "out"
-    proc = run("emit", DIGITS / "digits_wh14a2.pt", "--w", "1.4", "--hetero-dist", "0.5,0.3,0.2", "-o", out)
+    proc = run_cli("emit", DIGITS / "digits_wh14a2.pt", "--w", "1.4", "--hetero-dist", "0.5,0.3,0.2", "-o", out)
     assert_usage_error(proc, "layer 4 has 1.4-bit heterogeneous weights", "--hetero-dist 0.5,0.3,0.2",
                        "cannot give", out=out)
 
@@ -182,21 +109,21 @@ def test_tampered_log2_model_names_the_layer(tmp_path):
     model[4].max_exp = 8  # the saved state now yields weights up to 2^8, beyond a 4-bit log2 code
     torch.save(model, tmp_path / "tampered.pt")
     out = tmp_path / "out"
-    proc = run("emit", tmp_path / "tampered.pt", "-o", out)
+    proc = run_cli("emit", tmp_path / "tampered.pt", "-o", out)
     assert_usage_error(proc, "layer 4 (Log2Linear): weight", "is outside the log2:4 range", out=out)
 
 
 def test_compress_options_and_the_huffman_report(tmp_path):
     model = Path(__file__).resolve().parents[1] / "examples" / "digits" / "digits_w2a2.pt"
-    bad = run("emit", model, "--compress", "zip", "-o", tmp_path / "a")
+    bad = run_cli("emit", model, "--compress", "zip", "-o", tmp_path / "a")
     assert bad.returncode == 2 and "--compress 'zip'" in bad.stderr and not (tmp_path / "a").exists()
-    bad = run("emit", model, "--huffman-max-len", "8", "-o", tmp_path / "b")
+    bad = run_cli("emit", model, "--huffman-max-len", "8", "-o", tmp_path / "b")
     assert bad.returncode == 2 and "needs --compress huffman" in bad.stderr
-    bad = run("emit", model, "--compress", "huffman", "--huffman-max-len", "1", "-o", tmp_path / "c")
+    bad = run_cli("emit", model, "--compress", "huffman", "--huffman-max-len", "1", "-o", tmp_path / "c")
     assert bad.returncode == 2 and "raise --huffman-max-len" in bad.stderr and not (tmp_path / "c").exists()
-    ok = run("emit", model, "--compress", "huffman", "-o", tmp_path / "d")
+    ok = run_cli("emit", model, "--compress", "huffman", "-o", tmp_path / "d")
     assert ok.returncode == 0, ok.stderr
-    rep = run("report", tmp_path / "d")
+    rep = run_cli("report", tmp_path / "d")
     assert rep.returncode == 0 and "Huffman-coded weights" in rep.stdout and "saved" in rep.stdout
 
 
@@ -213,11 +140,11 @@ def test_report_channel_widths_decoder_luts_and_activation_bits(tmp_path):
 
     out = tmp_path / "out"
     # folded small (--target-cycles): --synth also synthesises every layer engine
-    ok = run("emit", DIGITS / "digits_w8a8.pt", "--bits-budget", "4.5", "--compress", "huffman",
+    ok = run_cli("emit", DIGITS / "digits_w8a8.pt", "--bits-budget", "4.5", "--compress", "huffman",
              "--target-cycles", "2048", "--inputs", DIGITS / "digits_test.npz", "-o", out)
     assert ok.returncode == 0, ok.stderr
     env = dict(os.environ, COLUMNS="250")
-    rep = run("report", out, "--synth", env=env, timeout=3600)    # Yosys on every layer engine
+    rep = run_cli("report", out, "--synth", env=env, timeout=3600)    # Yosys on every layer engine
     assert rep.returncode == 0, rep.stderr
     rows = {}
     for line in rep.stdout.splitlines():
@@ -245,19 +172,19 @@ def test_report_channel_widths_decoder_luts_and_activation_bits(tmp_path):
                        f"{a.huffman:.3f}"]
         assert a.entropy <= a.huffman < a.entropy + 1
     stamp = (out / "report" / "synth.json").stat().st_mtime_ns
-    again = run("report", out, "--synth", env=env)
+    again = run_cli("report", out, "--synth", env=env)
     assert again.returncode == 0 and (out / "report" / "synth.json").stat().st_mtime_ns == stamp   # cached
-    bad = run("report", out, "--inputs", tmp_path / "none.npy")
+    bad = run_cli("report", out, "--inputs", tmp_path / "none.npy")
     assert_usage_error(bad, "none.npy")
     assert "Huffman" not in bad.stdout                                  # nothing printed before the error
 
 
 def test_bits_budget_usage_errors(tmp_path):
-    bad = run("emit", DIGITS / "digits_w4a4.pt", "--bits-budget", "9", "-o", tmp_path / "a")
+    bad = run_cli("emit", DIGITS / "digits_w4a4.pt", "--bits-budget", "9", "-o", tmp_path / "a")
     assert_usage_error(bad, "--bits-budget 9.0", "2..8", out=tmp_path / "a")
-    bad = run("emit", DIGITS / "digits_w1a2.pt", "--bits-budget", "3", "-o", tmp_path / "b")
+    bad = run_cli("emit", DIGITS / "digits_w1a2.pt", "--bits-budget", "3", "-o", tmp_path / "b")
     assert_usage_error(bad, "no hidden layer has k-bit integer weights", out=tmp_path / "b")
-    bad = run("emit", DIGITS / "digits_w4a4.pt", "--bits-budget", "6", "-o", tmp_path / "c")
+    bad = run_cli("emit", DIGITS / "digits_w4a4.pt", "--bits-budget", "6", "-o", tmp_path / "c")
     assert_usage_error(bad, "layer 4 has 4-bit weights", out=tmp_path / "c")
 
 
@@ -275,18 +202,18 @@ def test_float_model_with_calib_is_quantized_post_training(tmp_path):
     with np.load(DIGITS / "digits_test.npz") as z:
         np.save(tmp_path / "calib.npy", z["x"][:100])
     out = tmp_path / "out"
-    ok = run("emit", path, "--w", "3", "--a", "3", "--calib", tmp_path / "calib.npy", "--clip", "minmax",
+    ok = run_cli("emit", path, "--w", "3", "--a", "3", "--calib", tmp_path / "calib.npy", "--clip", "minmax",
              "--inputs", DIGITS / "digits_test.npz", "-o", out)
     assert ok.returncode == 0, ok.stderr
     assert "every hidden level equal" in ok.stdout
     from lbgen.ir import Graph
 
     assert [l.wtype.bits for l in Graph.load(out).layers] == [8, 3, 8]
-    assert_usage_error(run("emit", path, "--w", "3", "--a", "3", "-o", tmp_path / "a"),
+    assert_usage_error(run_cli("emit", path, "--w", "3", "--a", "3", "-o", tmp_path / "a"),
                        "post-training with --calib", out=tmp_path / "a")
-    assert_usage_error(run("emit", path, "--calib", tmp_path / "calib.npy", "-o", tmp_path / "b"),
+    assert_usage_error(run_cli("emit", path, "--calib", tmp_path / "calib.npy", "-o", tmp_path / "b"),
                        "--calib quantizes a float model post-training", out=tmp_path / "b")
-    assert_usage_error(run("emit", path, "--w", "3", "--a", "3", "--calib", tmp_path / "none.npy", "-o",
+    assert_usage_error(run_cli("emit", path, "--w", "3", "--a", "3", "--calib", tmp_path / "none.npy", "-o",
                            tmp_path / "c"), "--calib file", "not found", out=tmp_path / "c")
-    assert_usage_error(run("emit", DIGITS / "digits_w4a4.pt", "--clip", "minmax", "-o", tmp_path / "d"),
+    assert_usage_error(run_cli("emit", DIGITS / "digits_w4a4.pt", "--clip", "minmax", "-o", tmp_path / "d"),
                        "add --calib", out=tmp_path / "d")

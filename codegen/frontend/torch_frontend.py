@@ -57,34 +57,9 @@ def _safe_globals() -> list:
 
 def load_module(path: Path, trust: bool = False):
     """Load a whole module saved with ``torch.save``; refuse anything unsafe."""
-    torch = _torch()
     path = Path(path)
-    if not path.exists():
-        raise UsageError(f"model file {str(path)!r} not found")
-    if not path.is_file():
-        raise UsageError(f"model file {str(path)!r} is not a file")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch's own warnings; our error says what matters
-            if trust:
-                obj = torch.load(path, map_location="cpu", weights_only=False)
-            else:
-                with torch.serialization.safe_globals(_safe_globals()):
-                    obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        msg = str(exc)
-        culprit = ""
-        for line in msg.splitlines():
-            if "Unsupported global" in line or "Unsupported operand" in line or "GLOBAL" in line:
-                culprit = line.strip()
-                break
-        raise UsageError(
-            f"model file {str(path)!r} refused: loading it would need code that lbgen does not "
-            f"allow-list ({culprit or msg.splitlines()[0] if msg else 'unpickling error'}). "
-            "Nothing from it was run. Pass --trust only if you trust this file.") from None
-    except (RuntimeError, EOFError, OSError, ValueError, AttributeError, ImportError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UsageError(f"model file {str(path)!r} cannot be read as a torch model: {first}") from None
+    obj = torch_load(path, "model file", trust=trust)
+    torch = _torch()
     if isinstance(obj, dict):
         raise UsageError(f"model file {str(path)!r} holds a state_dict, not a module; "
                          "save the whole module with torch.save(model), or name the code that builds it "
@@ -92,6 +67,113 @@ def load_module(path: Path, trust: bool = False):
     if not isinstance(obj, torch.nn.Module):
         raise UsageError(f"model file {str(path)!r} holds a {type(obj).__name__}, not a torch.nn.Module")
     return obj
+
+
+#: the first bytes of a zip archive (torch.save's format)
+ZIP_MAGIC = b"PK\x03\x04"
+
+
+def torch_load(path: Path, what: str = "model file", trust: bool = False):
+    """``torch.load`` that never runs code from the file unless ``trust``, and
+    turns every way a file can be hostile or broken into a UsageError naming
+    it: a global that is not allow-listed (refused before anything runs), an
+    empty, truncated or corrupt file, or one that is no torch file at all.
+
+    A torch.save zip is checked with the standard library first (cheap, and
+    clearer than torch's reader on a cut-off file); ``--trust`` is offered
+    only where it applies (``what`` = "model file")."""
+    label = f"{what} {str(path)!r}"
+    if not path.exists():
+        raise UsageError(f"{label} not found")
+    if not path.is_file():
+        raise UsageError(f"{label} is not a file")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(ZIP_MAGIC))
+    except OSError as exc:
+        raise UsageError(f"{label} cannot be read ({exc.strerror})") from None
+    if not head:
+        raise UsageError(f"{label} is empty")
+    if ZIP_MAGIC.startswith(head):
+        _check_zip(path, label)
+    torch = _torch()
+    hint = " Pass --trust only if you trust this file." if what == "model file" else ""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's own warnings; our error says what matters
+            if trust:
+                return torch.load(path, map_location="cpu", weights_only=False)
+            with torch.serialization.safe_globals(_safe_globals()):
+                return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        culprit = next((line for line in lines if "Unsupported global" in line or "GLOBAL" in line), None)
+        if culprit is None and any(line.startswith("Unsupported operand") for line in lines):
+            # an opcode the safe loader does not read: a pickle it refuses (say which globals it
+            # would import), or bytes that are no pickle at all
+            complete, names = _scan_pickle(path)
+            if complete:
+                culprit = next(line for line in lines if line.startswith("Unsupported operand"))
+                if names:
+                    culprit += f"; it would import {', '.join(names)}"
+        if culprit is not None:
+            raise UsageError(f"{label} refused: loading it would need code that lbgen does not allow-list "
+                             f"({culprit}). Nothing from it was run.{hint}") from None
+        detail = next((line for line in lines if "WeightsUnpickler error" not in line
+                       and not line.startswith(("Weights only load failed", "Please file an issue"))),
+                      lines[0] if lines else "unpickling error")
+        more = " (e.g. torch's legacy format; --trust reads it, only if you trust this file)" if hint else ""
+        raise UsageError(f"{label} cannot be read as a torch model: it is truncated or corrupt, or in a form "
+                         f"the safe loader does not read{more}: {detail}") from None
+    except Exception as exc:  # noqa: BLE001 - a broken file makes torch raise nearly anything
+        first = (str(exc).strip().splitlines() or [""])[0]
+        # a class that is gone is no broken file; anything else from the unpickler is
+        why = "" if isinstance(exc, (ImportError, AttributeError)) else " (truncated, corrupt or not a torch.save file)"
+        raise UsageError(f"{label} cannot be read as a torch model{why}: "
+                         f"{type(exc).__name__}{': ' + first if first else ''}") from None
+
+
+def _check_zip(path: Path, label: str) -> None:
+    """A torch.save archive must be a complete zip whose members pass their CRC check."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            bad = z.testzip()
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError) as exc:
+        raise UsageError(f"{label} cannot be read as a torch model: truncated or corrupt "
+                         f"(not a complete zip archive: {exc})") from None
+    if bad is not None:
+        raise UsageError(f"{label} cannot be read as a torch model: corrupt (member {bad!r} fails its CRC check)")
+
+
+def _scan_pickle(path: Path) -> tuple[bool, list[str]]:
+    """Parse the file's first pickle without running it (pickletools only reads
+    opcodes): whether it is complete, and the globals it would import. The
+    strings STACK_GLOBAL takes are followed through the memo."""
+    import pickletools
+
+    names: list[str] = []
+    pushed: list[Optional[str]] = []       # the strings pushed so far (None: something else)
+    memo: dict[int, Optional[str]] = {}
+    try:
+        for op, arg, _ in pickletools.genops(path.read_bytes()):
+            if op.name in ("GLOBAL", "INST"):
+                names.append(str(arg).replace(" ", "."))
+            elif op.name == "STACK_GLOBAL":
+                module, name = (pushed[-2:] if len(pushed) >= 2 else [None, None])
+                names.append(f"{module}.{name}" if module and name else "a global named at run time")
+            elif op.name == "MEMOIZE":
+                memo[len(memo)] = pushed[-1] if pushed else None
+            elif op.name in ("PUT", "BINPUT", "LONG_BINPUT"):
+                memo[int(arg)] = pushed[-1] if pushed else None
+            elif op.name in ("GET", "BINGET", "LONG_BINGET"):
+                pushed.append(memo.get(int(arg)))
+            elif op.stack_after:
+                pushed.append(arg if isinstance(arg, str) else None)
+    except Exception:  # noqa: BLE001 - truncated or not a pickle: genops raises ValueError and others
+        return False, names
+    return True, list(dict.fromkeys(names))
 
 
 # -- walking --------------------------------------------------------------------
@@ -289,6 +371,47 @@ def _act_bits(path: str, q) -> int:
     return bits
 
 
+def _tensor_problems(steps: list[Step]) -> list[str]:
+    """NaN or Inf in any parameter or buffer, and zero-sized weights, every one
+    named by its module: checked before any arithmetic touches them, since a
+    NaN bias or batch-norm statistic would otherwise fold silently into
+    thresholds at the ends of the range, and a layer with 0 inputs or outputs
+    breaks the per-channel scale (an ``amax`` over nothing)."""
+    torch = _torch()
+    from .imported import ThresholdQuant
+
+    out = []
+    for s in steps:
+        m = s.module
+        if not isinstance(m, torch.nn.Module):
+            continue
+        for name, t in [*m.named_parameters(), *m.named_buffers()]:
+            if t is None or not t.is_floating_point():
+                continue
+            t = t.detach()
+            # a QONNX MultiThreshold may use +-Inf for "never" and "always"
+            bad = torch.isnan(t) if isinstance(m, ThresholdQuant) and name == "thresholds" else ~torch.isfinite(t)
+            n = int(bad.sum())
+            if n:
+                what = "weights are" if name == "weight" else f"{name} is"
+                out.append(f"layer {s.path}: {what} NaN or Inf ({type(m).__name__}.{name}: {n} of {t.numel()} "
+                           "values)")
+        w = getattr(m, "weight", None)
+        if isinstance(w, torch.Tensor) and w.numel() == 0:
+            shape = "x".join(str(d) for d in w.shape)
+            out.append(f"layer {s.path} ({type(m).__name__}): zero-sized ({shape} weights: every layer needs "
+                       "at least one input and one output)")
+    return out
+
+
+def check_tensors(model) -> None:
+    """UsageError naming every module whose parameters or buffers are NaN/Inf or
+    whose weights are empty (see :func:`_tensor_problems`)."""
+    problems = _tensor_problems(_walk(model))
+    if problems:
+        raise UsageError("; ".join(problems))
+
+
 def _segments(steps: list[Step]) -> list[_Segment]:
     """Group the chain into quantizer -> linear -> element-wise* -> quantizer."""
     import torch.nn as nn
@@ -311,6 +434,9 @@ def _segments(steps: list[Step]) -> list[_Segment]:
             msg.append("a float model (plain Linear layers) is quantized post-training with --calib "
                        "calib.npy --w k --a k")
         raise UsageError(". ".join(msg))
+    tensors = _tensor_problems(steps)
+    if tensors:
+        raise UsageError("; ".join(tensors))
     chain = [s for s in steps if _kind_of(s.module) != "shape"]
     segments: list[_Segment] = []
     pending_quant: Optional[Step] = None
@@ -379,20 +505,27 @@ def check_bits(segments: list[_Segment], w=None, a: Optional[int] = None,
         if spec is not None and spec.kind != "hetero":
             check_hetero_option(spec, hetero_dist)  # an option conflict; else checked per layer below
     problems = []
+    invalid = []         # formats a (tampered) model declares that are none at all, all named at once
     n = len(segments)
     for i, seg in enumerate(segments):
         edge = i == 0 or i == n - 1
         lin = seg.linear.module
-        have = _layer_spec(seg.linear.path, lin)
+        try:
+            have = _layer_spec(seg.linear.path, lin)
+        except UsageError as exc:
+            invalid.append(str(exc))
+            have = None
         where = f"layer {seg.linear.path}"
-        if spec is not None:
+        if have is None:
+            pass
+        elif spec is not None:
             if edge and have.width < spec.width:
                 problems.append(f"{where} has {have.short()} weights, --w {spec} asks for at least "
                                 f"{spec.width:g} bits per weight")
             elif not edge and not have.matches(spec):
                 problems.append(f"{where} has {have.short()} weights, --w {spec} asks for exactly "
                                 f"{spec.describe()} weights")
-        if hetero_dist is not None and not edge and have.kind == "hetero":
+        if hetero_dist is not None and not edge and have is not None and have.kind == "hetero":
             mean = dist_mean(hetero_dist)
             if abs(mean - have.bits) > HETERO_DIST_TOL:
                 problems.append(f"{where} has {have.bits:g}-bit heterogeneous weights, which --hetero-dist "
@@ -400,12 +533,19 @@ def check_bits(segments: list[_Segment], w=None, a: Optional[int] = None,
             elif not same_dist(hetero_dist, lin.dist):
                 problems.append(f"{where} has the bit distribution {format_dist(lin.dist)}, --hetero-dist "
                                 f"asks for {format_dist(hetero_dist)}")
-        ab = _act_bits(seg.in_quant.path, seg.in_quant.module)
+        try:
+            ab = _act_bits(seg.in_quant.path, seg.in_quant.module)
+            if seg.out_quant is not None:
+                _act_bits(seg.out_quant.path, seg.out_quant.module)
+        except UsageError as exc:
+            if str(exc) not in invalid:     # the output quantizer of one layer is the input of the next
+                invalid.append(str(exc))
+            continue
         if a is not None and (ab < a if i == 0 else ab != a):
             problems.append(f"activation {seg.in_quant.path} (input of {seg.linear.path}) has {ab} bits, "
                             f"--a {a} " + ("asks for at least that" if i == 0 else "asks for exactly that"))
-        if seg.out_quant is not None:
-            _act_bits(seg.out_quant.path, seg.out_quant.module)
+    if invalid:
+        raise UsageError("; ".join(invalid))
     if problems:
         raise UsageError("the model's quantizers disagree with the requested precision: " + "; ".join(problems))
 

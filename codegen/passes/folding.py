@@ -36,14 +36,22 @@ def read_folding(path: Path) -> dict[str, dict[str, int]]:
         doc = json.loads(path.read_text())
     except FileNotFoundError:
         raise UsageError(f"--folding file {str(path)!r} not found") from None
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except OSError as exc:
+        raise UsageError(f"--folding file {str(path)!r} cannot be read ({exc.strerror})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise UsageError(f"--folding file {str(path)!r}: not valid JSON ({exc})") from None
     if not isinstance(doc, dict):
-        raise UsageError(f"--folding file {str(path)!r}: expected an object {{layer: {{pe, simd}}}}")
+        raise UsageError(f"--folding file {str(path)!r}: expected an object {{layer: {{pe, simd}}}}, "
+                         f"not a JSON {type(doc).__name__}")
     out: dict[str, dict[str, int]] = {}
     for name, entry in doc.items():
-        if not isinstance(entry, dict) or not set(entry) <= {"pe", "simd"}:
-            raise UsageError(f"--folding file {str(path)!r}: layer {name!r} needs an object with 'pe' and/or 'simd'")
+        if not isinstance(entry, dict):
+            raise UsageError(f"--folding file {str(path)!r}: layer {name!r} needs an object with 'pe' and/or "
+                             f"'simd', not {entry!r}")
+        unknown = sorted(set(entry) - {"pe", "simd"})
+        if unknown:
+            raise UsageError(f"--folding file {str(path)!r}: layer {name!r} has unknown keys "
+                             f"{', '.join(map(repr, unknown))} (expected 'pe' and/or 'simd')")
         for key, value in entry.items():
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise UsageError(f"--folding file {str(path)!r}: layer {name!r} {key}={value!r} is not a positive integer")
