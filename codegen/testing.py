@@ -233,6 +233,20 @@ def rtl_threshold_word(layer: MatVec, flip: Flip) -> tuple[str, int, int]:
     return f"thr{k}_{p:04d}", (nf << k) + q, flip.bit
 
 
+def rtl_rom_flip(graph: Graph, inputs: np.ndarray, name: str, rom: str) -> tuple[Flip, str, int, int]:
+    """A weight (``rom="weights"``) or threshold flip of layer ``name`` that shows on
+    ``inputs``, with the RTL ROM image it is in and its word and bit there:
+    (flip, ``<layer>_<suffix>.mem``, word, bit)."""
+    layer = graph.layer(name)
+    if rom == "weights":
+        flip = weight_flip(graph, inputs, name)
+        suffix, (word, bit) = "weights", weight_word(layer, flip)
+    else:
+        flip = threshold_flip(graph, inputs, name)
+        suffix, word, bit = rtl_threshold_word(layer, flip)
+    return flip, f"{name}_{suffix}.mem", word, bit
+
+
 def hls_threshold_word(layer: MatVec, flip: Flip) -> tuple[int, int, int]:
     """(PE lane, word, bit) of a threshold flip in the HLS ``<layer>_thresholds[PE][NF]`` ROM."""
     nf, p = divmod(flip.channel, layer.pe)

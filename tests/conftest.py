@@ -88,3 +88,12 @@ def features():
         rng = np.random.default_rng(seed)
         return rng.uniform(-0.1, 1.1, size=(n, width)).astype(np.float32)
     return make
+
+
+@pytest.fixture(scope="module")
+def sim_cache(tmp_path_factory):
+    """A module-private build cache, so every build here is shared and nothing leaks out."""
+    with pytest.MonkeyPatch.context() as mp:
+        path = tmp_path_factory.mktemp("simcache")
+        mp.setenv("LBGEN_SIM_CACHE", str(path))
+        yield path

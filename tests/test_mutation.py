@@ -26,7 +26,7 @@ import pytest
 import torch
 
 from lbgen.ir import Graph
-from lbgen.testing import (flip_hls_rom_bit, flip_mem_bit, hls_threshold_word, rtl_threshold_word, threshold_flip,
+from lbgen.testing import (flip_hls_rom_bit, flip_mem_bit, hls_threshold_word, rtl_rom_flip, threshold_flip,
                            weight_flip, weight_word)
 
 from conftest import assert_usage_error, run_cli, small_mlp
@@ -66,16 +66,9 @@ def _expect_localised(proc, flip, executor: str) -> None:
 @pytest.mark.parametrize("rom", ["weights", "thresholds"])
 def test_flipped_rtl_rom_bit_is_refused_then_caught(emitted, tmp_path, rom):
     out, graph, inputs = emitted
-    name = "fc1"
-    layer = graph.layer(name)
-    if rom == "weights":
-        flip = weight_flip(graph, inputs, name)
-        suffix, (word, bit) = "weights", weight_word(layer, flip)
-    else:
-        flip = threshold_flip(graph, inputs, name)
-        suffix, word, bit = rtl_threshold_word(layer, flip)
+    flip, name, word, bit = rtl_rom_flip(graph, inputs, "fc1", rom)
     mutant = _mutant(out, tmp_path / "out")
-    mem = mutant / "rtl" / f"{name}_{suffix}.mem"
+    mem = mutant / "rtl" / name
     flip_mem_bit(mem, word, bit)
     assert_usage_error(run_cli("sim", mutant, "--simulator", "icarus"), f"rtl/{mem.name}")
     _expect_localised(run_cli("sim", mutant, "--simulator", "icarus", "--allow-modified"), flip, "icarus")

@@ -68,12 +68,8 @@ ACC_LIMIT = 32              # the 32-bit default; an exact accumulator is used w
 B = DType("bipolar", 1)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def sim_cache(tmp_path_factory):
-    """A module-private build cache: these builds are used once and should not push out the user's."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("LBGEN_SIM_CACHE", str(tmp_path_factory.mktemp("simcache")))
-        yield
+#: a module-private build cache (conftest): these builds are used once and should not push out the user's
+pytestmark = pytest.mark.usefixtures("sim_cache")
 
 
 # --------------------------------------------------------------------------- number formats

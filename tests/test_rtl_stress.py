@@ -91,15 +91,6 @@ DESIGNS = {"mlp": _mlp, "cnn": _cnn, "huff": _huff}
 
 
 @pytest.fixture(scope="module")
-def sim_cache(tmp_path_factory):
-    """A module-private build cache, so every build here is shared and nothing leaks out."""
-    with pytest.MonkeyPatch.context() as mp:
-        path = tmp_path_factory.mktemp("simcache")
-        mp.setenv("LBGEN_SIM_CACHE", str(path))
-        yield path
-
-
-@pytest.fixture(scope="module")
 def designs(tmp_path_factory, sim_cache):
     """name -> (out dir, graph), emitted once per module."""
     cache: dict[str, tuple[Path, Graph]] = {}

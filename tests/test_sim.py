@@ -32,8 +32,7 @@ from lbgen.simlib.scoreboard import check_stream, report
 from lbgen.simlib.streams import StreamSpec, decode_beats, pack_frames
 from lbgen.simulate import (RtlResult, SimulationError, ToolchainError, read_filelist, run_rtl,
                             toolchain_env)
-from lbgen.testing import (flip_mem_bit, random_graph, random_inputs, rtl_threshold_word, threshold_flip,
-                           weight_flip, weight_word)
+from lbgen.testing import flip_mem_bit, random_graph, random_inputs, rtl_rom_flip
 
 B, U2, U3 = DType("bipolar", 1), DType("uint", 2), DType("uint", 3)
 
@@ -57,15 +56,6 @@ def _graph(seed: int = 11) -> Graph:
                         [B, B, DType("int", 3), DType("int", 4)],
                         [U3, B, U2, U2],
                         [(4, 4), (3, 8), (2, 4), (3, 2)])
-
-
-@pytest.fixture(scope="module")
-def sim_cache(tmp_path_factory):
-    """A module-private build cache, so every build here is shared and nothing leaks out."""
-    with pytest.MonkeyPatch.context() as mp:
-        path = tmp_path_factory.mktemp("simcache")
-        mp.setenv("LBGEN_SIM_CACHE", str(path))
-        yield path
 
 
 @pytest.fixture(scope="module")
@@ -217,15 +207,9 @@ def _copy_design(out: Path, dst: Path) -> Path:
                                        ("weights", "fc3")])
 def test_mutated_rom_bit_is_localised(design, runs, tmp_path, simulator, rom, layer):
     out, graph, inputs, _ = design
-    lay = graph.layer(layer)
-    if rom == "weights":
-        flip = weight_flip(graph, inputs, layer)
-        suffix, (word, bit) = "weights", weight_word(lay, flip)
-    else:
-        flip = threshold_flip(graph, inputs, layer)
-        suffix, word, bit = rtl_threshold_word(lay, flip)
+    flip, mem, word, bit = rtl_rom_flip(graph, inputs, layer, rom)
     mutant = _copy_design(out, tmp_path / "mutant")
-    flip_mem_bit(mutant / "rtl" / f"{layer}_{suffix}.mem", word, bit)
+    flip_mem_bit(mutant / "rtl" / mem, word, bit)
     res = run_rtl(mutant, inputs, simulator=simulator, seed=3, throughput_frames=0)
     assert res.build_reused                                  # .mem files are not part of the build
     assert not res.passed and res.mismatches
