@@ -39,6 +39,12 @@ CNNS = {
 }
 
 
+#: the cases simulated by default; the third runs in make test-all (non-square kernels and XNOR
+#: convolutions run in every executor by default through tests/test_property.py's random CNNs)
+DEFAULT_RUN = ("bin_pad_pool_stride2", "k5_k1_pool3")
+SIM_CASES = [n if n in DEFAULT_RUN else pytest.param(n, marks=pytest.mark.slow) for n in CNNS]
+
+
 def _graph(name: str):
     chw, itype, convs, fc_w, fc_fold = CNNS[name]
     return random_cnn(sum(map(ord, name)), chw, itype, convs, 10, fc_w, fc_fold)
@@ -90,7 +96,7 @@ def test_verilator_lint_is_clean(name, designs):
 
 
 @pytest.mark.parametrize("simulator", ["icarus", "verilator"])
-@pytest.mark.parametrize("name", list(CNNS))
+@pytest.mark.parametrize("name", SIM_CASES)
 def test_cnn_rtl_bit_exact_under_backpressure_at_the_folding_bound(name, simulator, designs):
     graph, out = designs(name)
     x = random_inputs(graph, 6, seed=2)
@@ -104,7 +110,7 @@ def test_cnn_rtl_bit_exact_under_backpressure_at_the_folding_bound(name, simulat
 
 @pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
 @pytest.mark.parametrize("native", [True, False], ids=["native", "ap_int"])
-@pytest.mark.parametrize("name", list(CNNS))
+@pytest.mark.parametrize("name", SIM_CASES)
 def test_cnn_hls_csim_bit_exact(name, native, tmp_path):
     """The same CNNs through the HLS C++ (sliding_window -> mvau -> maxpool in a
     DATAFLOW top), every layer's output stream compared."""
