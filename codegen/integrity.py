@@ -29,7 +29,7 @@ from itertools import zip_longest
 from pathlib import Path
 
 from .errors import UsageError
-from .ir import Graph, IRError
+from .ir import Graph
 
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
@@ -106,33 +106,6 @@ def _names(rels: list[str]) -> str:
     return ", ".join(rels[:NAMED]) + more
 
 
-def rom_images(graph: Graph) -> dict[str, tuple[int, int]]:
-    """Every ROM image ``rtl/lbgen_top.v`` reads: file name -> (words, bits per
-    word), as ``lbgen.emitters.rtl.emit_rtl`` writes them."""
-    from .emitters.rtl import rtl_plan
-    from .huffman import huffman_lanes
-    from .packing import threshold_word_bits
-
-    images: dict[str, tuple[int, int]] = {}
-    for layer, lp in zip(graph.layers, rtl_plan(graph)["layers"]):
-        if lp["huffman_mem"]:
-            for name, lane in zip(lp["huffman_mem"], huffman_lanes(layer)):
-                images[name] = (len(lane.words), lane.fw)
-        else:
-            images[lp["weights_mem"]] = (layer.nf * layer.sf, lp["weights_w"])
-        files = lp["thresholds_mem"]
-        if lp["threshold_unit"] == "parallel":
-            images[files[0]] = (layer.nf, threshold_word_bits(layer))
-        elif lp["threshold_unit"] == "search":
-            # stage-major, one ROM per stage k and PE: NF * 2^k words, stage 0 with the invert flag
-            for i, name in enumerate(files):
-                k = i // layer.pe
-                images[name] = (layer.nf << k, layer.acc_bits + (k == 0))
-        if lp["init_mem"]:
-            images[lp["init_mem"]] = (len(lp["init_words"]), lp["init_w"])
-    return images
-
-
 def check_rom_image(path: Path, words: int, bits: int) -> None:
     """``path`` holds ``words`` lines of exactly ceil(bits/4) hex digits, each < 2^bits
     (``lbgen.packing.write_mem``'s format); UsageError naming the file and line."""
@@ -157,9 +130,9 @@ def check_hls_params(path: Path, graph: Graph) -> None:
     """``hls/lbgen_params.h`` must be what the IR renders to -- every layer
     configuration, ROM size and word width -- except for the ROM words' values
     (hex literals), which a mutation experiment may change."""
-    from .emitters.hls import _template, hls_context
+    from .emitters.hls import hls_context, render_generated
 
-    want = _template("lbgen_params.h.j2").render(**hls_context(graph))
+    want = render_generated("lbgen_params.h", hls_context(graph))
     try:
         have = path.read_text()
     except FileNotFoundError:
@@ -180,8 +153,9 @@ def check_structure(out_dir: Path, graph: Graph) -> None:
     out_dir = Path(out_dir)
     try:
         if (out_dir / "rtl").is_dir():
-            for name, (words, bits) in rom_images(graph).items():
-                check_rom_image(out_dir / "rtl" / name, words, bits)
+            from .emitters.rtl import rom_images
+            for name, words, bits in rom_images(graph):
+                check_rom_image(out_dir / "rtl" / name, len(words), bits)
         if (out_dir / "hls").is_dir():
             check_hls_params(out_dir / "hls" / "lbgen_params.h", graph)
     except UsageError:
@@ -195,14 +169,11 @@ def check_structure(out_dir: Path, graph: Graph) -> None:
 def verified_graph(out_dir: Path, allow_modified: bool = False) -> Graph:
     """The IR of ``out_dir`` after both checks (the manifest unless ``allow_modified``);
     UsageError naming the first file that fails."""
+    from .flow import load_output
+
     out_dir = Path(out_dir)
-    if not out_dir.is_dir():
-        raise UsageError(f"{str(out_dir)!r} is not an lbgen output directory")
     if not allow_modified:
-        check_manifest(out_dir)
-    try:
-        graph = Graph.load(out_dir)
-    except IRError as exc:
-        raise UsageError(str(exc)) from None
+        check_manifest(out_dir)         # before the IR is read: an edited lbgen.json is named as edited
+    graph = load_output(out_dir)
     check_structure(out_dir, graph)
     return graph

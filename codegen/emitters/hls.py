@@ -359,6 +359,11 @@ def trace_names(graph: Graph) -> dict[str, str]:
     return {layer.name: cpp_ident(layer.name, taken) for layer in graph.layers}
 
 
+def render_generated(name: str, ctx: dict[str, Any]) -> str:
+    """One generated file (a name of ``GENERATED``) from ``hls_context(graph)``."""
+    return _template(name + ".j2").render(**ctx)
+
+
 def emit_hls(graph: Graph, hls_dir: Path) -> None:
     """Write the HLS C++ of ``graph`` (library headers + generated files) into ``hls_dir``."""
     ctx = hls_context(graph)
@@ -368,4 +373,4 @@ def emit_hls(graph: Graph, hls_dir: Path) -> None:
         with importlib.resources.as_file(f) as path:
             shutil.copyfile(path, hls_dir / f.name)
     for name in GENERATED:
-        (hls_dir / name).write_text(_template(name + ".j2").render(**ctx))
+        (hls_dir / name).write_text(render_generated(name, ctx))

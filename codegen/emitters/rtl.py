@@ -23,7 +23,7 @@ from __future__ import annotations
 import importlib.resources
 import re
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 import jinja2
 
@@ -440,6 +440,27 @@ def render_top(plan: dict[str, Any]) -> str:
     return template.render(**plan)
 
 
+def rom_images(graph: Graph, plan: Optional[dict[str, Any]] = None) -> Iterator[tuple[str, list[int], int]]:
+    """Every ROM image ``lbgen_top.v`` reads with ``$readmemh``: (file name, words, bits per
+    word), in the order ``emit_rtl`` writes them (``lbgen.integrity`` checks them against this)."""
+    plan = plan if plan is not None else rtl_plan(graph)
+    for layer, lp in zip(graph.layers, plan["layers"]):
+        if lp["huffman_mem"]:
+            for name, lane in zip(lp["huffman_mem"], huffman_lanes(layer)):
+                yield name, lane.words, lane.fw
+        else:
+            yield lp["weights_mem"], weight_words(layer), lp["weights_w"]
+        if lp["threshold_unit"] == "parallel":
+            yield lp["thresholds_mem"][0], threshold_words(layer), threshold_word_bits(layer)
+        elif lp["threshold_unit"] == "search":
+            files = iter(lp["thresholds_mem"])
+            for k, roms in enumerate(threshold_search_words(layer)):
+                for words in roms:
+                    yield next(files), words, layer.acc_bits + (k == 0)
+        if lp["init_mem"]:
+            yield lp["init_mem"], lp["init_words"], lp["init_w"]
+
+
 def emit_rtl(graph: Graph, rtl_dir: Path) -> None:
     """Write the library, lbgen_top.v, the .mem files and filelist.f into rtl_dir."""
     plan = rtl_plan(graph)
@@ -452,20 +473,6 @@ def emit_rtl(graph: Graph, rtl_dir: Path) -> None:
     for name in lib:
         (rtl_dir / name).write_text((src / name).read_text())
     (rtl_dir / f"{TOP}.v").write_text(render_top(plan))
-    for layer, lp in zip(graph.layers, plan["layers"]):
-        if lp["huffman_mem"]:
-            for name, lane in zip(lp["huffman_mem"], huffman_lanes(layer)):
-                write_mem(rtl_dir / name, lane.words, lane.fw)
-        else:
-            write_mem(rtl_dir / lp["weights_mem"], weight_words(layer), lp["weights_w"])
-        if lp["threshold_unit"] == "parallel":
-            write_mem(rtl_dir / lp["thresholds_mem"][0], threshold_words(layer), threshold_word_bits(layer))
-        elif lp["threshold_unit"] == "search":
-            stages = threshold_search_words(layer)
-            files = iter(lp["thresholds_mem"])
-            for k, roms in enumerate(stages):
-                for words in roms:
-                    write_mem(rtl_dir / next(files), words, layer.acc_bits + (k == 0))
-        if lp["init_mem"]:
-            write_mem(rtl_dir / lp["init_mem"], lp["init_words"], lp["init_w"])
+    for name, words, bits in rom_images(graph, plan):
+        write_mem(rtl_dir / name, words, bits)
     (rtl_dir / "filelist.f").write_text("".join(f"{name}\n" for name in lib + [f"{TOP}.v"]))

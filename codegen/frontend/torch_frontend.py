@@ -404,10 +404,11 @@ def _tensor_problems(steps: list[Step]) -> list[str]:
     return out
 
 
-def check_tensors(model) -> None:
+def check_tensors(model, steps: Optional[list[Step]] = None) -> None:
     """UsageError naming every module whose parameters or buffers are NaN/Inf or
-    whose weights are empty (see :func:`_tensor_problems`)."""
-    problems = _tensor_problems(_walk(model))
+    whose weights are empty (see :func:`_tensor_problems`); ``steps``: the
+    model's walk, if already done."""
+    problems = _tensor_problems(steps if steps is not None else _walk(model))
     if problems:
         raise UsageError("; ".join(problems))
 
@@ -434,9 +435,7 @@ def _segments(steps: list[Step]) -> list[_Segment]:
             msg.append("a float model (plain Linear layers) is quantized post-training with --calib "
                        "calib.npy --w k --a k")
         raise UsageError(". ".join(msg))
-    tensors = _tensor_problems(steps)
-    if tensors:
-        raise UsageError("; ".join(tensors))
+    check_tensors(None, steps)
     chain = [s for s in steps if _kind_of(s.module) != "shape"]
     segments: list[_Segment] = []
     pending_quant: Optional[Step] = None
