@@ -354,7 +354,7 @@ def run_lbgen(model_name: str, model, x: np.ndarray, y: np.ndarray, ref: np.ndar
         res = run_csim(out, values, build_dir=build_dir, graph=graph, native=native, force_build=True)
         row["build_s"] = res.build_seconds
         row["bit_exact"] = bool(res.result.shape == want.shape and np.array_equal(res.result, want))
-        logits = res.result * layer.out_scale[None, :] + layer.out_bias[None, :]
+        logits = layer.logits(res.result)
         verify = res.run_seconds
         tiled = np.tile(values, (TILE, 1))
         runs, sims = [], []

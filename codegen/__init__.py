@@ -1,7 +1,8 @@
 """lbgen: quantized PyTorch models -> bit-exact Verilog and HLS C++.
 
 ``lbgen.emit(module, "out/", w=1, a=2)`` compiles a model in memory (see
-:mod:`lbgen.api`); the command line is ``lbgen emit``.
+:mod:`lbgen.api`); the command line is ``lbgen emit``. ``lbgen.host_stream(lbgen.load("out/"),
+x)`` turns raw features into the integer stream the emitted hardware takes.
 """
 
 
@@ -10,4 +11,10 @@ def __getattr__(name):
     if name == "emit":
         from .api import emit
         return emit
+    if name == "host_stream":
+        from .flow import host_stream
+        return host_stream
+    if name == "load":
+        from .flow import load_output
+        return load_output
     raise AttributeError(f"module 'lbgen' has no attribute {name!r}")

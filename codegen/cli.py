@@ -92,6 +92,11 @@ def emit(
     bias_correction: bool = typer.Option(True, "--bias-correction/--no-bias-correction",
                                          help="with --calib: move the quantized weights' expected output "
                                          "shift into the bias"),
+    input_format: Optional[str] = typer.Option(
+        None, "--input-format", help="number format of a float model input that no quantizer describes, in "
+        "hls4ml's spelling: fixed<W,I>, ufixed<W,I>, int<W>, uint<W> (ap_fixed rounding and overflow: "
+        "fixed<16,6,RND_CONV,SAT> to choose), up to 16 bits; a QONNX input's finn_datatype annotation "
+        "(INT8, BIPOLAR, ...) is taken without it"),
     trust: bool = typer.Option(False, "--trust", help="allow the model file to run code when loaded (unsafe)"),
     force: bool = typer.Option(False, "--force", help="replace an existing output directory"),
 ) -> None:
@@ -103,7 +108,7 @@ def emit(
         opts = EmitOptions(w=w, a=a, acc=acc, pe=pe, simd=simd, folding=folding, trust=trust,
                            hetero_dist=hetero_dist, input_shape=input_shape, target_cycles=target_cycles,
                            compress=compress, huffman_max_len=huffman_max_len, bits_budget=bits_budget,
-                           calib=calib, clip=clip, bias_correction=bias_correction)
+                           calib=calib, clip=clip, bias_correction=bias_correction, input_format=input_format)
         check_options(opts)  # before loading, which may be slow
         check_output(output, force)
         if model.suffix.lower() == ".onnx":
@@ -123,6 +128,7 @@ def emit(
     g = result.graph
     out_console.print(f"[green]wrote[/] {escape(str(output))}/  ({len(g.layers)} layers, "
                       f"{max(l.cycles for l in g.layers)} cycles/frame bound, {len(result.vectors.values)} test vectors)")
+    out_console.print(f"  host streams: {g.input.describe()}", markup=False)
     for line in result.checks:
         out_console.print(f"  {line}", markup=False)
 
@@ -258,7 +264,7 @@ def _run_one(name, out_dir, graph, values, trace, seed, backpressure, bound, lab
         out_console.print(f"  [red]{escape(str(message))}[/]", highlight=False)
     if labels is not None and got.shape == expected.shape:
         out = graph.output
-        logits = got * out.out_scale[None, :] + out.out_bias[None, :]
+        logits = out.logits(got)
         accuracy = float(np.mean(np.argmax(logits, axis=1) == labels))
         out_console.print(f"  hardware ({name}) accuracy on {len(values)} frames: {100 * accuracy:.2f}%",
                           highlight=False)

@@ -20,6 +20,7 @@ import numpy as np
 
 from . import golden
 from .errors import UsageError
+from .frontend.qonnx_oracle import oracle_check
 from .ir import Graph, IRError
 from .huffman import DEFAULT_MAX_LEN
 from .passes.accumulators import size_accumulators
@@ -50,6 +51,7 @@ class EmitOptions:
     calib: Optional[Path] = None  # --calib: calibration inputs; the model is float, quantized post-training
     clip: str = "aciq"            # --clip: aciq | minmax | percentile (with --calib)
     bias_correction: bool = True  # --no-bias-correction turns it off (with --calib)
+    input_format: Optional[str] = None  # --input-format: fixed<16,6> etc., a float input's number format
 
 
 @dataclass
@@ -107,6 +109,9 @@ def check_options(opts: EmitOptions) -> str | int:
     """Every option that needs no model; returns the parsed --acc."""
     parse_precision(opts)
     parse_input_shape(opts.input_shape)
+    if opts.input_format is not None:
+        from .frontend.input_format import parse_input_format
+        parse_input_format(opts.input_format)
     if opts.folding is not None:
         read_folding(opts.folding)   # its syntax; the layers it names are checked against the model later
     if opts.a is not None and not 1 <= opts.a <= 8:
@@ -197,6 +202,9 @@ def prepare_model(model, opts: EmitOptions):
                                          bias_correction=opts.bias_correction)
         except PTQError as exc:
             raise UsageError(f"--calib: {exc}") from None
+    if opts.calib is None:
+        from .frontend.input_format import add_input_quantizer
+        model = add_input_quantizer(model, opts.input_format)
     if opts.bits_budget is None:
         return model
     from .frontend.torch_frontend import allocate_channel_bits
@@ -263,15 +271,38 @@ def read_vectors(path: Optional[Path], graph: Graph, seed: int = 0) -> Vectors:
         labels = np.asarray(labels).astype(np.int64).reshape(-1)
         if labels.shape[0] != x.shape[0]:
             raise UsageError(f"--inputs file {str(path)!r}: {labels.shape[0]} labels for {x.shape[0]} inputs")
+    values = host_stream(graph, x)
+    chw = graph.meta.get("input_chw")
+    if chw is not None and not graph.meta.get("input_flat", False):
+        x = x.reshape(-1, *chw)       # features stay as torch takes them
+    return Vectors(values=values, features=x, labels=labels)
+
+
+def host_stream(graph: Graph, features: np.ndarray) -> np.ndarray:
+    """Raw float features (N, ...) as the model takes them -> the integer input
+    values the host streams into the hardware, in stream order: the model's
+    preprocessing and input quantizer (``graph.input``), then, for a feature
+    map, NHWC order (pixels row-major, each pixel's channels together)."""
+    x = np.asarray(features, dtype=np.float32)
+    x = x.reshape(x.shape[0], -1)
     values = graph.input.quantize(x)
     chw = graph.meta.get("input_chw")
     if chw is not None:
-        # features stay as torch takes them; the hardware takes the levels NHWC
         c, h, w = chw
         values = values.reshape(-1, c, h, w).transpose(0, 2, 3, 1).reshape(len(values), -1)
-        if not graph.meta.get("input_flat", False):
-            x = x.reshape(-1, c, h, w)
-    return Vectors(values=values, features=x, labels=labels)
+    return values
+
+
+def host_doc(graph: Graph) -> dict:
+    """``out/host.json``: what the host computes from raw features and streams in."""
+    first = graph.layers[0]
+    return {"stream": graph.input.describe(),
+            "values_per_frame": first.in_len,
+            "order": "NHWC (pixels row-major, channels together)" if first.conv is not None else "features",
+            "element_bits": first.itype.bits,
+            "elements_per_beat": first.simd,
+            "python": "lbgen.host_stream(lbgen.load(OUT_DIR), features)",
+            "preprocessing": [op.to_json() for op in graph.input.pre]}
 
 
 def compare_torch_golden(model, graph: Graph, vectors: Vectors, trace: golden.Trace) -> str:
@@ -383,10 +414,12 @@ def emit(model, out: Path, opts: EmitOptions, inputs: Optional[Path] = None, for
     trace = golden.run(graph, vectors.values)  # also asserts that no accumulator overflows
     checks = [compare_torch_golden(model, graph, vectors, trace)]
     checks += compare_source(source, model, vectors)
+    checks += oracle_check(model, graph, vectors.features, lambda x: host_stream(graph, x))
 
     def writer(tmp: Path) -> None:
         graph.save(tmp)
         (tmp / "folding.json").write_text(json.dumps(folding_doc(graph), indent=2) + "\n")
+        (tmp / "host.json").write_text(json.dumps(host_doc(graph), indent=2) + "\n")
         (tmp / "sim").mkdir()
         np.save(tmp / "sim" / "inputs.npy", vectors.values, allow_pickle=False)
         if vectors.labels is not None:

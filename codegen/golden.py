@@ -92,7 +92,7 @@ def run(graph: Graph, inputs: np.ndarray) -> Trace:
             x = level_values(layer, levels)
         trace.outputs[layer.name] = x
     out = graph.output
-    trace.logits = acc * out.out_scale[None, :].astype(np.float64) + out.out_bias[None, :].astype(np.float64)
+    trace.logits = out.logits(acc)
     return trace
 
 

@@ -212,6 +212,72 @@ def signed_bits_for(lo: int, hi: int) -> int:
     return bits
 
 
+#: element-wise ops the host may apply to raw features before the input quantizer
+HOST_OPS = ("Mul", "Div", "Add", "Sub", "RSub")
+
+
+@dataclass(frozen=True)
+class HostOp:
+    """One float32 element-wise op of the model's preprocessing, ``x op const``
+    (``RSub``: ``const - x``), run by the host in front of the input quantizer.
+
+    Models often scale or shift their raw input before the first quantizer
+    (FINN's ``2x - 1``, a mean/std normalisation). Folding that into a new scale
+    and zero point would change float32 rounding at the quantizer's steps, so
+    the host replays the ops themselves, in the model's order and in float32,
+    which is what torch, Brevitas and ONNX runtimes compute. ``const`` holds
+    one value, or one per channel: feature ``i`` of a frame (in the order the
+    model takes it, flat) uses ``const[(i // repeat) % len(const)]``.
+    """
+
+    op: str
+    const: tuple[float, ...]
+    repeat: int = 1
+
+    def __post_init__(self) -> None:
+        if self.op not in HOST_OPS:
+            raise IRError(f"unknown preprocessing op {self.op!r}; expected one of {HOST_OPS}")
+        object.__setattr__(self, "const", tuple(float(np.float32(c)) for c in self.const))
+        if not self.const or not all(math.isfinite(c) for c in self.const):
+            raise IRError(f"preprocessing {self.op}: constants must be finite and not empty")
+        if self.op == "Div" and any(c == 0 for c in self.const):
+            raise IRError("preprocessing Div by 0")
+        if int(self.repeat) < 1:
+            raise IRError(f"preprocessing {self.op}: repeat {self.repeat} must be positive")
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        """(N, features) float32 -> the same after this op, in float32."""
+        x = np.asarray(x, dtype=np.float32)
+        c = np.asarray(self.const, dtype=np.float32)
+        if c.size > 1:
+            idx = (np.arange(x.shape[-1]) // self.repeat) % c.size
+            c = c[idx]
+        if self.op == "Mul":
+            return x * c
+        if self.op == "Div":
+            return x / c
+        if self.op == "Add":
+            return x + c
+        return x - c if self.op == "Sub" else c - x
+
+    def describe(self) -> str:
+        c = f"{self.const[0]:g}" if len(self.const) == 1 else f"c[{len(self.const)}]"
+        return {"Mul": f"x * {c}", "Div": f"x / {c}", "Add": f"x + {c}", "Sub": f"x - {c}",
+                "RSub": f"{c} - x"}[self.op]
+
+    def to_json(self) -> dict:
+        d: dict[str, Any] = {"op": self.op, "const": list(self.const)}
+        if self.repeat != 1:
+            d["repeat"] = int(self.repeat)
+        return d
+
+    @staticmethod
+    def from_json(d: dict) -> "HostOp":
+        if not isinstance(d, dict) or not isinstance(d.get("const"), list):
+            raise IRError(f"bad preprocessing op {d!r}")
+        return HostOp(str(d["op"]), tuple(float(c) for c in d["const"]), int(d.get("repeat", 1)))
+
+
 @dataclass(frozen=True)
 class InputQuant:
     """How the host turns a float feature x into the input level the hardware takes.
@@ -223,6 +289,11 @@ class InputQuant:
       for ``uint``; bipolar: level = 1 if x >= 0 else 0 (streamed as +-1).
     * ``"affine"`` (Brevitas, QONNX ``Quant``): q = clip(rnd(x / step + zero_point),
       qmin, qmax), level = q + offset (a signed q streamed as an unsigned level).
+
+    ``pre``: the model's preprocessing in front of its quantizer, replayed in
+    float32 first (:class:`HostOp`). ``wrap``: out-of-range values wrap around
+    modulo the level count instead of saturating (an ``ap_fixed`` input with
+    ``AP_WRAP``, as ``--input-format`` spells it).
     """
 
     dtype: DType
@@ -233,8 +304,13 @@ class InputQuant:
     qmax: int = 0
     offset: int = 0
     rounding: str = "ROUND"
+    pre: tuple[HostOp, ...] = ()
+    wrap: bool = False
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "pre", tuple(self.pre))
+        if self.wrap and self.rule != "affine":
+            raise IRError("only an affine input quantizer can wrap around")
         if self.rule not in ("clip", "affine"):
             raise IRError(f"unknown input quantizer rule {self.rule!r}")
         if self.rule == "affine":
@@ -249,7 +325,11 @@ class InputQuant:
             raise IRError(f"input step {self.step!r} must be positive and finite")
 
     def quantize(self, x: np.ndarray) -> np.ndarray:
+        """(N, features) raw float features, flat in the order the model takes
+        them -> (N, features) integer input values (bipolar as -1/+1)."""
         x = np.asarray(x, dtype=np.float32)
+        for op in self.pre:
+            x = op.apply(x)
         if self.dtype.kind == "bipolar":
             return np.where(x >= 0, 1, -1).astype(np.int64)
         if self.dtype.kind != "uint":
@@ -259,29 +339,56 @@ class InputQuant:
             y = x / step
             if self.zero_point != 0.0:
                 y = y + np.float32(self.zero_point)
-            q = np.clip(ROUNDING_MODES[self.rounding](y), self.qmin, self.qmax)
+            q = ROUNDING_MODES[self.rounding](y)
+            if self.wrap:
+                span = self.qmax - self.qmin + 1
+                q = np.mod(np.clip(q.astype(np.float64), -2.0 ** 62, 2.0 ** 62) - self.qmin, span) + self.qmin
+            q = np.clip(q, self.qmin, self.qmax)
             return q.astype(np.int64) + self.offset
         top = np.float32(self.dtype.max) * step
         return np.rint(np.clip(x, np.float32(0), top) / step).astype(np.int64)
 
+    def describe(self) -> str:
+        """One line: what the host computes from a raw feature x, and what it streams."""
+        steps = [op.describe() for op in self.pre]
+        if self.dtype.kind == "bipolar":
+            steps.append("+1 if x >= 0 else -1, streamed as bit (v+1)/2")
+        elif self.rule == "clip":
+            steps.append(f"round_half_even(clip(x, 0, {self.dtype.max}*{self.step:g}) / {self.step:g})")
+        else:
+            zp = f" + {self.zero_point:g}" if self.zero_point else ""
+            how = "wrapped into" if self.wrap else "clipped to"
+            steps.append(f"{self.rounding.lower()}(x / {self.step:g}{zp}) {how} [{self.qmin}, {self.qmax}]"
+                         + (f" + {self.offset}" if self.offset else ""))
+        return " -> ".join(steps) + f" -> {self.dtype} levels"
+
     def to_json(self) -> dict:
-        d = {"dtype": self.dtype.to_json(), "step": float(self.step)}
+        d: dict[str, Any] = {"dtype": self.dtype.to_json(), "step": float(self.step)}
         if self.rule != "clip":
             d.update(rule=self.rule, zero_point=float(self.zero_point), qmin=int(self.qmin), qmax=int(self.qmax),
                      offset=int(self.offset), rounding=self.rounding)
+        if self.pre:
+            d["pre"] = [op.to_json() for op in self.pre]
+        if self.wrap:
+            d["wrap"] = True
         return d
 
     @staticmethod
     def from_json(d: dict) -> "InputQuant":
         extra = {k: d[k] for k in ("rule", "zero_point", "qmin", "qmax", "offset", "rounding") if k in d}
         try:
-            return InputQuant(DType.from_json(d["dtype"]), float(d["step"]), **extra)
-        except (TypeError, ValueError) as exc:
+            pre = d.get("pre", [])
+            if not isinstance(pre, list):
+                raise IRError(f"preprocessing must be a list, not {pre!r}")
+            return InputQuant(DType.from_json(d["dtype"]), float(d["step"]), **extra,
+                              pre=tuple(HostOp.from_json(p) for p in pre), wrap=bool(d.get("wrap", False)))
+        except (TypeError, ValueError, KeyError) as exc:
             raise IRError(f"bad input quantizer {d!r}: {exc}") from None
 
 
 #: float32 rounding of an affine quantizer, as numpy functions (np.rint: half to even, as torch.round)
-ROUNDING_MODES = {"ROUND": np.rint, "FLOOR": np.floor, "CEIL": np.ceil, "ROUND_TO_ZERO": np.trunc}
+ROUNDING_MODES = {"ROUND": np.rint, "FLOOR": np.floor, "CEIL": np.ceil, "ROUND_TO_ZERO": np.trunc,
+                  "HALF_UP": lambda y: np.floor(y + np.float32(0.5))}
 
 
 @dataclass
@@ -458,8 +565,11 @@ class MatVec:
     A hidden layer carries ``thresholds`` (mh, n_thresholds), ascending per
     row, and ``threshold_invert`` (mh,): the output level is
     count(acc >= t) or, where inverted, (2^bits - 1) - count(acc >= t). The
-    last layer carries none and emits the raw accumulator; ``out_scale`` and
-    ``out_bias`` turn it into logits: logit = acc * out_scale + out_bias.
+    last layer carries none and emits the raw accumulator; ``out_zero``,
+    ``out_scale`` and ``out_bias`` turn it into logits (:meth:`logits`):
+    logit = (acc - out_zero) * out_scale + out_bias. ``out_zero`` (integers,
+    None: 0) is the input's zero level times each row's weight sum; kept apart
+    from the float bias so that logits which tie in the model tie here too.
     """
 
     name: str
@@ -478,6 +588,7 @@ class MatVec:
     threshold_invert: Optional[np.ndarray] = None
     odtype: Optional[DType] = None
     out_scale: Optional[np.ndarray] = None
+    out_zero: Optional[np.ndarray] = None
     out_bias: Optional[np.ndarray] = None
     #: (mh, mw) uint64 codes of the weights, for formats whose code is not
     #: implied by the value (hetero); None: ``wtype.encode(weights)``
@@ -503,6 +614,14 @@ class MatVec:
         if self.weight_codes is not None:
             return np.asarray(self.weight_codes).astype(np.uint64)
         return self.wtype.encode(self.weights)
+
+    def logits(self, acc: np.ndarray) -> np.ndarray:
+        """(N, mh) accumulators of the output layer -> float64 logits."""
+        a = np.asarray(acc, dtype=np.int64)
+        if self.out_zero is not None:
+            a = a - np.asarray(self.out_zero, dtype=np.int64)[None, :]
+        return a * np.asarray(self.out_scale, dtype=np.float64)[None, :] \
+            + np.asarray(self.out_bias, dtype=np.float64)[None, :]
 
     @property
     def weight_bits_avg(self) -> float:
@@ -639,7 +758,7 @@ class Graph:
         return self
 
     # -- serialisation ------------------------------------------------------
-    _ARRAYS = ("weights", "weight_codes", "thresholds", "threshold_invert", "out_scale", "out_bias",
+    _ARRAYS = ("weights", "weight_codes", "thresholds", "threshold_invert", "out_scale", "out_bias", "out_zero",
                "huffman_stream", "huffman_lane_bits", "channel_bits")
 
     def save(self, out_dir: Path) -> Path:
@@ -737,6 +856,7 @@ class Graph:
                     pe_kind=str(d["pe_kind"]),
                     thresholds=arrays.get("thresholds"), threshold_invert=arrays.get("threshold_invert"),
                     out_scale=arrays.get("out_scale"), out_bias=arrays.get("out_bias"),
+                    out_zero=arrays.get("out_zero"),
                     weight_codes=arrays.get("weight_codes"),
                     conv=ConvGeom.from_json(d["conv"]) if d.get("conv") is not None else None,
                     pool=PoolGeom.from_json(d["pool"]) if d.get("pool") is not None else None,
@@ -961,3 +1081,6 @@ def check_thresholds_shape(graph: Graph) -> None:
         if value.shape != (out.mh,) or not np.all(np.isfinite(value)):
             raise IRError(f"layer {out.name!r}: {key} must be {out.mh} finite numbers (one per output channel), "
                           f"got shape {value.shape}")
+    if out.out_zero is not None and np.asarray(out.out_zero).shape != (out.mh,):
+        raise IRError(f"layer {out.name!r}: out_zero must be {out.mh} integers, got shape "
+                      f"{np.asarray(out.out_zero).shape}")

@@ -35,6 +35,13 @@ def _is_brevitas_layer(m) -> bool:
     return type(m).__module__.startswith("brevitas.nn")
 
 
+def _is_leaf(m) -> bool:
+    """Modules torch.fx must not trace into: Brevitas layers and the foreign
+    modules lbgen translates whole (``imported.FOREIGN_MODULES``)."""
+    from .imported import FOREIGN_MODULES
+    return _is_brevitas_layer(m) or type(m).__name__ in FOREIGN_MODULES
+
+
 #: how far value / scale + zero_point may sit from an integer in a quantized tensor:
 #: float32 rounding of int * scale leaves ~2^-24 relative, far below this
 INT_TOLERANCE = 1e-3
@@ -226,13 +233,18 @@ def translate(model, input_chw: Optional[tuple[int, int, int]] = None) -> Import
 
     model = copy.deepcopy(model)
     model.eval()
-    steps = _walk(model, leaf=_is_brevitas_layer)
+    from .imported import foreign_translation
+
+    steps = _walk(model, leaf=_is_leaf)
     problems: list[str] = []
     modules: list[tuple[str, object]] = []
     for st in steps:
         m = st.module
         name = type(m).__name__
-        if _is_brevitas_layer(m):
+        foreign = foreign_translation(m)
+        if foreign is not None:
+            modules += [(f"{st.path}.{i}", op) for i, op in enumerate(foreign)]
+        elif _is_brevitas_layer(m):
             if name in _ACT_LAYERS:
                 modules += _act_modules(st.path, m, problems)
             elif name in _WEIGHT_LAYERS:

@@ -34,7 +34,8 @@ import torch.nn.functional as F
 from ..quant.modules import QuantConv2dMixin
 
 #: rounding modes of an affine quantizer (Brevitas ``rounding_mode``, QONNX ``Quant``)
-ROUNDING = {"ROUND": torch.round, "FLOOR": torch.floor, "CEIL": torch.ceil, "ROUND_TO_ZERO": torch.trunc}
+ROUNDING = {"ROUND": torch.round, "FLOOR": torch.floor, "CEIL": torch.ceil, "ROUND_TO_ZERO": torch.trunc,
+            "HALF_UP": lambda y: torch.floor(y + 0.5)}     # ap_fixed AP_RND (--input-format)
 
 
 def int_range(bits: int, signed: bool, narrow: bool) -> tuple[int, int]:
@@ -60,8 +61,9 @@ class AffineQuant(nn.Module):
     """
 
     def __init__(self, bits: int, scale: float, zero_point: float = 0.0, signed: bool = False,
-                 narrow: bool = False, rounding: str = "ROUND", bipolar: bool = False):
+                 narrow: bool = False, rounding: str = "ROUND", bipolar: bool = False, wrap: bool = False):
         super().__init__()
+        self.wrap = bool(wrap)      # out-of-range values wrap around (ap_fixed AP_WRAP) instead of saturating
         self.bits = int(bits)
         self.kind = "bipolar" if bipolar else "uint"
         self.signed = bool(signed)
@@ -87,11 +89,19 @@ class AffineQuant(nn.Module):
         y = x / self.scale
         if self.zero_point != 0.0:
             y = y + self.zero_point
-        q = torch.clamp(ROUNDING[self.rounding](y), self.qmin, self.qmax)
+        q = ROUNDING[self.rounding](y)
+        if self.wrap:
+            span = self.qmax - self.qmin + 1
+            q = torch.remainder(torch.clamp(q.double(), -2.0 ** 62, 2.0 ** 62) - self.qmin, span).float() + self.qmin
+        q = torch.clamp(q, self.qmin, self.qmax)
         return q + self.offset
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        u = self.levels(x).double()
+        return self.values(self.levels(x))
+
+    def values(self, u: torch.Tensor) -> torch.Tensor:
+        """Levels -> the real values they stand for, exact in float64."""
+        u = torch.as_tensor(u).double()
         if self.kind == "bipolar":
             return (2.0 * u - 1.0) * self.scale.double()
         return (u - self.zero) * self.scale.double()
@@ -135,7 +145,11 @@ class ThresholdQuant(nn.Module):
         return (xe >= te).sum(dim=-1).to(torch.float32)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        u = self.levels(x).double()
+        return self.values(self.levels(x))
+
+    def values(self, u: torch.Tensor) -> torch.Tensor:
+        """Levels -> the real values they stand for, exact in float64."""
+        u = torch.as_tensor(u).double()
         if self.kind == "bipolar":
             return (2.0 * u - 1.0) * self.step().double()
         return (u - self.zero) * self.scale.double()
@@ -147,13 +161,21 @@ class ThresholdQuant(nn.Module):
 
 class ChannelAffine(nn.Module):
     """An element-wise ``x op c`` with a scalar or per-channel constant (an
-    ONNX ``Mul``/``Add``/``Sub``/``Div`` by an initializer), in float32."""
+    ONNX ``Mul``/``Add``/``Sub``/``Div`` by an initializer, a torch ``x * c``
+    in a traced forward), in float32; ``RSub`` is ``c - x``.
 
-    OPS = {"Mul": torch.mul, "Add": torch.add, "Sub": torch.sub, "Div": torch.div}
+    A per-channel constant applies along dim 1 (features of a vector, channels
+    of a feature map). ``rank``: the tensor rank the constant was written for
+    (2 or 4), when its shape only broadcasts that way (torch's ``(C,)`` is the
+    last axis, ``(C, 1, 1)`` the channel axis); None: any."""
 
-    def __init__(self, op: str, const: torch.Tensor):
+    OPS = {"Mul": torch.mul, "Add": torch.add, "Sub": torch.sub, "Div": torch.div,
+           "RSub": lambda x, c: torch.sub(c, x)}
+
+    def __init__(self, op: str, const: torch.Tensor, rank: Optional[int] = None):
         super().__init__()
         self.op = op
+        self.rank = rank
         self.register_buffer("const", const.to(torch.float32).reshape(-1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -161,6 +183,28 @@ class ChannelAffine(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.op} {tuple(self.const.shape)}"
+
+
+def tensor_norm_ops(module) -> list[ChannelAffine]:
+    """FINN's ``TensorNorm`` (``brevitas_examples.bnn_pynq``: one mean, variance,
+    gain and bias for the whole tensor) at eval time, as the four float32 ops
+    its forward runs: ``((x - mean) / (var + eps).pow(0.5)) * weight + bias``.
+    The divisor is computed by torch itself, so it is the same float32 value."""
+    with torch.no_grad():
+        std = (module.running_var.detach().float() + module.eps).pow(0.5)
+        return [ChannelAffine("Sub", module.running_mean.detach()), ChannelAffine("Div", std),
+                ChannelAffine("Mul", module.weight.detach()), ChannelAffine("Add", module.bias.detach())]
+
+
+#: modules of other projects that are not Brevitas layers, by class name, and
+#: the imported modules each translates into (a frontend op per entry)
+FOREIGN_MODULES = {"TensorNorm": tensor_norm_ops}
+
+
+def foreign_translation(module) -> Optional[list[nn.Module]]:
+    """The imported modules of a known foreign module, else None."""
+    handler = FOREIGN_MODULES.get(type(module).__name__)
+    return None if handler is None else handler(module)
 
 
 class FixedLinear(nn.Module):
@@ -215,11 +259,18 @@ class ImportedModel(nn.Sequential):
     the (C, H, W) its source takes when that is a feature map."""
 
     def __init__(self, modules: Sequence[tuple[str, nn.Module]], source: str,
-                 input_chw: Optional[tuple[int, int, int]] = None):
+                 input_chw: Optional[tuple[int, int, int]] = None, onnx=None,
+                 tensors: Optional[dict[str, str]] = None):
         super().__init__(*[m for _, m in modules])
         self.paths = [p for p, _ in modules]
         self.source = source
         self.input_chw = input_chw
+        #: the cleaned-up QONNX ModelWrapper this came from (the oracle runs it), and
+        #: the ONNX tensor each path's module produces
+        self.onnx = onnx
+        self.tensors = dict(tensors or {})
+        #: the graph input's finn_datatype annotation (``INT8``, ``BIPOLAR``, ...), if not FLOAT32
+        self.input_datatype: Optional[str] = None
 
 
 #: quantizer and layer classes of translated models, for the torch frontend

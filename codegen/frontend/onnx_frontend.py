@@ -17,6 +17,7 @@ from typing import Optional
 import numpy as np
 
 from ..errors import UsageError
+from .input_format import MAX_INPUT_BITS
 from .imported import (ROUNDING, AffineQuant, ChannelAffine, FixedConv2d, FixedLinear, ImportedModel, ThresholdQuant,
                        int_range)
 
@@ -55,6 +56,10 @@ def load_onnx(path: Path) -> ImportedModel:
         # qonnx's cleanup renames every node; errors name the user's own nodes
         if node.name:
             node.doc_string = _NAME_TAG + node.name
+    # before the cleanup, whose constant folding could saturate an Inf weight through its Quant
+    bad = _initializer_problems(_Graph(ModelWrapper(proto), str(path)))
+    if bad:
+        raise UsageError(f"model file {str(path)!r}: " + "; ".join(bad))
     try:
         model = cleanup_model(ModelWrapper(proto))
         model = model.transform(SortGraph())
@@ -100,6 +105,28 @@ class _Graph:
     def is_weight_quant(self, node) -> bool:
         return node.op_type in ("Quant", "BipolarQuant") and all(i in self.consts for i in node.input if i)
 
+    def value(self, name: str) -> Optional[np.ndarray]:
+        """A constant operand: an initializer, or a ``Quant``/``BipolarQuant`` of
+        initializers (a quantized bias, QKeras style) as qonnx computes it, in
+        float32; None if the tensor depends on the graph input."""
+        v = self.const(name)
+        if v is not None:
+            return v
+        node = self.model.find_producer(name)
+        if node is None or not self.is_weight_quant(node):
+            return None
+        x, scale = self.const(node.input[0]).astype(np.float32), self.const(node.input[1]).astype(np.float32)
+        if node.op_type == "BipolarQuant":
+            return np.where(x >= 0, np.float32(1), np.float32(-1)) * scale
+        zp, bits = self.const(node.input[2]).astype(np.float32), float(self.const(node.input[3]).reshape(-1)[0])
+        a = _attrs(node)
+        rounding = str(a.get("rounding_mode", "ROUND")).upper()
+        if rounding not in ROUNDING or bits != int(bits) or not 1 <= bits <= 32:
+            self.problems.append(f"{_name(node)} (Quant): a constant quantized to {bits:g} bits, {rounding}")
+            return None
+        q = _quant_ints(x, scale, zp, bits, bool(a.get("signed", 1)), bool(a.get("narrow", 0)), rounding)
+        return ((q - zp) * scale).astype(np.float32)
+
 
 def _scalar(g: _Graph, node, name: str, what: str) -> Optional[float]:
     v = g.const(name)
@@ -126,8 +153,9 @@ def _act_quant(g: _Graph, node) -> Optional[AffineQuant]:
     signed, narrow = bool(a.get("signed", 1)), bool(a.get("narrow", 0))
     rounding = str(a.get("rounding_mode", "ROUND")).upper()
     bad = []
-    if bits != int(bits) or not (2 if signed else 1) <= bits <= 8:
-        bad.append(f"{bits:g}-bit {'signed' if signed else 'unsigned'} (lbgen takes 1..8 bits, signed 2..8)")
+    if bits != int(bits) or not (2 if signed else 1) <= bits <= MAX_INPUT_BITS:
+        bad.append(f"{bits:g}-bit {'signed' if signed else 'unsigned'} (lbgen takes 1..8 bits, signed 2..8, and "
+                   f"up to {MAX_INPUT_BITS} for the input)")
     if zero_point != round(zero_point):
         bad.append(f"zero point {zero_point!r} is not an integer")
     if rounding not in ROUNDING:
@@ -255,11 +283,37 @@ def _channel_const(g: _Graph, node, value: np.ndarray, channels: Optional[int]) 
     return None
 
 
+def _initializer_problems(g: _Graph) -> list[str]:
+    """NaN or Inf in any float initializer, each named with the nodes that read
+    it: a weight of Inf would otherwise be saturated silently by its Quant.
+    A MultiThreshold's thresholds may be +-Inf ("never", "always"), not NaN."""
+    readers: dict[str, list] = {}
+    for node in g.model.graph.node:
+        for i in node.input:
+            readers.setdefault(i, []).append(node)
+    out = []
+    for name, value in g.consts.items():
+        v = np.asarray(value)
+        if v.dtype.kind != "f":
+            continue
+        nodes = readers.get(name, [])
+        thresholds = nodes and all(n.op_type == "MultiThreshold" and n.input[1] == name for n in nodes)
+        bad = np.isnan(v) if thresholds else ~np.isfinite(v)
+        if bad.any():
+            who = ", ".join(f"{_name(n)} ({n.op_type})" for n in nodes) or "no node"
+            out.append(f"initializer {name!r} (read by {who}) holds NaN{'' if thresholds else ' or Inf'} "
+                       f"({int(bad.sum())} of {v.size} values)")
+    return out
+
+
 def translate_graph(model, source: str = "model.onnx") -> ImportedModel:
     import torch
     import torch.nn as nn
 
     g = _Graph(model, source)
+    bad = _initializer_problems(g)
+    if bad:
+        raise UsageError(f"{source}: " + "; ".join(bad))
     inputs = [i for i in model.graph.input if i.name not in g.consts]
     if len(inputs) != 1 or len(model.graph.output) != 1:
         raise UsageError(f"{source}: lbgen takes a graph with one input and one output, not {len(inputs)} and "
@@ -275,6 +329,7 @@ def translate_graph(model, source: str = "model.onnx") -> ImportedModel:
     channels = int(shape[1])
     cur = inputs[0].name
     modules: list[tuple[str, object]] = []
+    tensors: dict[str, str] = {}
     for node in model.graph.node:
         if g.is_weight_quant(node):
             continue
@@ -292,22 +347,23 @@ def translate_graph(model, source: str = "model.onnx") -> ImportedModel:
         elif op == "MultiThreshold":
             mod = _threshold_quant(g, node)
         elif op in ("MatMul", "Gemm"):
-            if op == "Gemm" and (float(a.get("alpha", 1.0)) != 1.0 or float(a.get("beta", 1.0)) != 1.0
-                                 or int(a.get("transA", 0)) != 0):
-                g.problems.append(f"{where}: alpha {a.get('alpha', 1.0)}, beta {a.get('beta', 1.0)}, transA "
-                                  f"{a.get('transA', 0)} (lbgen takes 1, 1, 0)")
+            alpha, beta = float(a.get("alpha", 1.0)), float(a.get("beta", 1.0))
+            if op == "Gemm" and int(a.get("transA", 0)) != 0:
+                g.problems.append(f"{where}: transA 1 (lbgen takes the input as (N, features), transA 0)")
             trans_b = op == "Gemm" and int(a.get("transB", 0)) == 1
             got = _weights(g, node, node.input[1], 0 if trans_b else 1)
             bias = None
             if op == "Gemm" and len(node.input) > 2 and node.input[2]:
-                bias = g.const(node.input[2])
+                bias = g.value(node.input[2])
                 if bias is None:
                     g.problems.append(f"{where}: its bias is not a constant")
             if got is not None:
                 w, scale, kind, bits = got
                 w = w if trans_b else w.T
+                scale = scale * np.float64(np.float32(alpha))     # Gemm: alpha * (A B) + beta * C
                 if bias is not None:
                     bias = _channel_const(g, node, bias, w.shape[0])
+                    bias = None if bias is None else bias * np.float64(np.float32(beta))
                 mod = FixedLinear(torch.from_numpy(np.array(w)), torch.from_numpy(np.array(scale)),
                                   None if bias is None else torch.from_numpy(np.array(bias)), kind, bits)
                 channels, rank = w.shape[0], 2
@@ -321,7 +377,7 @@ def translate_graph(model, source: str = "model.onnx") -> ImportedModel:
                                   f"{pads}, auto_pad {a.get('auto_pad', 'NOTSET')} (lbgen takes group 1, "
                                   "dilation 1, symmetric explicit pads)")
             got = _weights(g, node, node.input[1], 0)
-            bias = g.const(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+            bias = g.value(node.input[2]) if len(node.input) > 2 and node.input[2] else None
             if got is not None and not g.problems:
                 w, scale, kind, bits = got
                 if w.ndim != 4 or (k is not None and list(k) != list(w.shape[2:])):
@@ -332,13 +388,14 @@ def translate_graph(model, source: str = "model.onnx") -> ImportedModel:
                                       kind, bits, w.shape[2:], a.get("strides", [1, 1]), pads[:2])
                     channels, rank = w.shape[0], 4
         elif op in ("Add", "Sub", "Mul", "Div"):
-            consts = [i for i in node.input if i in g.consts]
-            if len(consts) != 1 or (op in ("Sub", "Div") and node.input[1] != consts[0]):
+            consts = [i for i in node.input if i != cur and g.value(i) is not None]
+            if len(consts) != 1 or (op == "Div" and node.input[1] != consts[0]):
                 g.problems.append(f"{where}: lbgen takes {op} of the chain by one constant")
             else:
-                c = _channel_const(g, node, g.const(consts[0]), channels)
+                c = _channel_const(g, node, g.value(consts[0]), channels)
                 if c is not None:
-                    mod = ChannelAffine(op, torch.from_numpy(c))
+                    rsub = op == "Sub" and node.input[0] == consts[0]      # c - x
+                    mod = ChannelAffine("RSub" if rsub else op, torch.from_numpy(c))
         elif op == "BatchNormalization":
             vals = [g.const(i) for i in node.input[1:5]]
             if any(v is None for v in vals):
@@ -381,10 +438,14 @@ def translate_graph(model, source: str = "model.onnx") -> ImportedModel:
             g.problems.append(f"{where}: unsupported op (lbgen takes {', '.join(SUPPORTED_OPS)})")
         if mod is not None:
             modules.append((_name(node), mod))
+            tensors[_name(node)] = node.output[0]
         cur = node.output[0]
     if g.problems:
         raise UsageError(f"{source}: cannot translate: " + "; ".join(g.problems))
     if cur != model.graph.output[0].name:
         raise UsageError(f"{source}: the chain ends at {cur!r}, not at the graph output "
                          f"{model.graph.output[0].name!r}")
-    return ImportedModel(modules, source="qonnx", input_chw=input_chw)
+    out = ImportedModel(modules, source="qonnx", input_chw=input_chw, onnx=model, tensors=tensors)
+    dt = getattr(model.get_tensor_datatype(inputs[0].name), "name", "FLOAT32")
+    out.input_datatype = None if dt == "FLOAT32" else str(dt)
+    return out

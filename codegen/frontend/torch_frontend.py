@@ -20,7 +20,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from ..errors import UsageError
-from ..ir import Activation, ConvGeom, DType, Graph, InputQuant, IRError, MatVec, PoolGeom
+from ..ir import Activation, ConvGeom, DType, Graph, HostOp, InputQuant, IRError, MatVec, PoolGeom
 from ..precision import (EXACT_ACC_LIMIT, HETERO_DIST_TOL, WeightSpec, check_act_bits, check_dist, check_hetero_dist,
                          check_hetero_option, coerce_weight_spec, dist_mean, format_dist, same_dist)
 
@@ -218,35 +218,181 @@ def _walk(model, leaf: Optional[Callable[[object], bool]] = None) -> list[Step]:
         graph = Tracer().trace(model)
     except Exception as exc:  # noqa: BLE001 - fx raises many kinds
         raise UsageError(f"model {type(model).__name__}: cannot trace its forward with torch.fx ({exc})") from None
-    steps: list[Step] = []
-    prev = None
-    for node in graph.nodes:
-        if node.op in ("placeholder", "output"):
-            if node.op == "output":
-                args = node.args[0]
-                if args is not prev:
-                    raise UsageError(f"model {type(model).__name__}: only a single chain of layers is supported")
-            else:
-                prev = node
-            continue
-        if len(node.all_input_nodes) != 1 or node.all_input_nodes[0] is not prev:
-            raise UsageError(f"model {type(model).__name__}: node {node.name!r} is not part of a single "
-                             "chain of layers (branches and skips are not supported)")
-        if node.op == "call_module":
-            steps.append(Step(str(node.target), model.get_submodule(node.target)))
-        elif node.op in ("call_function", "call_method") and _fx_name(node.target) in _FX_SHAPE_OPS:
-            steps.append(Step(node.name, nn.Flatten()))
-        else:
-            steps.append(Step(node.name, _Unsupported(f"{node.op} {_fx_name(node.target)}")))
-        prev = node
-    return steps
+    return _FxChain(model, graph).steps()
 
 
+#: fx targets of the element-wise arithmetic a forward may apply with a constant
+_FX_ARITH = {"mul": "Mul", "__mul__": "Mul", "__rmul__": "Mul", "add": "Add", "__add__": "Add",
+             "__radd__": "Add", "sub": "Sub", "__sub__": "Sub", "rsub": "RSub", "__rsub__": "RSub",
+             "truediv": "Div", "div": "Div", "__truediv__": "Div"}
 _FX_SHAPE_OPS = {"flatten", "view", "reshape"}
+#: attributes of the data tensor that describe it without its values (fx sees x.shape, x.device, ...)
+_FX_META_ATTRS = {"shape", "device", "dtype"}
 
 
 def _fx_name(target) -> str:
     return getattr(target, "__name__", str(target))
+
+
+class _FxChain:
+    """A traced forward as one chain of steps.
+
+    Every fx node is data (it depends on the input's values), meta (the
+    input's shape, device or dtype, and what is computed from them) or a
+    constant (literals, buffers, ``torch.tensor(...)``, arithmetic on them).
+    Data nodes must form a single chain; each is a module call, a flatten
+    (``x.view(x.shape[0], -1)``, ``torch.flatten(x, 1)``), or element-wise
+    arithmetic with a constant (``2.0 * x - torch.tensor([1.0])``), which
+    becomes a :class:`ChannelAffine` step."""
+
+    def __init__(self, model, graph):
+        self.model, self.graph = model, graph
+        self.kind: dict = {}      # node -> "data" | "meta" | "const"
+        self.value: dict = {}     # const node -> its value
+
+    def steps(self) -> list[Step]:
+        out: list[Step] = []
+        prev = None
+        for node in self.graph.nodes:
+            if node.op == "placeholder":
+                if prev is not None:
+                    raise UsageError(f"model {type(self.model).__name__}: a forward with more than one input "
+                                     "is not supported")
+                self.kind[node], prev = "data", node
+                continue
+            if node.op == "output":
+                if node.args[0] is not prev:
+                    raise UsageError(f"model {type(self.model).__name__}: only a single chain of layers is "
+                                     "supported")
+                continue
+            kind = self._classify(node)
+            self.kind[node] = kind
+            if kind != "data":
+                continue
+            data_in = [n for n in node.all_input_nodes if self.kind.get(n) == "data"]
+            if data_in != [prev]:
+                raise UsageError(f"model {type(self.model).__name__}: node {node.name!r} is not part of a "
+                                 "single chain of layers (branches and skips are not supported)")
+            out.append(Step(node.name if node.op != "call_module" else str(node.target), self._module(node)))
+            prev = node
+        return out
+
+    def _classify(self, node) -> str:
+        if node.op == "get_attr":
+            self.value[node] = _fx_attr(self.model, str(node.target))
+            return "const"
+        kinds = {self.kind.get(n) for n in node.all_input_nodes}
+        if node.op == "call_function" and _fx_name(node.target) == "getattr" and node.args[1] in _FX_META_ATTRS:
+            return "meta" if kinds <= {"data", "meta"} else "const"
+        if node.op == "call_method" and node.target in ("size", "dim") and kinds <= {"data", "meta"}:
+            return "meta"
+        if "data" in kinds or node.op == "call_module":
+            return "data"
+        if "meta" in kinds and not self._device_only(node):
+            return "meta"
+        try:
+            self.value[node] = self._evaluate(node)
+        except Exception:  # noqa: BLE001 - a constant torch cannot build alone: shape arithmetic and the like
+            return "meta"
+        return "const"
+
+    def _device_only(self, node) -> bool:
+        """Whether the node's meta inputs are only ``x.device`` / ``x.dtype``."""
+        return all(self.kind.get(n) != "meta" or (_fx_name(n.target) == "getattr" and n.args[1] != "shape")
+                   for n in node.all_input_nodes)
+
+    def _evaluate(self, node):
+        import torch
+        import torch.fx as fx
+
+        def arg(a):
+            if isinstance(a, fx.Node):
+                if self.kind.get(a) == "meta":
+                    return torch.device("cpu") if a.args[1] == "device" else torch.float32
+                return self.value[a]
+            return a
+
+        args = fx.node.map_aggregate(node.args, arg)
+        kwargs = fx.node.map_aggregate(node.kwargs, arg)
+        if node.op == "call_method":
+            return getattr(args[0], node.target)(*args[1:], **kwargs)
+        return node.target(*args, **kwargs)
+
+    def _module(self, node):
+        """The step of a data node: its module, a Flatten, a ChannelAffine or an _Unsupported."""
+        import torch.nn as nn
+
+        if node.op == "call_module":
+            return self.model.get_submodule(node.target)
+        name = _fx_name(node.target)
+        if name in _FX_SHAPE_OPS:
+            return nn.Flatten() if self._is_batch_flatten(node, name) else \
+                _Unsupported(f"{node.op} {name}{tuple(node.args[1:])} (only a flatten to (N, features))")
+        op = _FX_ARITH.get(name)
+        if op is not None and len(node.args) == 2 and not node.kwargs:
+            return self._arith(node, op)
+        return _Unsupported(f"{node.op} {name}")
+
+    def _is_batch_flatten(self, node, name: str) -> bool:
+        rest = list(node.args[1:])
+        if name == "flatten":
+            start = node.kwargs.get("start_dim", rest[0] if rest else 0)
+            end = node.kwargs.get("end_dim", rest[1] if len(rest) > 1 else -1)
+            return start == 1 and end == -1
+        if len(rest) == 1 and isinstance(rest[0], (tuple, list)):
+            rest = list(rest[0])
+        return len(rest) == 2 and self._is_batch(rest[0]) and (rest[1] == -1 or isinstance(rest[1], int))
+
+    def _is_batch(self, a) -> bool:
+        """``x.shape[0]`` / ``x.size(0)`` of the data, the batch size."""
+        import torch.fx as fx
+
+        if not isinstance(a, fx.Node) or self.kind.get(a) != "meta":
+            return False
+        if a.op == "call_method" and a.target == "size":
+            return tuple(a.args[1:]) == (0,)
+        return _fx_name(a.target) == "getitem" and a.args[1] == 0 and _fx_name(a.args[0].target) == "getattr"
+
+    def _arith(self, node, op: str):
+        import torch
+        import torch.fx as fx
+
+        from .imported import ChannelAffine
+
+        a, b = node.args
+        data_first = isinstance(a, fx.Node) and self.kind.get(a) == "data"
+        other = b if data_first else a
+        if isinstance(other, fx.Node):
+            if self.kind.get(other) != "const":
+                return _Unsupported(f"{node.op} {_fx_name(node.target)} of two tensors computed from the input")
+            const = self.value[other]
+        else:
+            const = other
+        if not data_first:       # c op x: Mul and Add commute, Sub turns round, Div does not
+            op = {"Sub": "RSub", "RSub": "Sub"}.get(op, op)
+            if op == "Div":
+                return _Unsupported(f"{node.op} {_fx_name(node.target)} (a constant divided by the input)")
+        t = torch.as_tensor(const, dtype=torch.float32).detach()
+        shape = [d for d in t.shape]
+        big = [i for i, d in enumerate(shape) if d != 1]
+        if len(big) > 1:
+            return _Unsupported(f"{node.op} {_fx_name(node.target)} by a constant of shape {tuple(shape)} (a scalar "
+                                "or one value per channel)")
+        rank = None
+        if big:
+            from_end = len(shape) - big[0]
+            rank = {1: 2, 3: 4}.get(from_end)
+            if rank is None:
+                return _Unsupported(f"{node.op} {_fx_name(node.target)} by a constant of shape {tuple(shape)} "
+                                    "(per-channel constants are (C,) for vectors, (C, 1, 1) for feature maps)")
+        return ChannelAffine(op, t.reshape(-1), rank=rank)
+
+
+def _fx_attr(model, target: str):
+    obj = model
+    for part in target.split("."):
+        obj = getattr(obj, part)
+    return obj
 
 
 class _Unsupported:
@@ -336,6 +482,7 @@ class _Segment:
     after: list[Step] = field(default_factory=list)  # element-wise modules
     out_quant: Optional[Step] = None
     pool: Optional[Step] = None                      # MaxPool2d of the output levels
+    pre: list[Step] = field(default_factory=list)    # first segment: preprocessing before its quantizer
 
 
 def _quant_dtype(q) -> DType:
@@ -363,11 +510,15 @@ def _layer_spec(path: str, lin) -> WeightSpec:
                          f"(weight_kind={kind!r}, weight_bits={bits!r}): {exc}") from None
 
 
-def _act_bits(path: str, q) -> int:
+#: widest input quantizer (the first layer's input; hidden activations take 1..8 bits)
+MAX_INPUT_BITS = 16
+
+
+def _act_bits(path: str, q, max_bits: int = 8) -> int:
     bits = getattr(q, "bits", None)
-    if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= 8 \
+    if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= max_bits \
             or (getattr(q, "kind", None) == "bipolar" and bits != 1):
-        raise UsageError(f"activation {path} ({type(q).__name__}): {bits!r} bits, expected 1..8")
+        raise UsageError(f"activation {path} ({type(q).__name__}): {bits!r} bits, expected 1..{max_bits}")
     return bits
 
 
@@ -404,6 +555,19 @@ def _tensor_problems(steps: list[Step]) -> list[str]:
     return out
 
 
+def _is_identity(module) -> bool:
+    import torch.nn as nn
+    return isinstance(module, (nn.Identity, nn.Dropout))
+
+
+def _is_preprocessing(module) -> bool:
+    """Element-wise modules the host can replay before the input quantizer."""
+    import torch.nn as nn
+
+    from .imported import ChannelAffine
+    return isinstance(module, (ChannelAffine, nn.Identity, nn.Dropout))
+
+
 def check_tensors(model, steps: Optional[list[Step]] = None) -> None:
     """UsageError naming every module whose parameters or buffers are NaN/Inf or
     whose weights are empty (see :func:`_tensor_problems`); ``steps``: the
@@ -436,12 +600,21 @@ def _segments(steps: list[Step]) -> list[_Segment]:
                        "calib.npy --w k --a k")
         raise UsageError(". ".join(msg))
     check_tensors(None, steps)
-    chain = [s for s in steps if _kind_of(s.module) != "shape"]
+    # identities (Dropout at eval time too) change nothing wherever they stand
+    chain = [s for s in steps if _kind_of(s.module) != "shape" and not _is_identity(s.module)]
     segments: list[_Segment] = []
     pending_quant: Optional[Step] = None
     current: Optional[_Segment] = None
+    pre: list[Step] = []
     for s in chain:
         kind = _kind_of(s.module)
+        if kind == "elementwise" and not segments and current is None and pending_quant is None:
+            if not _is_preprocessing(s.module):
+                raise UsageError(f"layer {s.path} ({_type_name(s.module)}): in front of the input quantizer lbgen "
+                                 "folds only element-wise arithmetic with constants (x * c, x / c, x + c, x - c) "
+                                 "and reshapes")
+            pre.append(s)
+            continue
         if kind == "quantizer":
             if current is not None:
                 current.out_quant = s
@@ -465,7 +638,7 @@ def _segments(steps: list[Step]) -> list[_Segment]:
             if pending_quant is None:
                 raise UsageError(f"layer {s.path}: its input is not quantized; put a QuantAct or "
                                  "BinaryAct in front of it")
-            current = _Segment(in_quant=pending_quant, linear=s)
+            current = _Segment(in_quant=pending_quant, linear=s, pre=pre if not segments else [])
             pending_quant = None
         else:  # element-wise
             if current is None:
@@ -533,7 +706,7 @@ def check_bits(segments: list[_Segment], w=None, a: Optional[int] = None,
                 problems.append(f"{where} has the bit distribution {format_dist(lin.dist)}, --hetero-dist "
                                 f"asks for {format_dist(hetero_dist)}")
         try:
-            ab = _act_bits(seg.in_quant.path, seg.in_quant.module)
+            ab = _act_bits(seg.in_quant.path, seg.in_quant.module, MAX_INPUT_BITS if i == 0 else 8)
             if seg.out_quant is not None:
                 _act_bits(seg.out_quant.path, seg.out_quant.module)
         except UsageError as exc:
@@ -634,9 +807,9 @@ def _activation_fn(seg: _Segment, in_step: float, w_scale, offset: np.ndarray) -
     return levels
 
 
-def _output_affine(seg: _Segment, in_step: float, offset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """logit = acc * scale + bias for the last layer, in float64 (``offset``: see
-    :func:`_activation_fn`)."""
+def _output_affine(seg: _Segment, in_step: float) -> tuple[np.ndarray, np.ndarray]:
+    """logit = (acc - offset) * scale + bias for the last layer: (scale, bias)
+    in float64 (the integer ``offset``: see :func:`_activation_fn`)."""
     torch = _torch()
     import torch.nn as nn
 
@@ -647,7 +820,6 @@ def _output_affine(seg: _Segment, in_step: float, offset: np.ndarray) -> tuple[n
         _, w_scale = lin.quant_weight()
         scale = w_scale.double().numpy() * in_step
         bias = lin.bias.double().numpy() if getattr(lin, "bias", None) is not None else np.zeros_like(scale)
-        bias = bias - offset * scale
         for s in seg.after:
             m = s.module
             if isinstance(m, ChannelAffine):
@@ -656,6 +828,8 @@ def _output_affine(seg: _Segment, in_step: float, offset: np.ndarray) -> tuple[n
                     scale, bias = scale * c, bias * c
                 elif m.op == "Div":
                     scale, bias = scale / c, bias / c
+                elif m.op == "RSub":
+                    scale, bias = -scale, c - bias
                 else:
                     bias = bias + (c if m.op == "Add" else -c)
             elif isinstance(m, nn.BatchNorm1d):
@@ -867,21 +1041,36 @@ def lower(model, w=None, a: Optional[int] = None, name: str = "model",
                 describe=" -> ".join([seg.linear.path + ".epilogue"] + [s.path for s in seg.after]
                                      + [seg.out_quant.path]))
         else:
-            layer.out_scale, layer.out_bias = _output_affine(seg, in_step, offset)
+            layer.out_scale, layer.out_bias = _output_affine(seg, in_step)
+            layer.out_zero = offset.astype(np.int64) if np.any(offset) else None
         layers.append(layer)
     if problems:
         raise UsageError("; ".join(problems))
     first_q = segments[0].in_quant.module
-    meta = {"frontend": getattr(model, "source", "torch"), "modules": {l.name: l.source for l in layers}}
+    meta = {"frontend": getattr(model, "source", "torch"), "modules": {l.name: l.source for l in layers},
+            "taps": _taps(segments, layers)}
     if layers and layers[0].conv is not None:
         # how torch takes the input (flat C*H*W or (N, C, H, W)); the hardware takes it NHWC
         meta["input_chw"] = list(chw)
         meta["input_flat"] = flat_input
-    graph = Graph(name=name, input=_input_quant(segments[0].in_quant), layers=layers, meta=meta)
+    pre = _host_ops(steps, segments[0].in_quant, chw, flat_input)
+    graph = Graph(name=name, input=_input_quant(segments[0].in_quant, pre), layers=layers, meta=meta)
     try:
         return graph.validate()
     except IRError as exc:
         raise UsageError(str(exc)) from None
+
+
+def _taps(segments: list[_Segment], layers: list[MatVec]) -> dict[str, str]:
+    """Where each stream of the IR shows in the source model: the path of the
+    module whose output is the input levels (``input``) and each hidden
+    layer's output levels (its quantizer, or the max-pool behind it)."""
+    taps = {"input": segments[0].in_quant.path}
+    for seg, layer in zip(segments, layers):
+        tap = seg.pool if seg.pool is not None else seg.out_quant
+        if tap is not None:
+            taps[layer.name] = tap.path
+    return taps
 
 
 def _exact_limit(quantizer) -> int:
@@ -898,8 +1087,42 @@ def _exact_limit(quantizer) -> int:
     return 1 << (53 - bits)
 
 
-def _input_quant(step: Step) -> InputQuant:
-    """How the host turns features into the first layer's input levels."""
+def _host_ops(steps: list[Step], in_quant: Step, chw: Optional[tuple[int, int, int]],
+              flat_input: bool) -> tuple[HostOp, ...]:
+    """The preprocessing in front of the input quantizer as host ops on flat
+    features (the model's own order): a per-channel constant of a feature map
+    repeats over its H*W pixels, one of a vector is per feature."""
+    from .imported import ChannelAffine
+
+    rank = 4 if chw is not None and not flat_input else 2
+    ops, problems = [], []
+    for s in steps:
+        if s is in_quant:
+            break
+        m = s.module
+        if _kind_of(m) == "shape":
+            rank = 4 if type(m).__name__ == "Unflatten" else 2
+            continue
+        if not isinstance(m, ChannelAffine):
+            continue
+        c = m.const.detach().double().numpy().reshape(-1)
+        if m.rank is not None and c.size > 1 and m.rank != rank:
+            problems.append(f"{s.path}: a per-channel constant shaped for rank-{m.rank} tensors meets the "
+                            f"rank-{rank} input")
+            continue
+        repeat = chw[1] * chw[2] if rank == 4 and chw is not None and c.size > 1 else 1
+        if c.size > 1 and rank == 4 and (chw is None or c.size != chw[0]):
+            problems.append(f"{s.path}: {c.size} per-channel constants for an input of {chw} (C, H, W)")
+            continue
+        ops.append(HostOp(m.op, tuple(float(v) for v in c), repeat))
+    if problems:
+        raise UsageError("preprocessing: " + "; ".join(problems))
+    return tuple(ops)
+
+
+def _input_quant(step: Step, pre: tuple[HostOp, ...] = ()) -> InputQuant:
+    """How the host turns raw features into the first layer's input levels:
+    the preprocessing ``pre``, then the model's input quantizer."""
     from .imported import AffineQuant, ThresholdQuant
 
     q = step.module
@@ -908,8 +1131,9 @@ def _input_quant(step: Step) -> InputQuant:
                          "input with Quant or BipolarQuant")
     if isinstance(q, AffineQuant) and q.kind != "bipolar":
         return InputQuant(_quant_dtype(q), _float(q.step()), rule="affine", zero_point=q.zero_point,
-                          qmin=q.qmin, qmax=q.qmax, offset=q.offset, rounding=q.rounding)
-    return InputQuant(_quant_dtype(q), _float(q.step()))
+                          qmin=q.qmin, qmax=q.qmax, offset=q.offset, rounding=q.rounding, pre=pre,
+                          wrap=bool(getattr(q, "wrap", False)))
+    return InputQuant(_quant_dtype(q), _float(q.step()), pre=pre)
 
 
 def _nhwc_rows(t, chw: Optional[Sequence[int]] = None) -> np.ndarray:
