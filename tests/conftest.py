@@ -97,3 +97,19 @@ def sim_cache(tmp_path_factory):
         path = tmp_path_factory.mktemp("simcache")
         mp.setenv("LBGEN_SIM_CACHE", str(path))
         yield path
+
+
+def ir_arrays(graph) -> dict:
+    """Everything of an IR that decides the hardware and the golden model, as
+    plain Python values, so two routes' graphs compare with ==."""
+    inp = graph.input
+    out = {"input": (inp.dtype, inp.step, inp.rule, inp.offset, inp.zero_point, inp.qmin, inp.qmax, inp.pre)}
+    for layer in graph.layers:
+        out[layer.name] = (layer.wtype, layer.itype, layer.odtype, layer.conv, layer.pool, layer.pe, layer.simd,
+                           layer.weights.tolist(),
+                           None if layer.thresholds is None else layer.thresholds.tolist(),
+                           None if layer.threshold_invert is None else layer.threshold_invert.tolist(),
+                           None if layer.out_scale is None else layer.out_scale.tolist(),
+                           None if layer.out_bias is None else layer.out_bias.tolist(),
+                           None if layer.out_zero is None else layer.out_zero.tolist())
+    return out

@@ -32,7 +32,7 @@ from lbgen.frontend.brevitas_frontend import brevitas_levels
 from lbgen.frontend.onnx_frontend import load_onnx
 from lbgen.simulate import run_rtl
 
-from conftest import DIGITS
+from conftest import DIGITS, ir_arrays
 
 pytest.importorskip("brevitas")
 pytest.importorskip("qonnx")
@@ -80,22 +80,12 @@ def routes(request, tmp_path_factory):
     return name, model, outs
 
 
-def _arrays(graph):
-    out = {"input": (graph.input.dtype, graph.input.step, graph.input.rule, graph.input.offset)}
-    for layer in graph.layers:
-        out[layer.name] = (layer.wtype, layer.itype, layer.weights.tolist(),
-                           None if layer.thresholds is None else layer.thresholds.tolist(),
-                           None if layer.out_scale is None else layer.out_scale.tolist(),
-                           None if layer.out_bias is None else layer.out_bias.tolist())
-    return out
-
-
 def test_three_routes_build_the_same_hardware(routes):
     name, model, outs = routes
     graphs = {route: load_output(out) for route, out in outs.items()}
-    ref = _arrays(graphs["memory"])
+    ref = ir_arrays(graphs["memory"])
     for route in ("arch", "qonnx"):
-        assert _arrays(graphs[route]) == ref, route
+        assert ir_arrays(graphs[route]) == ref, route
         for mem in sorted((outs["memory"] / "rtl").glob("*.mem")):
             assert (outs[route] / "rtl" / mem.name).read_bytes() == mem.read_bytes(), (route, mem.name)
 
@@ -389,7 +379,7 @@ def test_brevitas_cnn_in_memory_and_qonnx_agree(tmp_path):
     assert any(line.startswith("Brevitas forward vs lbgen on 64 vectors: all") for line in mem.checks), mem.checks
     path = export_qonnx(model, tmp_path / "cnn.onnx", shape=(1, 1, 8, 8))
     onnx_result = lbgen.emit(load_onnx(path), tmp_path / "onnx", inputs=tmp_path / "x.npy")
-    assert _arrays(mem.graph) == _arrays(onnx_result.graph)
+    assert ir_arrays(mem.graph) == ir_arrays(onnx_result.graph)
     assert [l.conv is not None for l in mem.graph.layers] == [True, True, False]
     assert mem.graph.layers[0].pool is not None
     values = mem.vectors.values

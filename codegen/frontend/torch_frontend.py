@@ -514,6 +514,13 @@ def _layer_spec(path: str, lin) -> WeightSpec:
 MAX_INPUT_BITS = 16
 
 
+def _max_input_bits(q) -> int:
+    """Bits the input quantizer may have: lbgen.quant's take 1..8; an imported
+    one (Brevitas, QONNX, --input-format) up to MAX_INPUT_BITS."""
+    from .imported import IMPORTED_QUANTIZERS
+    return MAX_INPUT_BITS if isinstance(q, IMPORTED_QUANTIZERS) else 8
+
+
 def _act_bits(path: str, q, max_bits: int = 8) -> int:
     bits = getattr(q, "bits", None)
     if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= max_bits \
@@ -706,7 +713,8 @@ def check_bits(segments: list[_Segment], w=None, a: Optional[int] = None,
                 problems.append(f"{where} has the bit distribution {format_dist(lin.dist)}, --hetero-dist "
                                 f"asks for {format_dist(hetero_dist)}")
         try:
-            ab = _act_bits(seg.in_quant.path, seg.in_quant.module, MAX_INPUT_BITS if i == 0 else 8)
+            ab = _act_bits(seg.in_quant.path, seg.in_quant.module, _max_input_bits(seg.in_quant.module) if i == 0
+                           else 8)
             if seg.out_quant is not None:
                 _act_bits(seg.out_quant.path, seg.out_quant.module)
         except UsageError as exc:
