@@ -39,8 +39,10 @@ LBGEN = [sys.executable, "-m", "lbgen.cli"]
 #: every configuration brevitas_examples.bnn_pynq has for its MLPs and the CNN
 MLPS = ["tfc_1w1a", "tfc_1w2a", "tfc_2w2a", "sfc_1w1a", "sfc_1w2a", "sfc_2w2a", "lfc_1w1a", "lfc_1w2a"]
 CNNS = ["cnv_1w1a", "cnv_1w2a", "cnv_2w2a"]
-#: the default run compiles these; the rest run with `make test-all`
-DEFAULT = {"tfc_1w1a", "tfc_2w2a", "sfc_1w2a", "cnv_1w1a"}
+#: what the default run compiles (the rest run with `make test-all`): two MLPs through every check, and
+#: CNV through both routes and the Brevitas / qonnx comparisons (its C-sim build takes over a minute)
+DEFAULT = {"tfc_1w1a", "tfc_2w2a", "cnv_1w1a"}
+DEFAULT_CSIM = {"tfc_1w1a", "tfc_2w2a"}
 FRAMES = 32
 
 
@@ -88,11 +90,12 @@ def export(model, name: str, path):
     return path
 
 
-def _marks(name: str):
-    return [] if name in DEFAULT else [pytest.mark.slow]
+def _networks(default: set[str]) -> list:
+    """Every network as a parameter of the ``zoo`` fixture, slow unless in ``default``."""
+    return [pytest.param(n, marks=[] if n in default else [pytest.mark.slow], id=n) for n in MLPS + CNNS]
 
 
-@pytest.fixture(scope="module", params=[pytest.param(n, marks=_marks(n)) for n in MLPS + CNNS])
+@pytest.fixture(scope="module")
 def zoo(request, tmp_path_factory):
     """(name, model, {"memory": out, "qonnx": out}, raw inputs, emit outputs)."""
     name = request.param
@@ -110,6 +113,7 @@ def zoo(request, tmp_path_factory):
     return name, model, outs, x, result.checks, " ".join(proc.stdout.split())
 
 
+@pytest.mark.parametrize("zoo", _networks(DEFAULT), indirect=True)
 def test_both_routes_build_the_same_hardware(zoo):
     name, model, outs, x, _, _ = zoo
     graphs = {route: load_output(out) for route, out in outs.items()}
@@ -132,6 +136,7 @@ def test_both_routes_build_the_same_hardware(zoo):
     assert [(op.op, op.const) for op in graphs["memory"].input.pre] == [("Mul", (2.0,)), ("Sub", (1.0,))]
 
 
+@pytest.mark.parametrize("zoo", _networks(DEFAULT), indirect=True)
 def test_golden_equals_brevitas_and_qonnx(zoo):
     name, model, outs, x, checks, cli_out = zoo
     assert any(line.startswith(f"Brevitas forward vs lbgen on {FRAMES} vectors: all") for line in checks), checks
@@ -146,6 +151,7 @@ def test_golden_equals_brevitas_and_qonnx(zoo):
     np.testing.assert_array_equal(np.argmax(ref, 1), np.argmax(trace.logits, 1))
 
 
+@pytest.mark.parametrize("zoo", _networks(DEFAULT_CSIM), indirect=True)
 def test_csim_bit_exact(zoo):
     name, model, outs, x, _, _ = zoo
     out = outs["qonnx"]
