@@ -129,6 +129,9 @@ def emit(
     out_console.print(f"[green]wrote[/] {escape(str(output))}/  ({len(g.layers)} layers, "
                       f"{max(l.cycles for l in g.layers)} cycles/frame bound, {len(result.vectors.values)} test vectors)")
     out_console.print(f"  host streams: {g.input.describe()}", markup=False)
+    if g.meta.get("host_output"):
+        out_console.print(f"  the hardware streams the logits' accumulators; the host applies the model's trailing "
+                          f"{g.meta['host_output']} (lbgen sim and the golden model do too)", markup=False)
     for line in result.checks:
         out_console.print(f"  {line}", markup=False)
 

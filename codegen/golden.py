@@ -7,6 +7,7 @@ simulation must equal it bit for bit. It needs nothing but numpy.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
@@ -25,11 +26,32 @@ class Trace:
     acc: dict[str, np.ndarray]          # layer -> (N, pixels*mh) accumulators (NHWC)
     outputs: dict[str, np.ndarray]      # layer -> (N, out_len) output values (bipolar as -1/+1)
     logits: np.ndarray                  # (N, classes) float64
+    output: Optional[np.ndarray] = None  # the model's output: the logits, or its host op's result
 
     @property
     def result(self) -> np.ndarray:
         """The raw accumulators of the output layer, what the hardware emits."""
         return self.outputs[list(self.outputs)[-1]]
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+#: ops the host applies to the logits (``graph.meta["host_output"]``): the model
+#: ends in one, the hardware streams what comes before it
+HOST_OUTPUT_OPS = {
+    "Softmax": _softmax,
+    "LogSoftmax": lambda z: np.log(_softmax(z)),
+    "ArgMax": lambda z: np.argmax(z, axis=1),
+}
+
+
+def host_output(graph: Graph, logits: np.ndarray) -> np.ndarray:
+    """The model's output from the golden logits: its trailing host op applied, if any."""
+    op = graph.meta.get("host_output")
+    return HOST_OUTPUT_OPS[op](logits) if op else logits
 
 
 def accumulate(layer: MatVec, x: np.ndarray) -> np.ndarray:
@@ -93,6 +115,7 @@ def run(graph: Graph, inputs: np.ndarray) -> Trace:
         trace.outputs[layer.name] = x
     out = graph.output
     trace.logits = out.logits(acc)
+    trace.output = host_output(graph, trace.logits)
     return trace
 
 

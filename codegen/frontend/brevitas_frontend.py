@@ -254,7 +254,7 @@ def translate(model, input_chw: Optional[tuple[int, int, int]] = None) -> Import
                                 f"{', '.join(_ACT_LAYERS + _WEIGHT_LAYERS)}")
         elif type(m).__module__.startswith("brevitas"):
             problems.append(f"{st.path} ({_type_name(m)})")
-        elif _kind_of(m) in ("elementwise", "pool", "shape"):
+        elif _kind_of(m) in ("elementwise", "pool", "shape", "host_output"):
             modules.append((st.path, m))
         elif isinstance(m, (nn.Linear, nn.Conv2d)):
             problems.append(f"{st.path} ({_type_name(m)}): a float layer in a Brevitas model (use QuantLinear/"

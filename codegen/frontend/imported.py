@@ -185,6 +185,32 @@ class ChannelAffine(nn.Module):
         return f"{self.op} {tuple(self.const.shape)}"
 
 
+class HostOutput(nn.Module):
+    """A trailing ``Softmax``, ``LogSoftmax`` or ``ArgMax`` over the classes.
+
+    The hardware streams the logits (their accumulators); the op is monotone
+    or a pure selection, so the host applies it -- the golden model and
+    ``lbgen sim`` too, for the comparison (``lbgen.golden.HOST_OUTPUT_OPS``)."""
+
+    OPS = ("Softmax", "LogSoftmax", "ArgMax")
+
+    def __init__(self, op: str):
+        super().__init__()
+        if op not in self.OPS:
+            raise ValueError(f"unknown host output op {op!r}")
+        self.op = op
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.op == "Softmax":
+            return torch.softmax(x, dim=1)
+        if self.op == "LogSoftmax":
+            return torch.log_softmax(x, dim=1)
+        return torch.argmax(x, dim=1)
+
+    def extra_repr(self) -> str:
+        return self.op
+
+
 def tensor_norm_ops(module) -> list[ChannelAffine]:
     """FINN's ``TensorNorm`` (``brevitas_examples.bnn_pynq``: one mean, variance,
     gain and bias for the whole tensor) at eval time, as the four float32 ops
@@ -277,3 +303,4 @@ class ImportedModel(nn.Sequential):
 IMPORTED_QUANTIZERS = (AffineQuant, ThresholdQuant)
 IMPORTED_LINEAR = (FixedLinear,)          # FixedConv2d is a FixedLinear
 IMPORTED_ELEMENTWISE = (ChannelAffine,)
+IMPORTED_HOST_OUTPUT = (HostOutput,)

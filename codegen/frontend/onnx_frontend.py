@@ -18,12 +18,14 @@ import numpy as np
 
 from ..errors import UsageError
 from .input_format import MAX_INPUT_BITS
-from .imported import (ROUNDING, AffineQuant, ChannelAffine, FixedConv2d, FixedLinear, ImportedModel, ThresholdQuant,
+from .imported import (ROUNDING, AffineQuant, ChannelAffine, FixedConv2d, FixedLinear, HostOutput, ImportedModel,
+                       ThresholdQuant,
                        int_range)
 
 #: ONNX ops lbgen translates (besides the qonnx custom ops Quant, BipolarQuant, MultiThreshold)
 SUPPORTED_OPS = ("Quant", "BipolarQuant", "MultiThreshold", "MatMul", "Gemm", "Conv", "Add", "Sub", "Mul", "Div",
-                 "BatchNormalization", "Relu", "Clip", "MaxPool", "Flatten", "Reshape", "Identity", "Dropout")
+                 "BatchNormalization", "Relu", "Clip", "MaxPool", "Flatten", "Reshape", "Identity", "Dropout",
+                 "Softmax", "LogSoftmax", "ArgMax")
 
 
 def _onnx():
@@ -432,6 +434,13 @@ def translate_graph(model, source: str = "model.onnx") -> ImportedModel:
                 g.problems.append(f"{where}: only a flatten to (N, features) is supported")
             else:
                 mod, rank, channels = nn.Flatten(), 2, int(out_shape[1])
+        elif op in ("Softmax", "LogSoftmax", "ArgMax"):
+            axis = int(a.get("axis", -1 if op != "ArgMax" else 0))
+            if axis not in (1, -1) or rank != 2 or int(a.get("select_last_index", 0)) != 0:
+                g.problems.append(f"{where}: axis {axis} of a rank-{rank} tensor (lbgen applies {op} over the "
+                                  "classes of the (N, classes) logits)")
+            else:
+                mod = HostOutput(op)
         elif op in ("Identity", "Dropout"):
             mod = None
         else:

@@ -159,11 +159,26 @@ def compare_with_qonnx(imported, graph, features: np.ndarray, host_values) -> st
 
 
 def _compare_output(graph, trace, onnx_out: np.ndarray, out_name: str, n: int) -> str:
-    ref = trace.logits
+    host = graph.meta.get("host_output")
+    if host == "ArgMax":
+        pick = np.argmax(trace.logits, axis=1)
+        if not np.array_equal(onnx_out.reshape(-1).astype(np.int64), pick):
+            i = int(np.argmax(onnx_out.reshape(-1) != pick))
+            raise UsageError(f"qonnx's executor disagrees with lbgen at the graph output {out_name!r} (ArgMax): "
+                             f"vector {i}: qonnx {int(onnx_out.reshape(-1)[i])}, lbgen {int(pick[i])}")
+        return f"qonnx executor vs lbgen on {n} vectors: every quantized tensor equal, ArgMax equal"
+    if host is not None:
+        # a softmax moves by at most twice the largest logit error; a log-softmax by twice that too
+        bound = np.repeat(2 * _logit_bound(graph, trace).max(axis=1, keepdims=True), trace.logits.shape[1], axis=1)
+        bound = bound + 8 * _EPS32 * (1.0 + np.abs(trace.output))     # the op's own float32 rounding
+        return _within(trace.output, onnx_out, bound, out_name, n, host)
+    return _within(trace.logits, onnx_out, _logit_bound(graph, trace), out_name, n, "output")
+
+
+def _within(ref: np.ndarray, onnx_out: np.ndarray, bound: np.ndarray, out_name: str, n: int, what: str) -> str:
     if onnx_out.shape != ref.shape:
         raise UsageError(f"qonnx's executor gives the graph output {out_name!r} of {onnx_out.shape[1:]} per vector, "
                          f"lbgen {ref.shape[1:]} logits")
-    bound = _logit_bound(graph, trace)
     diff = np.abs(onnx_out - ref)
     if np.any(diff > bound):
         i, c = (int(v) for v in np.argwhere(diff > bound)[0])
@@ -176,7 +191,7 @@ def _compare_output(graph, trace, onnx_out: np.ndarray, out_name: str, n: int) -
         i = int(np.argmax(onnx_out[rows, pick] < onnx_out.max(axis=1) - 2 * bound.max(axis=1)))
         raise UsageError(f"qonnx's executor disagrees with lbgen at the graph output {out_name!r}: vector {i}: "
                          f"qonnx ranks class {int(np.argmax(onnx_out[i]))} first, lbgen {int(pick[i])}")
-    return (f"qonnx executor vs lbgen on {n} vectors: every quantized tensor equal, output within float32 "
+    return (f"qonnx executor vs lbgen on {n} vectors: every quantized tensor equal, {what} within float32 "
             f"rounding (max |difference| {float(diff.max()):.3g}), argmax equal")
 
 

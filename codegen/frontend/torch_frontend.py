@@ -226,6 +226,8 @@ _FX_ARITH = {"mul": "Mul", "__mul__": "Mul", "__rmul__": "Mul", "add": "Add", "_
              "__radd__": "Add", "sub": "Sub", "__sub__": "Sub", "rsub": "RSub", "__rsub__": "RSub",
              "truediv": "Div", "div": "Div", "__truediv__": "Div"}
 _FX_SHAPE_OPS = {"flatten", "view", "reshape"}
+#: fx targets of a trailing op the host applies to the logits
+_FX_HOST_OPS = {"softmax": "Softmax", "log_softmax": "LogSoftmax", "argmax": "ArgMax"}
 #: attributes of the data tensor that describe it without its values (fx sees x.shape, x.device, ...)
 _FX_META_ATTRS = {"shape", "device", "dtype"}
 
@@ -331,6 +333,12 @@ class _FxChain:
         op = _FX_ARITH.get(name)
         if op is not None and len(node.args) == 2 and not node.kwargs:
             return self._arith(node, op)
+        if name in _FX_HOST_OPS:
+            dim = node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else None)
+            if dim in (1, -1):
+                from .imported import HostOutput
+                return HostOutput(_FX_HOST_OPS[name])
+            return _Unsupported(f"{node.op} {name} over dim {dim} (lbgen applies it over the classes, dim 1)")
         return _Unsupported(f"{node.op} {name}")
 
     def _is_batch_flatten(self, node, name: str) -> bool:
@@ -416,6 +424,8 @@ def _kinds():
                         nn.Dropout) + imported.IMPORTED_ELEMENTWISE,
         "pool": (nn.MaxPool2d,),
         "shape": (nn.Flatten, nn.Unflatten),
+        # a trailing softmax / argmax over the classes: applied by the host
+        "host_output": (nn.Softmax, nn.LogSoftmax) + imported.IMPORTED_HOST_OUTPUT,
     }
 
 
@@ -562,6 +572,25 @@ def _tensor_problems(steps: list[Step]) -> list[str]:
     return out
 
 
+def _host_output_op(step: Step) -> str:
+    """The host op of a trailing softmax / argmax step; UsageError unless over the classes."""
+    import torch.nn as nn
+
+    m = step.module
+    if isinstance(m, (nn.Softmax, nn.LogSoftmax)):
+        if m.dim not in (1, -1):
+            raise UsageError(f"layer {step.path} ({_type_name(m)}): dim={m.dim}; lbgen applies a softmax over the "
+                             "classes (dim 1)")
+        return "Softmax" if isinstance(m, nn.Softmax) else "LogSoftmax"
+    return m.op
+
+
+def host_output_of(steps: list[Step]) -> Optional[str]:
+    """The model's trailing host op (``Softmax``, ``LogSoftmax``, ``ArgMax``), or None."""
+    host = [s for s in steps if _kind_of(s.module) == "host_output"]
+    return _host_output_op(host[-1]) if host else None
+
+
 def _is_identity(module) -> bool:
     import torch.nn as nn
     return isinstance(module, (nn.Identity, nn.Dropout))
@@ -613,6 +642,13 @@ def _segments(steps: list[Step]) -> list[_Segment]:
     pending_quant: Optional[Step] = None
     current: Optional[_Segment] = None
     pre: list[Step] = []
+    host = [s for s in chain if _kind_of(s.module) == "host_output"]
+    if host:
+        if host != chain[-len(host):] or len(host) > 1:
+            raise UsageError(f"layer {host[0].path} ({_type_name(host[0].module)}): a softmax or argmax must be the "
+                             "model's last operation (the host applies it to the logits)")
+        _host_output_op(host[0])
+        chain = chain[:-1]
     for s in chain:
         kind = _kind_of(s.module)
         if kind == "elementwise" and not segments and current is None and pending_quant is None:
@@ -1057,6 +1093,8 @@ def lower(model, w=None, a: Optional[int] = None, name: str = "model",
     first_q = segments[0].in_quant.module
     meta = {"frontend": getattr(model, "source", "torch"), "modules": {l.name: l.source for l in layers},
             "taps": _taps(segments, layers)}
+    if host_output_of(steps) is not None:
+        meta["host_output"] = host_output_of(steps)
     if layers and layers[0].conv is not None:
         # how torch takes the input (flat C*H*W or (N, C, H, W)); the hardware takes it NHWC
         meta["input_chw"] = list(chw)
