@@ -16,10 +16,10 @@ class GraphBuilder:
         self.nodes = []
         self._n = 0
 
-    def const(self, value, name: str | None = None) -> str:
+    def const(self, value, name: str | None = None, dtype=np.float32) -> str:
         self._n += 1
         name = name or f"c{self._n}"
-        self.inits[name] = np.asarray(value, dtype=np.float32)
+        self.inits[name] = np.asarray(value, dtype=dtype)
         return name
 
     def node(self, op: str, inputs: list[str], out: str, domain: str = "", **attrs) -> str:
@@ -41,8 +41,8 @@ class GraphBuilder:
         graph = helper.make_graph(
             self.nodes, "g", [helper.make_tensor_value_info(in_name, TensorProto.FLOAT, list(in_shape))],
             [helper.make_tensor_value_info(out_name, TensorProto.FLOAT, list(out_shape))],
-            initializer=[helper.make_tensor(k, TensorProto.FLOAT, v.shape, v.reshape(-1).tolist())
-                         for k, v in self.inits.items()])
+            initializer=[helper.make_tensor(k, TensorProto.INT64 if v.dtype.kind == "i" else TensorProto.FLOAT,
+                                            v.shape, v.reshape(-1).tolist()) for k, v in self.inits.items()])
         model = ModelWrapper(qonnx_make_model(graph, producer_name="lbgen-tests"))
         if in_datatype is not None:
             model.set_tensor_datatype(in_name, DataType[in_datatype])

@@ -58,6 +58,7 @@ def load_onnx(path: Path) -> ImportedModel:
         # qonnx's cleanup renames every node; errors name the user's own nodes
         if node.name:
             node.doc_string = _NAME_TAG + node.name
+    _fix_batch(proto)
     # before the cleanup, whose constant folding could saturate an Inf weight through its Quant
     bad = _initializer_problems(_Graph(ModelWrapper(proto), str(path)))
     if bad:
@@ -70,6 +71,22 @@ def load_onnx(path: Path) -> ImportedModel:
         raise UsageError(f"model file {str(path)!r}: qonnx cannot clean up the graph ({type(exc).__name__}: "
                          f"{first})") from None
     return translate_graph(model, str(path))
+
+
+def _fix_batch(proto) -> None:
+    """A symbolic or unknown batch dimension of the graph's inputs and outputs
+    becomes 1, as FINN requires: shapes are then static, so the cleanup's shape
+    inference and constant folding resolve a ``Shape``/``Gather``/``Concat``
+    batch reshape, and qonnx's executor (the oracle) accepts one vector."""
+    consts = {t.name for t in proto.graph.initializer}
+    for vi in list(proto.graph.input) + list(proto.graph.output):
+        if vi.name in consts or not vi.type.HasField("tensor_type"):
+            continue
+        dims = vi.type.tensor_type.shape.dim
+        if len(dims) and (dims[0].HasField("dim_param") or dims[0].dim_value <= 0):
+            dims[0].Clear()
+            dims[0].dim_value = 1
+    del proto.graph.value_info[:]       # re-inferred from the static input by the cleanup
 
 
 _NAME_TAG = "lbgen-original-name:"
