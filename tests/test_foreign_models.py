@@ -338,3 +338,64 @@ def test_nan_or_inf_initializer_is_named(tmp_path, bad):
     out = tmp_path / "out"
     assert_usage_error(run_cli("emit", tmp_path / "m.onnx", "-o", out), "initializer 'weights_fc0'", "wq_node (Quant)",
                        "NaN or Inf (1 of 40 values)", out=out)
+
+
+# -- Brevitas bias_quant ---------------------------------------------------------------------------
+
+def _brevitas_biased_net(conv: bool, seed: int = 7):
+    import brevitas.nn as qnn
+    from brevitas.quant import Int8ActPerTensorFloat, Int8Bias, Int16Bias, Int32Bias
+
+    torch.manual_seed(seed)
+    layers = [qnn.QuantIdentity(act_quant=Int8ActPerTensorFloat, return_quant_tensor=True)]
+    if conv:
+        layers += [qnn.QuantConv2d(2, 4, 3, padding=0, bias=True, weight_bit_width=4, bias_quant=Int16Bias,
+                                   return_quant_tensor=False), nn.BatchNorm2d(4),
+                   qnn.QuantReLU(bit_width=2, return_quant_tensor=True), nn.Flatten()]
+        features = 4 * 4 * 4
+    else:
+        layers += [qnn.QuantLinear(12, 8, bias=True, weight_bit_width=4, bias_quant=Int8Bias,
+                                   return_quant_tensor=False), nn.BatchNorm1d(8),
+                   qnn.QuantReLU(bit_width=3, return_quant_tensor=True)]
+        features = 8
+    layers += [qnn.QuantLinear(features, 5, bias=True, weight_bit_width=4, bias_quant=Int32Bias,
+                               return_quant_tensor=False)]
+    model = nn.Sequential(*layers)
+    model.train()
+    with torch.no_grad():       # calibrate the activation scales
+        for _ in range(4):
+            model(torch.randn(64, *((2, 6, 6) if conv else (12,))))
+        for m in model.modules():
+            if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.3, 2)
+            if getattr(m, "bias", None) is not None and isinstance(m, (qnn.QuantLinear, qnn.QuantConv2d)):
+                m.bias.uniform_(-0.7, 0.7)
+    return model.eval()
+
+
+@pytest.mark.parametrize("conv", [False, True], ids=["mlp-int8-int32", "cnn-int16-int32"])
+def test_brevitas_quantized_biases(tmp_path, conv):
+    from brevitas.export import export_qonnx
+
+    from conftest import ir_arrays
+
+    model = _brevitas_biased_net(conv)
+    shape = (2, 6, 6) if conv else (12,)
+    x = np.random.default_rng(0).normal(size=(32, *shape)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    mem = lbgen.emit(model, tmp_path / "mem", inputs=tmp_path / "x.npy", input_shape=shape if conv else None)
+    assert any(c.startswith("Brevitas forward vs lbgen on 32 vectors: all") for c in mem.checks), mem.checks
+    # the quantized bias differs from the float one: lbgen must have used the quantized value
+    last = model[-1]
+    quant_input = None
+    assert last.bias_quant.is_quant_enabled and quant_input is None
+    export_qonnx(model, torch.randn(1, *shape), str(tmp_path / "m.onnx"))
+    proc = run_cli("emit", tmp_path / "m.onnx", "--inputs", tmp_path / "x.npy", "-o", tmp_path / "onnx")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "qonnx executor vs lbgen on 8 vectors: every quantized tensor equal" in " ".join(proc.stdout.split())
+    onnx_graph = load_output(tmp_path / "onnx")
+    a, b = ir_arrays(mem.graph), ir_arrays(onnx_graph)
+    for key in a:
+        assert a[key][:-3] == b[key][:-3], key       # all but the logits' float affine
+    np.testing.assert_allclose(onnx_graph.output.out_bias, mem.graph.output.out_bias, rtol=1e-6, atol=1e-7)

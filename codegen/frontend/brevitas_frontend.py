@@ -143,7 +143,38 @@ def _act_modules(path: str, module, problems: list[str]) -> list[tuple[str, obje
     return [(f"{path}.act", m) for m in pre] + ([(path, q)] if q is not None else [])
 
 
-def _weight_layer(path: str, module, problems: list[str]):
+def _bias(where: str, module, quant_weight, in_quant, problems: list[str]):
+    """The layer's bias as Brevitas adds it: the float bias, or, under a
+    ``bias_quant`` (Int8Bias, Int16Bias, Int32Bias, ...), its quantized value,
+    which the proxy computes from the input's scale (``in_quant``, the
+    quantizer in front of the layer) and the weights' scale."""
+    import torch
+
+    if module.bias is None:
+        return None
+    proxy = getattr(module, "bias_quant", None)
+    if proxy is None or not getattr(proxy, "is_quant_enabled", False):
+        return module.bias.detach()
+    from brevitas.quant_tensor import IntQuantTensor
+
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            quant_input = None
+            if in_quant is not None:
+                signed = in_quant.kind == "bipolar" or in_quant.signed
+                shape = (1, module.in_channels, 1, 1) if hasattr(module, "in_channels") else (1, module.in_features)
+                quant_input = IntQuantTensor(torch.zeros(shape), in_quant.scale.detach().clone(),
+                                             torch.tensor(float(in_quant.zero_point)),
+                                             torch.tensor(float(in_quant.bits)), signed, False)
+            qb = proxy(module.bias, quant_input, quant_weight)
+            return getattr(qb, "value", qb).detach().float()
+    except Exception as exc:  # noqa: BLE001 - a proxy that cannot quantize without what it needs
+        problems.append(f"{where}: cannot read its quantized bias ({type(proxy).__name__}: {exc})")
+        return None
+
+
+def _weight_layer(path: str, module, problems: list[str], in_quant=None):
     """A FixedLinear / FixedConv2d carrying the layer's integer weights, scales and bias."""
     import torch
     import torch.nn as nn
@@ -184,12 +215,12 @@ def _weight_layer(path: str, module, problems: list[str]):
                         "only)")
     if not torch.all(torch.isfinite(w_int)) or not torch.all(torch.isfinite(scale)):
         problems.append(f"{where}: weights or weight scales are NaN or Inf")
-    if getattr(module, "bias_quant", None) is not None and getattr(module.bias_quant, "is_quant_enabled", False):
-        problems.append(f"{where}: a quantized bias (bias_quant) is not supported; leave the bias float")
     if len(problems) > n_before:
         return None
     w_scale = scale.reshape(-1).expand(out) if scale.numel() == 1 else scale.reshape(-1)
-    bias = module.bias.detach() if module.bias is not None else None
+    bias = _bias(where, module, qw, in_quant, problems)
+    if len(problems) > n_before:
+        return None
     if isinstance(module, nn.Conv2d):
         if module.groups != 1 or tuple(module.dilation) != (1, 1) or module.padding_mode != "zeros" \
                 or isinstance(module.padding, str):
@@ -204,13 +235,16 @@ def _weight_layer(path: str, module, problems: list[str]):
     return FixedLinear(w_int, w_scale, bias, kind, int(bits))
 
 
-def _layer_modules(path: str, module, problems: list[str]) -> list[tuple[str, object]]:
+def _layer_modules(path: str, module, problems: list[str], in_quant=None) -> list[tuple[str, object]]:
+    """The layer's own input quantizer (if enabled), the layer, its output quantizer;
+    ``in_quant``: the quantizer in front of it otherwise (for a bias that takes its scale)."""
     out = []
     proxy = getattr(module, "input_quant", None)
     if proxy is not None and getattr(proxy, "is_quant_enabled", False):
         q = _proxy_quant(f"{path}.input_quant", proxy, problems)
         out += [(f"{path}.input_quant", q)] if q is not None else []
-    layer = _weight_layer(path, module, problems)
+        in_quant = q
+    layer = _weight_layer(path, module, problems, in_quant)
     out += [(path, layer)] if layer is not None else []
     proxy = getattr(module, "output_quant", None)
     if proxy is not None and getattr(proxy, "is_quant_enabled", False):
@@ -248,7 +282,8 @@ def translate(model, input_chw: Optional[tuple[int, int, int]] = None) -> Import
             if name in _ACT_LAYERS:
                 modules += _act_modules(st.path, m, problems)
             elif name in _WEIGHT_LAYERS:
-                modules += _layer_modules(st.path, m, problems)
+                quants = [q for _, q in modules if isinstance(q, AffineQuant)]
+                modules += _layer_modules(st.path, m, problems, quants[-1] if quants else None)
             else:
                 problems.append(f"{st.path} ({_type_name(m)}): lbgen takes Brevitas' "
                                 f"{', '.join(_ACT_LAYERS + _WEIGHT_LAYERS)}")
@@ -291,9 +326,10 @@ def brevitas_levels(model, x) -> dict[str, np.ndarray]:
     return captured
 
 
-def compare_with_brevitas(model, imported: ImportedModel, x) -> str:
+def compare_with_brevitas(model, imported: ImportedModel, x, golden_logits=None) -> str:
     """Brevitas' forward against the translated model's on the features ``x``:
-    every activation level and the argmax. The translated model equals the
+    every activation level, and the argmax of the logits (``golden_logits``,
+    else the translated model's). The translated model equals the
     golden model (checked separately), so this closes Brevitas == golden. Its
     float32 arithmetic may round across a threshold where the integer hardware
     does not; that is reported, not hidden."""
@@ -313,6 +349,8 @@ def compare_with_brevitas(model, imported: ImportedModel, x) -> str:
     finally:
         for h in hooks:
             h.remove()
+    if golden_logits is not None:       # the golden model's, whose integer zero keeps exact ties tied
+        logits = np.asarray(golden_logits, dtype=np.float64)
     total, bad, first = 0, 0, ""
     quants = dict(zip(imported.paths, imported))
     for path, u in ours.items():

@@ -888,6 +888,24 @@ def _output_affine(seg: _Segment, in_step: float) -> tuple[np.ndarray, np.ndarra
     return scale, bias
 
 
+def _integer_bias(scale: np.ndarray, bias: np.ndarray, offset: np.ndarray):
+    """(out_scale, out_bias, out_zero) of the output layer: a bias that is a
+    whole number of accumulator steps (Brevitas' Int32Bias, a QONNX bias
+    quantized on the accumulator's grid) moves into the integer zero, so
+    logits that tie in exact arithmetic tie in the golden model too instead of
+    being split by a float rounding. "Whole" allows for float32 rounding: such
+    a bias is an integer times a float32 scale that the source computed in
+    float32 (``in_step * w_scale``), and the float32 value it stored is within
+    a few ulps of that integer's multiple of the exact scale; only integers
+    below 2^22 qualify, where that is far less than one step."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        steps = bias / scale
+    near = np.rint(steps)
+    whole = np.isfinite(steps) & (np.abs(steps - near) <= 2.0 ** -21 * np.abs(steps)) & (np.abs(near) < 2.0 ** 22)
+    zero = offset.astype(np.int64) - np.where(whole, np.rint(steps), 0).astype(np.int64)
+    return scale, np.where(whole, 0.0, bias), (zero if np.any(zero) else None)
+
+
 def _weights(seg: _Segment, spec: WeightSpec, in_dtype: DType, zero: int = 0, limit: int = EXACT_ACC_LIMIT):
     """(wtype, integer weights, codes or None, w_scale) of a layer, every
     claim checked: the values are integers of the declared format, hetero codes
@@ -1085,8 +1103,7 @@ def lower(model, w=None, a: Optional[int] = None, name: str = "model",
                 describe=" -> ".join([seg.linear.path + ".epilogue"] + [s.path for s in seg.after]
                                      + [seg.out_quant.path]))
         else:
-            layer.out_scale, layer.out_bias = _output_affine(seg, in_step)
-            layer.out_zero = offset.astype(np.int64) if np.any(offset) else None
+            layer.out_scale, layer.out_bias, layer.out_zero = _integer_bias(*_output_affine(seg, in_step), offset)
         layers.append(layer)
     if problems:
         raise UsageError("; ".join(problems))
