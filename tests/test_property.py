@@ -29,6 +29,7 @@ network of a failure). Each test asserts how many networks actually ran.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import multiprocessing
 import tempfile
@@ -204,8 +205,16 @@ class TorchNet:
     acc: str = "auto"
     gaps: float = 0.3
     backpressure: float = 0.3
+    pre: tuple = ()           # preprocessing in the forward, in front of the input quantizer (PRE_OPS)
 
-    def model(self) -> tuple[nn.Sequential, dict[str, dict[str, int]]]:
+    def model(self) -> tuple[nn.Module, dict[str, dict[str, int]]]:
+        model, folding = self.sequential()
+        return preprocessed(model, folding, self.pre, self.in_chw or (self.in_features,), self.seed)
+
+    def features(self, n: int) -> np.ndarray:
+        return raw_features(self.level_features(n), self.pre, self.in_chw or (self.in_features,), self.seed)
+
+    def sequential(self) -> tuple[nn.Sequential, dict[str, dict[str, int]]]:
         """The module and a --folding document keyed by module index."""
         g = torch.Generator().manual_seed(self.seed)
         mods: list[nn.Module] = [quant.QuantAct(self.in_bits, clip=1.0)]
@@ -245,7 +254,7 @@ class TorchNet:
         model.eval()                       # fixes the heterogeneous masks from the weights set above
         return model, folding
 
-    def features(self, n: int) -> np.ndarray:
+    def level_features(self, n: int) -> np.ndarray:
         """Inputs over the whole input quantizer's range, a little beyond both ends, and exact level ties."""
         rng = np.random.default_rng(self.seed)
         shape = (n, *self.in_chw) if self.in_chw else (n, self.in_features)
@@ -325,7 +334,7 @@ def torch_nets(draw) -> TorchNet:
     return TorchNet(seed=draw(st.integers(0, 2 ** 31 - 1)), in_bits=draw(st.integers(1, 8)), in_chw=chw,
                     in_features=in_features, layers=tuple(layers), acc=draw(st.sampled_from(["auto", "32"])),
                     gaps=draw(st.sampled_from([0.0, 0.3, 0.6])),
-                    backpressure=draw(st.sampled_from([0.0, 0.3, 0.6])))
+                    backpressure=draw(st.sampled_from([0.0, 0.3, 0.6])), pre=draw(preprocessing()))
 
 
 # --------------------------------------------------------------------------- Brevitas networks
@@ -342,6 +351,7 @@ class BrevitasLayer:
     act: tuple = ()           # ("relu", bits) or ("hardtanh", bits, max_val); () for the output layer
     pe_pick: float = 0.0
     simd_pick: float = 0.0
+    bias_quant: str = ""      # a brevitas.quant bias quantizer (Int8Bias, ...), "": a float bias
 
 
 @dataclass(frozen=True)
@@ -356,9 +366,15 @@ class BrevitasNet:
     layers: tuple[BrevitasLayer, ...]
     gaps: float = 0.3
     backpressure: float = 0.3
+    pre: tuple = ()
 
-    def model(self) -> tuple[nn.Sequential, dict[str, dict[str, int]]]:
+    def model(self) -> tuple[nn.Module, dict[str, dict[str, int]]]:
+        model, folding = self.sequential()
+        return preprocessed(model, folding, self.pre, self.in_chw or (self.in_features,), self.seed)
+
+    def sequential(self) -> tuple[nn.Sequential, dict[str, dict[str, int]]]:
         import brevitas.nn as qnn
+        import brevitas.quant as bq
         from brevitas.quant import (Int8ActPerTensorFloat, SignedBinaryWeightPerTensorConst,
                                     Uint8ActPerTensorFloat)
 
@@ -371,6 +387,8 @@ class BrevitasNet:
         for spec in self.layers:
             wq = (dict(weight_quant=SignedBinaryWeightPerTensorConst) if spec.weight_bits == 1 else
                   dict(weight_bit_width=spec.weight_bits, weight_scaling_per_output_channel=spec.per_channel))
+            if spec.bias_quant:
+                wq["bias_quant"] = getattr(bq, spec.bias_quant)
             if spec.k:
                 c, h, w = chw
                 layer = qnn.QuantConv2d(c, spec.out, spec.k, padding=spec.padding, bias=True, **wq)
@@ -401,13 +419,16 @@ class BrevitasNet:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             for _ in range(3):        # calibrate the activation scales and batch-norm statistics
-                model(torch.from_numpy(self.features(64, seed=1)))
+                model(torch.from_numpy(self.level_features(64, seed=1)))
         return model.eval(), folding
 
-    def features(self, n: int, seed: int = 0) -> np.ndarray:
+    def level_features(self, n: int, seed: int = 0) -> np.ndarray:
         rng = np.random.default_rng(self.seed + seed)
         shape = (n, *self.in_chw) if self.in_chw else (n, self.in_features)
         return rng.normal(0.3, 0.8, size=shape).astype(np.float32)
+
+    def features(self, n: int) -> np.ndarray:
+        return raw_features(self.level_features(n), self.pre, self.in_chw or (self.in_features,), self.seed)
 
 
 @st.composite
@@ -446,10 +467,81 @@ def brevitas_nets(draw) -> BrevitasNet:
                                     bn=draw(st.booleans()), act=act(), pe_pick=draw(picks), simd_pick=draw(picks)))
     layers.append(BrevitasLayer(draw(st.sampled_from([2, 4, 8])), draw(st.booleans()), draw(st.integers(1, 8)),
                                 bn=False, pe_pick=draw(picks), simd_pick=draw(picks)))
+    biases = st.sampled_from(["", "", "Int8Bias", "Int16Bias", "Int32Bias"])
+    layers = [dataclasses.replace(layer, bias_quant=draw(biases)) for layer in layers]
     return BrevitasNet(seed=draw(st.integers(0, 2 ** 31 - 1)), in_bits=draw(st.sampled_from([2, 4, 8])),
                        in_signed=signed, in_chw=chw, in_features=in_features, layers=tuple(layers),
                        gaps=draw(st.sampled_from([0.0, 0.3, 0.6])),
-                       backpressure=draw(st.sampled_from([0.0, 0.3, 0.6])))
+                       backpressure=draw(st.sampled_from([0.0, 0.3, 0.6])), pre=draw(preprocessing()))
+
+
+# --------------------------------------------------------------------------- preprocessing
+
+#: element-wise arithmetic a forward may apply to its raw input before the input quantizer
+PRE_OPS = ("mul", "rmul", "div", "add", "sub", "rsub")
+
+
+@st.composite
+def preprocessing(draw) -> tuple:
+    """0-3 ops, each with a scalar (a literal or a torch.tensor) or a per-channel buffer."""
+    return tuple((draw(st.sampled_from(PRE_OPS)), draw(st.sampled_from(["literal", "tensor", "channel"])))
+                 for _ in range(draw(st.integers(0, 3))))
+
+
+def _pre_constants(pre: tuple, shape: tuple, seed: int) -> list[np.ndarray]:
+    """The constant of each op: (C,) per channel (feature maps: (C, 1, 1)), else a scalar; never near 0
+    for a multiplier or divisor."""
+    rng = np.random.default_rng(seed + 7)
+    out = []
+    for op, form in pre:
+        n = shape[0] if form == "channel" else 1
+        if op in ("mul", "rmul", "div"):
+            c = rng.uniform(0.4, 2.5, n) * rng.choice([-1.0, 1.0], n)
+        else:
+            c = rng.uniform(-1.5, 1.5, n)
+        c = c.astype(np.float32)
+        out.append(c.reshape((-1, 1, 1) if len(shape) == 3 and n > 1 else -1) if n > 1 else c)
+    return out
+
+
+class Preprocessed(nn.Module):
+    """``net`` behind a forward that applies the drawn ops functionally (torch.fx traces it)."""
+
+    def __init__(self, net: nn.Module, pre: tuple, shape: tuple, seed: int):
+        super().__init__()
+        self.net, self.pre = net, pre
+        self.scalars = {}
+        for i, ((op, form), c) in enumerate(zip(pre, _pre_constants(pre, shape, seed))):
+            if form == "channel":
+                self.register_buffer(f"c{i}", torch.from_numpy(c))
+            else:
+                self.scalars[i] = float(c[0])
+
+    def forward(self, x):
+        for i, (op, form) in enumerate(self.pre):
+            c = getattr(self, f"c{i}") if form == "channel" else self.scalars[i]
+            if form == "tensor":
+                c = torch.tensor([c], device=x.device)
+            x = {"mul": lambda: x * c, "rmul": lambda: c * x, "div": lambda: x / c, "add": lambda: x + c,
+                 "sub": lambda: x - c, "rsub": lambda: c - x}[op]()
+        return self.net(x)
+
+
+def preprocessed(model: nn.Sequential, folding: dict, pre: tuple, shape: tuple, seed: int):
+    """``model`` behind its preprocessing (when there is any), with the folding keys it then has."""
+    if not pre:
+        return model, folding
+    return Preprocessed(model, pre, shape, seed).eval(), {f"net.{k}": v for k, v in folding.items()}
+
+
+def raw_features(levels: np.ndarray, pre: tuple, shape: tuple, seed: int) -> np.ndarray:
+    """Raw inputs whose preprocessing lands (up to float rounding) on ``levels``: the ops inverted."""
+    x = levels.astype(np.float64)
+    inverse = {"mul": lambda v, c: v / c, "rmul": lambda v, c: v / c, "div": lambda v, c: v * c,
+               "add": lambda v, c: v - c, "sub": lambda v, c: v + c, "rsub": lambda v, c: c - v}
+    for (op, _), c in reversed(list(zip(pre, _pre_constants(pre, shape, seed)))):
+        x = inverse[op](x, c.astype(np.float64))
+    return x.astype(np.float32)
 
 
 # --------------------------------------------------------------------------- every executor
