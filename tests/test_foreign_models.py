@@ -399,3 +399,47 @@ def test_brevitas_quantized_biases(tmp_path, conv):
     for key in a:
         assert a[key][:-3] == b[key][:-3], key       # all but the logits' float affine
     np.testing.assert_allclose(onnx_graph.output.out_bias, mem.graph.output.out_bias, rtol=1e-6, atol=1e-7)
+
+
+# -- the oracle itself -------------------------------------------------------------------------------
+
+def test_qonnx_oracle_names_the_first_node_that_differs(tmp_path):
+    """A wrong threshold in lbgen's IR is caught by qonnx's executor and pinned to its ONNX node;
+    a wrong output scale is caught at the graph output."""
+    from lbgen.flow import build_graph, EmitOptions, host_stream
+    from lbgen.frontend.onnx_frontend import load_onnx
+    from lbgen.frontend.qonnx_oracle import compare_with_qonnx
+
+    model = _normalised_cnn(dynamic_batch=False)
+    model.save(str(tmp_path / "m.onnx"))
+    imported = load_onnx(tmp_path / "m.onnx")
+    graph = build_graph(imported, EmitOptions())
+    x = np.random.default_rng(0).uniform(-0.5, 1.5, size=(8, 3, 6, 6)).astype(np.float32)
+    assert "every quantized tensor equal" in compare_with_qonnx(imported, graph, x, lambda v: host_stream(graph, v))
+    hidden = graph.layers[0]
+    levels = golden.run(graph, host_stream(graph, x)).outputs[hidden.name].reshape(-1, hidden.mh)
+    c = int(np.argmax([len(np.unique(levels[:, k])) for k in range(hidden.mh)]))
+    assert len(np.unique(levels[:, c])) > 1
+    saved = hidden.thresholds.copy()
+    hidden.thresholds[c] = 2 ** 20         # channel c never reaches a threshold now
+    with pytest.raises(UsageError, match=r"at ONNX node 'a0_node'.*qonnx level"):
+        compare_with_qonnx(imported, graph, x, lambda v: host_stream(graph, v))
+    hidden.thresholds = saved
+    graph.output.out_scale = graph.output.out_scale * (1 + 1e-3)
+    with pytest.raises(UsageError, match="at the graph output"):
+        compare_with_qonnx(imported, graph, x, lambda v: host_stream(graph, v))
+
+
+def test_input_format_on_a_model_that_quantizes_itself_is_refused(tmp_path):
+    out = tmp_path / "out"
+    model = _annotated_mlp("INT8", False)
+    b = GraphBuilder(1)
+    b.quant("x", 0.5, 8, True, "xq")
+    b.quant(b.const(b.rng.normal(size=(4, 3))), 0.5, 4, True, "wq", narrow=True)
+    b.node("MatMul", ["xq", "wq"], "y")
+    b.model((1, 4), (1, 3)).save(str(tmp_path / "q.onnx"))
+    assert model is not None
+    assert_usage_error(run_cli("emit", tmp_path / "q.onnx", "--input-format", "fixed<8,3>", "-o", out),
+                       "--input-format fixed<8,3>", "quantizes its input itself", out=out)
+    assert_usage_error(run_cli("emit", tmp_path / "q.onnx", "--input-format", "fixed<8>", "-o", out),
+                       "--input-format 'fixed<8>'", "integer bits", out=out)
