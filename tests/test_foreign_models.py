@@ -443,3 +443,75 @@ def test_input_format_on_a_model_that_quantizes_itself_is_refused(tmp_path):
                        "--input-format fixed<8,3>", "quantizes its input itself", out=out)
     assert_usage_error(run_cli("emit", tmp_path / "q.onnx", "--input-format", "fixed<8>", "-o", out),
                        "--input-format 'fixed<8>'", "integer bits", out=out)
+
+
+# -- FINN's cybersecurity MLP ------------------------------------------------------------------------
+
+class CybSecMLP(nn.Module):
+    """The shape of FINN's cybersecurity example (UNSW-NB15): 600 bipolar inputs mapped to {0, 1} by
+    ``(x + 1) / 2``, three 2-bit layers with batch-norm and 2-bit ReLUs, one output thresholded to a
+    bipolar verdict by a binary QuantIdentity."""
+
+    def __init__(self, features: int = 600, hidden: int = 64, seed: int = 0):
+        import brevitas.nn as qnn
+        from brevitas.quant import SignedBinaryActPerTensorConst
+
+        super().__init__()
+        torch.manual_seed(seed)
+        layers = []
+        width = features
+        for _ in range(3):
+            layers += [qnn.QuantLinear(width, hidden, bias=True, weight_bit_width=2), nn.BatchNorm1d(hidden),
+                       nn.Dropout(0.5), qnn.QuantReLU(bit_width=2, return_quant_tensor=False)]
+            width = hidden
+        layers += [qnn.QuantLinear(width, 1, bias=True, weight_bit_width=2)]
+        self.pretrained = nn.Sequential(*layers)
+        self.qnt_output = qnn.QuantIdentity(act_quant=SignedBinaryActPerTensorConst)
+        g = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for m in self.modules():
+                if isinstance(m, nn.BatchNorm1d):
+                    m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 4)
+                    m.running_var.copy_(torch.rand(m.num_features, generator=g) * 20 + 1)
+                    m.weight.copy_(torch.randn(m.num_features, generator=g))
+
+    def forward(self, x):
+        x = (x + torch.tensor([1.0], device=x.device)) / 2.0
+        return self.qnt_output(self.pretrained(x))
+
+
+@pytest.mark.parametrize("route", ["qonnx-annotated", "memory"])
+def test_cybersecurity_mlp_output_levels_in_every_executor(tmp_path, route):
+    from brevitas.export import export_qonnx
+    from qonnx.core.datatype import DataType
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    model = CybSecMLP().eval()
+    rng = np.random.default_rng(0)
+    x = np.where(rng.random((32, 600)) < 0.3, 1.0, -1.0).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    out = tmp_path / "out"
+    if route == "memory":
+        result = lbgen.emit(model, out, inputs=tmp_path / "x.npy", input_format="BIPOLAR")
+        assert any(c.startswith("Brevitas forward vs lbgen on 32 vectors: all") for c in result.checks), result.checks
+    else:
+        export_qonnx(model, torch.from_numpy(x[:1]), str(tmp_path / "m.onnx"))
+        onnx_model = ModelWrapper(str(tmp_path / "m.onnx"))
+        onnx_model.set_tensor_datatype(onnx_model.graph.input[0].name, DataType["BIPOLAR"])
+        onnx_model.save(str(tmp_path / "m.onnx"))
+        proc = run_cli("emit", tmp_path / "m.onnx", "--inputs", tmp_path / "x.npy", "-o", out)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "qonnx executor vs lbgen on 8 vectors: every quantized tensor equal" in " ".join(proc.stdout.split())
+    graph = load_output(out)
+    assert graph.output.odtype is not None and graph.output.odtype.kind == "bipolar"   # thresholded in hardware
+    values = np.load(out / "sim" / "inputs.npy")
+    trace = golden.run(graph, values)
+    with torch.no_grad():
+        verdict = model(torch.from_numpy(x)).numpy().reshape(-1)
+    np.testing.assert_array_equal(np.where(verdict > 0, 1, -1), trace.result.reshape(-1))
+    assert len(np.unique(trace.result)) == 2, "the vectors should give both verdicts"
+    np.testing.assert_array_equal(run_csim(out, values, native=False).result, trace.result)
+    for simulator in ("icarus", "verilator"):
+        res = run_rtl(out, values, simulator=simulator, seed=4, backpressure=0.3, gaps=0.3)
+        assert res.passed and res.mismatches == [], simulator
+        np.testing.assert_array_equal(res.result, trace.result)
