@@ -349,7 +349,11 @@ class _FxChain:
             return start == 1 and end == -1
         if len(rest) == 1 and isinstance(rest[0], (tuple, list)):
             rest = list(rest[0])
-        return len(rest) == 2 and self._is_batch(rest[0]) and (rest[1] == -1 or isinstance(rest[1], int))
+        if len(rest) != 2:
+            return False
+        if rest[0] == -1:               # x.view(-1, features)
+            return isinstance(rest[1], int) and rest[1] > 0
+        return self._is_batch(rest[0]) and isinstance(rest[1], int) and (rest[1] == -1 or rest[1] > 0)
 
     def _is_batch(self, a) -> bool:
         """``x.shape[0]`` / ``x.size(0)`` of the data, the batch size."""
@@ -628,7 +632,9 @@ def _segments(steps: list[Step]) -> list[_Segment]:
         if problems:
             msg.append("unsupported layers (lbgen supports lbgen.quant QuantAct/BinaryAct, its quantized "
                        "Linear and Conv2d layers, BatchNorm1d/2d, ReLU, ReLU6, Hardtanh, Identity, Dropout, "
-                       "MaxPool2d, Flatten, Unflatten): " + "; ".join(problems))
+                       "MaxPool2d, Flatten, Unflatten, a trailing Softmax/LogSoftmax/argmax, and in a forward "
+                       "x.view(N, -1), torch.flatten(x, 1), x * c, x / c, x + c, x - c, c - x with constant c): "
+                       + "; ".join(problems))
         if options:
             msg.append("unsupported options: " + "; ".join(options))
         if any(type(s.module) in (nn.Linear, nn.Conv2d) for s in steps):
