@@ -507,7 +507,7 @@ def topk_terms(graph: "Graph") -> TopKTerms:
     a = out.acc_bits
     lo, hi = -(1 << (a - 1)), (1 << (a - 1)) - 1
     if len(set(s)) == 1 and s[0] > 0 and len(set(b)) == 1:
-        return TopKTerms(classes, k, index_bits(classes), a, True, False, (), (), e, 1, 1, a)
+        return TopKTerms(classes, k, index_bits(classes), a, True, False, (), (), e, 1, 1, a + 1)
     ends = [x * sc + bc for sc, bc in zip(s, b) for x in (lo, hi)]
     return TopKTerms(classes, k, index_bits(classes), a, True, True, tuple(s), tuple(b), e,
                      signed_bits_for(min(s), max(s)), signed_bits_for(min(b), max(b)),
