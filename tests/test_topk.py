@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lbgen import golden
@@ -257,7 +257,6 @@ def test_scores_with_mixed_signs(tmp_path, case, k):
     assert res.throughput_ok() and res.expected_cycles_per_frame == graph.output.cycles, res.summary()
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("case,k", [("mixed", 3), ("alltie", 6)])
 def test_scores_with_mixed_signs_verilator(tmp_path, case, k):
     graph, x = scaled_graph(case, k)
@@ -289,11 +288,9 @@ def test_exact_scores_order_like_exact_logits(scale, bias, k, seed):
         assert list(got) == want
 
 
-@settings(max_examples=3, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(st.integers(0, 10 ** 6), st.sampled_from([(2, 1), (1, 4), (4, 2)]), st.integers(1, 8),
-       st.booleans())
-def test_random_graphs_topk_csim_icarus(tmp_path_factory, seed, fold, k, levels):
+@pytest.mark.parametrize("seed,fold,k,levels", [(1, (2, 1), 3, False), (2, (1, 4), 8, True),
+                                               (3, (4, 2), 1, True)])
+def test_random_graphs_topk_csim_icarus(tmp_path, seed, fold, k, levels):
     """Random two-layer graphs (raw accumulators with random scales, or a thresholded output
     layer ordered by its levels) with a top-K unit: golden = C-sim = Icarus."""
     out_t = DType("uint", 2) if levels else None
@@ -308,7 +305,7 @@ def test_random_graphs_topk_csim_icarus(tmp_path_factory, seed, fold, k, levels)
     graph.validate()
     x = random_inputs(graph, 10, seed=seed)
     trace = golden.run(graph, x)
-    out = tmp_path_factory.mktemp("rg")
+    out = tmp_path
     graph.save(out)
     emit_rtl(graph, out / "rtl")
     emit_hls(graph, out / "hls")
