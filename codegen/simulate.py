@@ -359,9 +359,9 @@ class RtlResult:
 
     simulator: str
     passed: bool                              # every beat of every monitored stream bit-exact, tlast right
-    outputs: np.ndarray                       # (N, MH_last) raw output values of the last layer (m_axis);
+    outputs: np.ndarray                       # (N, out) what m_axis delivered (golden.Trace.result's shape);
                                               # fewer rows if the design delivered fewer whole frames
-    expected: np.ndarray                      # (N, MH_last) golden
+    expected: np.ndarray                      # (N, out) golden (Trace.result: accumulators, levels or top-K)
     layer_outputs: dict[str, np.ndarray]      # layer -> (N, MH) observed output values (if monitored)
     mismatches: list[str]                     # human-readable, first = earliest frame, most upstream layer
     cycles_per_frame: Optional[float]         # measured in the throughput phase (None if not measured)

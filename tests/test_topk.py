@@ -6,12 +6,15 @@
   rows and biases, so they tie on every vector: golden's indices equal
   torch's (the top-K values of torch.topk, the stable descending sort,
   argmax), and golden = C-sim = Icarus = Verilator on frames where the tie
-  decides, for K = 1 and 3.
+  decides, for K = 1 and 3 (the two digits Verilator runs, about 90 s each
+  with their build, are marked slow; the IR designs run on Verilator by default).
 * IR graphs with per-channel scales and biases of mixed sign (the accumulator
   order differs from the logit order: the exact integer score is exercised)
   and with a whole output that ties (all-zero frames, equal biases).
 * A property test: the exact scores reproduce the float64 logits and the
-  order of exact rational logits; random graphs through C-sim and Icarus.
+  order of exact rational logits; random graphs (raw accumulators or a
+  thresholded output layer) through C-sim and Icarus, and resets, stalls and
+  gaps around the unit.
 * The checks can fail: golden patched to prefer the higher index on a tie
   is caught by C-sim and Icarus, naming the topk stage, frame and position.
 * Bad --topk values exit 2 naming the option, writing nothing.
