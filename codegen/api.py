@@ -21,7 +21,7 @@ def emit(model, out, *, inputs=None, force: bool = False, name: str = "model",
     ``options`` are the ``lbgen emit`` options by their Python names: ``w``,
     ``a``, ``acc``, ``pe``, ``simd``, ``folding``, ``target_cycles``,
     ``compress``, ``bits_budget``, ``calib``, ``clip``, ``bias_correction``,
-    ``input_shape``, ... (see :class:`lbgen.flow.EmitOptions`). ``inputs``: a
+    ``input_shape``, ``topk``, ... (see :class:`lbgen.flow.EmitOptions`). ``inputs``: a
     ``.npy``/``.npz`` of test vectors. Raises :class:`lbgen.errors.UsageError`
     naming the problem, before anything is written.
     """

@@ -97,6 +97,9 @@ def emit(
         "hls4ml's spelling: fixed<W,I>, ufixed<W,I>, int<W>, uint<W> (ap_fixed rounding and overflow: "
         "fixed<16,6,RND_CONV,SAT> to choose), up to 16 bits; a QONNX input's finn_datatype annotation "
         "(INT8, BIPOLAR, ...) is taken without it"),
+    topk: Optional[int] = typer.Option(
+        None, "--topk", help="K: a hardware top-K unit after the last layer streams, per frame, one beat of the "
+        "K largest classes' indices (largest first, ties to the lowest index) instead of the logits"),
     trust: bool = typer.Option(False, "--trust", help="allow the model file to run code when loaded (unsafe)"),
     force: bool = typer.Option(False, "--force", help="replace an existing output directory"),
 ) -> None:
@@ -108,7 +111,8 @@ def emit(
         opts = EmitOptions(w=w, a=a, acc=acc, pe=pe, simd=simd, folding=folding, trust=trust,
                            hetero_dist=hetero_dist, input_shape=input_shape, target_cycles=target_cycles,
                            compress=compress, huffman_max_len=huffman_max_len, bits_budget=bits_budget,
-                           calib=calib, clip=clip, bias_correction=bias_correction, input_format=input_format)
+                           calib=calib, clip=clip, bias_correction=bias_correction, input_format=input_format,
+                           topk=topk)
         check_options(opts)  # before loading, which may be slow
         check_output(output, force)
         if model.suffix.lower() == ".onnx":
@@ -126,14 +130,22 @@ def emit(
         _fail(exc)
         return
     g = result.graph
+    from .passes.folding import folding_bound
+
     out_console.print(f"[green]wrote[/] {escape(str(output))}/  ({len(g.layers)} layers, "
-                      f"{max(l.cycles for l in g.layers)} cycles/frame bound, {len(result.vectors.values)} test vectors)")
+                      f"{folding_bound(g)} cycles/frame bound, {len(result.vectors.values)} test vectors)")
     out_console.print(f"  host streams: {g.input.describe()}", markup=False)
     if g.meta.get("host_output"):
         out_console.print(f"  the hardware streams the logits' accumulators; the host applies the model's trailing "
                           f"{g.meta['host_output']} (lbgen sim and the golden model do too)", markup=False)
     for line in result.checks:
         out_console.print(f"  {line}", markup=False)
+    if g.topk is not None:
+        out_console.print(f"  the hardware streams the top-{g.topk.k} class indices of {g.output.mh} (one beat per "
+                          f"frame, largest first, ties to the lowest index), not the logits", markup=False)
+    elif not g.output.is_output:
+        out_console.print(f"  the hardware streams the output layer's {g.output.out_dtype} levels (thresholded "
+                          "in hardware)", markup=False)
 
 
 @app.command()
@@ -173,7 +185,9 @@ def sim(
         except UsageError as exc:
             _fail(exc)
     if labels is not None:
-        acc = float(np.mean(np.argmax(trace.logits, axis=1) == labels))
+        from .golden import predicted
+
+        acc = float(np.mean(predicted(graph, trace.result) == labels))
         out_console.print(f"golden accuracy on {len(values)} frames: {100 * acc:.2f}%")
     raise typer.Exit(0 if ok else 1)
 
@@ -266,9 +280,9 @@ def _run_one(name, out_dir, graph, values, trace, seed, backpressure, bound, lab
     for message in messages[:5]:
         out_console.print(f"  [red]{escape(str(message))}[/]", highlight=False)
     if labels is not None and got.shape == expected.shape:
-        out = graph.output
-        logits = out.logits(got)
-        accuracy = float(np.mean(np.argmax(logits, axis=1) == labels))
+        from .golden import predicted
+
+        accuracy = float(np.mean(predicted(graph, got) == labels))
         out_console.print(f"  hardware ({name}) accuracy on {len(values)} frames: {100 * accuracy:.2f}%",
                           highlight=False)
     return exact

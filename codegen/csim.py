@@ -48,7 +48,7 @@ class CsimError(RuntimeError):
 
 @dataclass
 class CsimResult:
-    result: np.ndarray                                          # (N, MH_last) raw accumulators
+    result: np.ndarray                                          # (N, out) what the top emits (Trace.result)
     layers: dict[str, np.ndarray] = field(default_factory=dict)  # layer -> (N, mh) output values
     build_seconds: float = 0.0                                  # 0 when the cached binary was reused
     run_seconds: float = 0.0                                    # the testbench process, wall clock
@@ -68,7 +68,8 @@ class CsimResult:
         """
         order = list(trace.outputs)
         got_all = dict(self.layers)
-        got_all.setdefault(order[-1], self.result)
+        if trace.topk is None:
+            got_all.setdefault(order[-1], self.result)
         for name in order:
             if name not in got_all:
                 continue
@@ -80,6 +81,15 @@ class CsimResult:
                 n, c = (int(v) for v in diff[0])
                 return (f"layer {name!r}: {len(diff)} values differ; first at frame {n}, channel {c}: "
                         f"C-sim {int(got[n, c])}, golden {int(want[n, c])}")
+        if trace.topk is not None:
+            want, got = trace.topk, self.result
+            if want.shape != got.shape:
+                return f"topk stage: C-sim output shape {got.shape}, golden {want.shape}"
+            diff = np.argwhere(want != got)
+            if diff.size:
+                n, k = (int(v) for v in diff[0])
+                return (f"topk stage: {len(diff)} indices differ; first at frame {n}, position {k}: "
+                        f"C-sim {int(got[n, k])}, golden {int(want[n, k])}")
         return None
 
 
@@ -189,9 +199,10 @@ def _check_design(hls_dir: Path, graph: Graph) -> None:
     if not top_h.is_file():
         raise CsimError(f"{top_h} is missing (emit the HLS design first)")
     defines = dict(re.findall(r"^#define (LBGEN_\w+) (\d+)", top_h.read_text(), flags=re.M))
-    first, last = graph.layers[0], graph.layers[-1]
+    first = graph.layers[0]
+    out_dt, per_beat, beats = graph.output_stream()
     want = {"LBGEN_IN_W": first.simd * first.itype.bits, "LBGEN_IN_BEATS": first.in_len // first.simd,
-            "LBGEN_OUT_W": last.pe * last.acc_bits, "LBGEN_OUT_BEATS": last.out_len // last.pe}
+            "LBGEN_OUT_W": per_beat * out_dt.bits, "LBGEN_OUT_BEATS": beats}
     for key, value in want.items():
         if int(defines.get(key, -1)) != value:
             raise CsimError(f"{top_h}: {key} is {defines.get(key)}, the graph needs {value}; "
@@ -245,10 +256,9 @@ def run_csim(out_dir: Path, inputs: np.ndarray, build_dir: Path | None = None, *
         for tok in proc.stdout.split():
             if tok.startswith("seconds="):
                 sim_seconds = float(tok.split("=", 1)[1])
-        out_type = DType("int", last.acc_bits)
-        result = unpack_stream(_read_beats(out_path, last.out_len // last.pe, n, "C-sim output"), out_type,
-                               last.pe) \
-            if n else np.zeros((0, last.mh), dtype=np.int64)
+        out_type, per_beat, beats = graph.output_stream()
+        result = unpack_stream(_read_beats(out_path, beats, n, "C-sim output"), out_type, per_beat) \
+            if n else np.zeros((0, per_beat * beats), dtype=np.int64)
         layers: dict[str, np.ndarray] = {}
         if trace and n:
             for layer, fname in zip(graph.layers, trace_names(graph).values()):

@@ -21,7 +21,7 @@ import numpy as np
 from . import golden
 from .errors import UsageError
 from .frontend.qonnx_oracle import oracle_check
-from .ir import Graph, IRError
+from .ir import Graph, IRError, TopK
 from .huffman import DEFAULT_MAX_LEN
 from .passes.accumulators import size_accumulators
 from .passes.compress import compress_weights
@@ -52,6 +52,7 @@ class EmitOptions:
     clip: str = "aciq"            # --clip: aciq | minmax | percentile (with --calib)
     bias_correction: bool = True  # --no-bias-correction turns it off (with --calib)
     input_format: Optional[str] = None  # --input-format: fixed<16,6> etc., a float input's number format
+    topk: Optional[int] = None    # --topk K: a hardware top-K unit streams the K largest class indices
 
 
 @dataclass
@@ -119,6 +120,10 @@ def check_options(opts: EmitOptions) -> str | int:
     if opts.target_cycles is not None and (opts.pe is not None or opts.simd is not None):
         raise UsageError("--target-cycles chooses PE and SIMD itself; leave out --pe/--simd "
                          "(a --folding entry still fixes its layer)")
+    if opts.topk is not None and (isinstance(opts.topk, bool) or not isinstance(opts.topk, (int, np.integer))
+                                  or opts.topk < 1):
+        raise UsageError(f"--topk {opts.topk!r}: must be a positive integer (the number of class indices "
+                         "per frame, at most the number of classes)")
     for flag, value in (("--pe", opts.pe), ("--simd", opts.simd), ("--target-cycles", opts.target_cycles)):
         if value is not None and value < 1:
             raise UsageError(f"{flag} {value}: must be a positive integer")
@@ -234,6 +239,12 @@ def _lower_and_fold(model, opts: EmitOptions, name: str) -> Graph:
     if opts.compress != "none":
         # last: the streams are cut into the folded engine's PE x SIMD lanes
         graph = compress_weights(graph, opts.compress, opts.huffman_max_len or DEFAULT_MAX_LEN)
+    if opts.topk is not None:
+        classes = graph.output.mh
+        if opts.topk > classes:
+            raise UsageError(f"--topk {opts.topk}: the model has {classes} classes (output layer "
+                             f"{graph.output.source or graph.output.name}); K must be 1..{classes}")
+        graph = graph.replace(topk=TopK(int(opts.topk)))
     graph.validate()
     return graph
 
@@ -316,7 +327,9 @@ def compare_torch_golden(model, graph: Graph, vectors: Vectors, trace: golden.Tr
     if not np.array_equal(ref["input"], np.where(vectors.values < 0, 0, vectors.values)
                           if graph.input.dtype.kind == "bipolar" else vectors.values):
         raise UsageError("internal check failed: torch's input levels differ from lbgen's input quantizer")
-    for layer in graph.layers[:-1]:
+    for layer in graph.layers:
+        if layer.thresholds is None:      # the output layer's raw accumulators: compared as logits below
+            continue
         want = ref[layer.name]
         got = trace.outputs[layer.name]
         got = (got + 1) // 2 if layer.odtype.kind == "bipolar" else got
@@ -340,7 +353,8 @@ def compare_torch_golden(model, graph: Graph, vectors: Vectors, trace: golden.Tr
             raise UsageError(f"internal check failed: frame {bad}: torch argmax {t_arg[bad]}, golden {g_arg[bad]}")
     what = "logit" if host is None else f"{host} output"
     diff = 0.0 if host == "ArgMax" else float(np.max(np.abs(theirs - trace.output)))
-    return (f"torch vs golden on {len(vectors.values)} vectors: every hidden level equal, "
+    which = "every level (output levels too)" if not graph.output.is_output else "every hidden level"
+    return (f"torch vs golden on {len(vectors.values)} vectors: {which} equal, "
             f"argmax equal, max |{what} difference| {diff:.3g}")
 
 

@@ -11,7 +11,7 @@ from typing import Optional
 
 import numpy as np
 
-from .ir import Graph, IRError, MatVec
+from .ir import Graph, IRError, MatVec, topk_terms
 
 
 class OverflowError_(IRError):
@@ -27,10 +27,14 @@ class Trace:
     outputs: dict[str, np.ndarray]      # layer -> (N, out_len) output values (bipolar as -1/+1)
     logits: np.ndarray                  # (N, classes) float64
     output: Optional[np.ndarray] = None  # the model's output: the logits, or its host op's result
+    topk: Optional[np.ndarray] = None   # (N, K) class indices, largest first (graph.topk set)
 
     @property
     def result(self) -> np.ndarray:
-        """The raw accumulators of the output layer, what the hardware emits."""
+        """What the hardware emits: the top-K indices with a top-K unit, else the last
+        layer's output (raw accumulators, or levels of a thresholded output layer)."""
+        if self.topk is not None:
+            return self.topk
         return self.outputs[list(self.outputs)[-1]]
 
 
@@ -113,10 +117,45 @@ def run(graph: Graph, inputs: np.ndarray) -> Trace:
                 levels = layer.pool.apply(levels)
             x = level_values(layer, levels)
         trace.outputs[layer.name] = x
-    out = graph.output
-    trace.logits = out.logits(acc)
+    trace.logits = logits(graph, x)
     trace.output = host_output(graph, trace.logits)
+    if graph.topk is not None:
+        trace.topk = rank(topk_scores(graph, x), int(graph.topk.k))
     return trace
+
+
+def logits(graph: Graph, out: np.ndarray) -> np.ndarray:
+    """The last layer's stream (raw accumulators, or level values of a thresholded
+    output layer) -> float64 logits: (x - out_zero) * out_scale + out_bias (levels
+    without a dequantization: the values themselves); see MatVec.logits."""
+    return graph.output.logits(out)
+
+
+def topk_scores(graph: Graph, out: np.ndarray) -> np.ndarray:
+    """(N, classes) exact integer scores the top-K unit orders by (lbgen.ir.topk_terms):
+    Python ints (an object array) when the unit multiplies, else the values themselves."""
+    terms = topk_terms(graph)
+    x = np.asarray(out, dtype=np.int64)
+    if not terms.use_scale:
+        return x
+    s = np.array(terms.scale, dtype=object)
+    b = np.array(terms.bias, dtype=object)
+    return x.astype(object) * s[None, :] + b[None, :]
+
+
+def rank(scores: np.ndarray, k: int) -> np.ndarray:
+    """(N, classes) scores -> (N, k) int64 indices of the k largest, largest first,
+    ties to the lowest index (torch.topk / torch.argmax). Exact: Python ints."""
+    rows = [sorted(range(len(row)), key=lambda c: (-int(row[c]), c))[:k] for row in np.asarray(scores)]
+    return np.array(rows, dtype=np.int64).reshape(len(rows), k)
+
+
+def predicted(graph: Graph, result: np.ndarray) -> np.ndarray:
+    """Class per frame from what the hardware emits (``Trace.result``): index 0 of
+    the top-K indices, else the argmax of the logits."""
+    if graph.topk is not None:
+        return np.asarray(result)[:, 0]
+    return np.argmax(logits(graph, result), axis=1)
 
 
 def predict(graph: Graph, inputs: np.ndarray) -> np.ndarray:

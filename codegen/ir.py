@@ -547,6 +547,104 @@ class PoolGeom:
         return PoolGeom(**{k: int(d[k]) for k in ("ch", "in_h", "in_w", "k", "s")})
 
 
+@dataclass(frozen=True)
+class TopK:
+    """A hardware top-K unit after the last layer (``--topk K``), like FINN's LabelSelect.
+
+    It streams, per frame, the indices of the K largest classes, largest first,
+    ties to the lowest index (as ``torch.topk``/``torch.argmax``). Classes are
+    ordered by their logits, not by raw accumulators: the exact integer score
+    ``acc_c * S_c + B_c`` (``score_terms``), or, when the last layer is
+    thresholded, by its output levels. The unit's parameters (score width,
+    whether it needs the multiplier) are derived from the output layer, never
+    stored: only K is.
+    """
+
+    k: int
+
+    def check(self, out: "MatVec") -> None:
+        classes = out.mh
+        if isinstance(self.k, bool) or not isinstance(self.k, (int, np.integer)) or not 1 <= self.k <= classes:
+            raise IRError(f"topk: K={self.k!r} must be an integer in 1..{classes} (the output layer "
+                          f"{out.name!r} has {classes} classes)")
+
+    def to_json(self) -> dict:
+        return {"k": int(self.k)}
+
+    @staticmethod
+    def from_json(d: dict) -> "TopK":
+        if not isinstance(d, dict) or set(d) != {"k"} or not isinstance(d["k"], int) or isinstance(d["k"], bool):
+            raise IRError(f"topk {d!r}: expected {{\"k\": <integer>}}")
+        return TopK(int(d["k"]))
+
+
+@dataclass(frozen=True)
+class TopKTerms:
+    """How the top-K unit scores a class (derived from the output layer by ``topk_terms``).
+
+    ``use_scale``: score_c = x_c * scale[c] + bias[c] (one ROM word per class, a
+    signed multiply); else score_c = x_c, the element of the last layer's stream
+    itself (every S_c equal and positive and every B_c equal, or levels).
+    """
+
+    classes: int
+    k: int
+    idx_bits: int
+    in_bits: int                 # bits of an element of the last layer's stream
+    in_signed: bool              # raw accumulators (signed) or levels (unsigned codes)
+    use_scale: bool
+    scale: tuple[int, ...]       # S_c (use_scale only)
+    bias: tuple[int, ...]        # B_c (use_scale only)
+    shift: int                   # E: logit_c = score_c / 2^E (raw accumulators)
+    scale_bits: int
+    bias_bits: int
+    score_bits: int
+
+
+def topk_terms(graph: "Graph") -> TopKTerms:
+    """The exact integer scores of the top-K unit: see TopK, TopKTerms, dyadic_terms."""
+    assert graph.topk is not None
+    out = graph.layers[-1]
+    k, classes = int(graph.topk.k), out.mh
+    if out.thresholds is not None:
+        # levels: the order of the levels (bipolar codes order as -1 < +1), ties to the lowest index
+        bits = out.out_dtype.bits
+        return TopKTerms(classes, k, index_bits(classes), bits, False, False, (), (), 0, 1, 1, bits + 1)
+    s, b, e = dyadic_terms(out.out_scale, out.out_bias)
+    if out.out_zero is not None:        # logit = (acc - zero) * scale + bias: the zero joins the bias
+        b = [bc - int(z) * sc for sc, bc, z in zip(s, b, np.asarray(out.out_zero, dtype=np.int64))]
+    a = out.acc_bits
+    lo, hi = -(1 << (a - 1)), (1 << (a - 1)) - 1
+    if len(set(s)) == 1 and s[0] > 0 and len(set(b)) == 1:
+        return TopKTerms(classes, k, index_bits(classes), a, True, False, (), (), e, 1, 1, a + 1)
+    ends = [x * sc + bc for sc, bc in zip(s, b) for x in (lo, hi)]
+    return TopKTerms(classes, k, index_bits(classes), a, True, True, tuple(s), tuple(b), e,
+                     signed_bits_for(min(s), max(s)), signed_bits_for(min(b), max(b)),
+                     signed_bits_for(min(ends), max(ends)))
+
+
+def index_bits(classes: int) -> int:
+    """Bits of a class index: enough for classes - 1, at least 1."""
+    return max(1, (int(classes) - 1).bit_length())
+
+
+def dyadic_terms(scale: np.ndarray, bias: np.ndarray) -> tuple[list[int], list[int], int]:
+    """Integers S_c, B_c and one shift E with scale[c] = S_c / 2^E and bias[c] = B_c / 2^E exactly.
+
+    A finite float64 is a dyadic rational, so this is exact; E is the smallest
+    shift that makes every value an integer. The top-K unit orders classes by
+    acc_c * S_c + B_c = 2^E * logit_c, which is the logits' order with no rounding.
+    """
+    from fractions import Fraction
+
+    vals = [Fraction(float(v)) for v in np.asarray(scale, dtype=np.float64).ravel()] + \
+           [Fraction(float(v)) for v in np.asarray(bias, dtype=np.float64).ravel()]
+    e = max((f.denominator.bit_length() - 1 for f in vals), default=0)
+    ints = [int(f * (1 << e)) for f in vals]
+    n = len(ints) // 2
+    return ints[:n], ints[n:], e
+
+
 @dataclass
 class MatVec:
     """One fully connected layer: y = W x, then thresholds (or raw output).
@@ -565,11 +663,15 @@ class MatVec:
     A hidden layer carries ``thresholds`` (mh, n_thresholds), ascending per
     row, and ``threshold_invert`` (mh,): the output level is
     count(acc >= t) or, where inverted, (2^bits - 1) - count(acc >= t). The
-    last layer carries none and emits the raw accumulator; ``out_zero``,
+    last layer usually carries none and emits the raw accumulator; ``out_zero``,
     ``out_scale`` and ``out_bias`` turn it into logits (:meth:`logits`):
     logit = (acc - out_zero) * out_scale + out_bias. ``out_zero`` (integers,
-    None: 0) is the input's zero level times each row's weight sum; kept apart
-    from the float bias so that logits which tie in the model tie here too.
+    None: 0) is the input's zero level times each row's weight sum, less a
+    bias that lies on the accumulator's grid; kept apart from the float bias so
+    that logits which tie in the model tie here too. A last layer followed by a
+    quantizer in the model is thresholded like a hidden one and streams levels;
+    its ``out_scale``/``out_bias`` (optional) dequantize them: logit = value *
+    out_scale + out_bias, value the level (bipolar as -1/+1).
     """
 
     name: str
@@ -616,8 +718,11 @@ class MatVec:
         return self.wtype.encode(self.weights)
 
     def logits(self, acc: np.ndarray) -> np.ndarray:
-        """(N, mh) accumulators of the output layer -> float64 logits."""
+        """(N, mh) accumulators of the output layer (or the level values of a
+        thresholded one) -> float64 logits; without a dequantization, the values."""
         a = np.asarray(acc, dtype=np.int64)
+        if self.out_scale is None:
+            return a.astype(np.float64)
         if self.out_zero is not None:
             a = a - np.asarray(self.out_zero, dtype=np.int64)[None, :]
         return a * np.asarray(self.out_scale, dtype=np.float64)[None, :] \
@@ -668,6 +773,7 @@ class MatVec:
 
     @property
     def is_output(self) -> bool:
+        """True when the layer streams raw accumulators (an unthresholded last layer)."""
         return self.thresholds is None
 
     @property
@@ -700,10 +806,20 @@ class Graph:
     input: InputQuant
     layers: list[MatVec] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
+    #: a top-K unit after the last layer (``--topk``); None: the last layer's stream is the output
+    topk: Optional[TopK] = None
 
     @property
     def output(self) -> MatVec:
         return self.layers[-1]
+
+    def output_stream(self) -> tuple[DType, int, int]:
+        """(element format, elements per beat, beats per frame) of the top's output stream:
+        K class indices in one beat with a top-K unit, else the last layer's stream."""
+        last = self.layers[-1]
+        if self.topk is not None:
+            return DType("uint", index_bits(last.mh)), int(self.topk.k), 1
+        return last.out_dtype, last.pe, last.out_len // last.pe
 
     def layer(self, name: str) -> MatVec:
         for layer in self.layers:
@@ -751,10 +867,13 @@ class Graph:
             last = i == len(self.layers) - 1
             if not last and layer.thresholds is None and layer.activation is None:
                 raise IRError(f"{where}: a hidden layer needs an activation")
-            if last and (layer.thresholds is not None or layer.activation is not None):
-                raise IRError(f"{where}: the output layer emits raw accumulators")
+            if last and layer.activation is not None and layer.activation.out_dtype.kind not in ("uint", "bipolar"):
+                raise IRError(f"{where}: a thresholded output layer streams uint or bipolar levels, "
+                              f"not {layer.activation.out_dtype}")
             prev_len, prev = layer.out_len, layer
             prev_type = layer.out_dtype if layer.activation is None else layer.activation.out_dtype
+        if self.topk is not None:
+            self.topk.check(self.layers[-1])
         return self
 
     # -- serialisation ------------------------------------------------------
@@ -792,6 +911,8 @@ class Graph:
             layers.append(d)
         doc = {"lbgen_ir": IR_VERSION, "name": self.name, "input": self.input.to_json(),
                "layers": layers, "meta": self.meta}
+        if self.topk is not None:
+            doc["topk"] = self.topk.to_json()      # optional: files without it load as before
         path = out_dir / "lbgen.json"
         path.write_text(json.dumps(doc, indent=2) + "\n")
         return path
@@ -866,7 +987,9 @@ class Graph:
                     channel_bits=arrays.get("channel_bits"),
                 ))
             graph = Graph(name=str(doc["name"]), input=parsed("input", InputQuant.from_json, doc["input"]),
-                          layers=layers, meta=dict(doc.get("meta", {})))
+                          layers=layers, meta=dict(doc.get("meta", {})),
+                          topk=parsed("topk", TopK.from_json, doc["topk"]) if doc.get("topk") is not None
+                          else None)
         except IRError:
             raise                           # already names the file
         except (KeyError, TypeError, AttributeError, ValueError, OverflowError) as exc:
@@ -1056,15 +1179,20 @@ def _check_weight_codes(layer: MatVec, where: str) -> None:
 
 
 def check_thresholds_shape(graph: Graph) -> None:
-    """Hidden layers need (mh, 2^bits-1) ascending thresholds that fit acc_bits."""
-    for layer in graph.layers[:-1]:
+    """Hidden layers (and a thresholded output layer) need (mh, 2^bits-1) ascending thresholds
+    that fit acc_bits; an unthresholded output layer needs out_scale and out_bias."""
+    out = graph.layers[-1]
+    for layer in graph.layers:
+        if layer is out and layer.thresholds is None:
+            break
         where = f"layer {layer.name!r}"
         t = layer.thresholds
         od = layer.odtype
         if t is None or od is None or layer.threshold_invert is None:
             raise IRError(f"{where}: missing thresholds")
         if od.kind not in ("uint", "bipolar"):
-            raise IRError(f"{where}: a hidden layer outputs threshold levels (uint or bipolar), not {od}")
+            raise IRError(f"{where}: a {'hidden' if layer is not out else 'thresholded output'} layer outputs "
+                          f"threshold levels (uint or bipolar), not {od}")
         n = (1 << od.bits) - 1
         if t.shape != (layer.mh, n) or layer.threshold_invert.shape != (layer.mh,):
             raise IRError(f"{where}: thresholds shape {t.shape}, expected ({layer.mh}, {n})")
@@ -1073,10 +1201,13 @@ def check_thresholds_shape(graph: Graph) -> None:
         lo, hi = -(1 << (layer.acc_bits - 1)), (1 << (layer.acc_bits - 1)) - 1
         if t.size and (t.min() < lo or t.max() > hi):
             raise IRError(f"{where}: a threshold does not fit acc_bits={layer.acc_bits}")
-    out = graph.layers[-1]
-    if out.out_scale is None or out.out_bias is None:
+    if out.thresholds is None and (out.out_scale is None or out.out_bias is None):
         raise IRError(f"layer {out.name!r}: the output layer needs out_scale and out_bias")
+    if (out.out_scale is None) != (out.out_bias is None):
+        raise IRError(f"layer {out.name!r}: out_scale and out_bias come together")
     for key in ("out_scale", "out_bias"):
+        if getattr(out, key) is None:
+            continue
         value = np.asarray(getattr(out, key))
         if value.shape != (out.mh,) or not np.all(np.isfinite(value)):
             raise IRError(f"layer {out.name!r}: {key} must be {out.mh} finite numbers (one per output channel), "

@@ -67,10 +67,11 @@ class Report:
     layers: list[LayerFigures]
     totals: Totals
     notes: list[str] = field(default_factory=list)
+    output: str = ""           # what the top streams (raw accumulators, levels, or the top-K unit's indices)
 
     def to_json(self) -> dict:
         return {"name": self.name, "layers": [asdict(l) for l in self.layers], "totals": asdict(self.totals),
-                "notes": self.notes}
+                "notes": self.notes, "output": self.output}
 
 
 def layer_figures(layer: MatVec, cells: Optional[dict] = None) -> LayerFigures:
@@ -91,8 +92,10 @@ def layer_figures(layer: MatVec, cells: Optional[dict] = None) -> LayerFigures:
 
 def build_report(graph: Graph, clock_mhz: float, cells: Optional[dict[str, dict]] = None) -> Report:
     """The report of ``graph``; ``cells``: Yosys figures per layer name (``--synth``)."""
+    from .passes.folding import folding_bound
+
     layers = [layer_figures(l, (cells or {}).get(l.name)) for l in graph.layers]
-    bound = max(l.cycles for l in layers)
+    bound = folding_bound(graph)
     latency = sum(l.cycles for l in layers)
     bit_ops = sum(l.bit_ops for l in layers)
     macs = sum(l.macs for l in layers)
@@ -113,7 +116,23 @@ def build_report(graph: Graph, clock_mhz: float, cells: Optional[dict[str, dict]
         notes.append("cells: Yosys synth_xilinx -family xc7 per layer engine (its weight ROM, threshold unit and, "
                      "for a convolution, its sliding window and max-pool), before Vivado's packing and "
                      "optimisation; the stream FIFOs and width converters between layers are not counted")
-    return Report(name=graph.name, layers=layers, totals=totals, notes=notes)
+    return Report(name=graph.name, layers=layers, totals=totals, notes=notes, output=output_description(graph))
+
+
+def output_description(graph: Graph) -> str:
+    """One line on what the top streams per frame (the top-K unit, levels or accumulators)."""
+    last = graph.output
+    if graph.topk is not None:
+        from .ir import topk_terms
+
+        t = topk_terms(graph)
+        how = (f"exact integer scores acc*S_c+B_c ({t.score_bits} bits, logit = score/2^{t.shift})" if t.use_scale
+               else "the levels" if not last.is_output else "the accumulators (one positive scale, one bias)")
+        return (f"top-K unit: the {t.k} largest of {t.classes} classes by {how}, one beat of {t.k} x "
+                f"{t.idx_bits}-bit indices per frame, one class per cycle ({t.classes} cycles/frame)")
+    if not last.is_output:
+        return f"output layer thresholded in hardware: {last.mh} {last.out_dtype} levels per frame"
+    return f"output layer: {last.mh} raw int{last.acc_bits} accumulators per frame"
 
 
 # -- plots and HTML ---------------------------------------------------------------
@@ -227,6 +246,8 @@ def total_lines(report: Report) -> list[str]:
              f"{t.macs:,} MACs, {t.bit_ops:,} bit-operations per frame; the first and last layer do "
              f"{100 * t.edge_bit_ops_share:.1f}% of the bit-operations ({100 * t.edge_macs_share:.1f}% of the MACs)",
              f"weight memory {t.weight_bits_raw:,} bits raw, {t.weight_bits_stored:,} bits stored"]
+    if report.output:
+        lines.append(report.output)
     if t.cells:
         lines.append("total (Yosys, layer engines): " + ", ".join(f"{h} {t.cells[k]:,}" for h, k in CELL_HEADERS))
     return lines

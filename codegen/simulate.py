@@ -44,6 +44,7 @@ import numpy as np
 
 from . import golden
 from .ir import Graph, IRError
+from .passes.folding import folding_bound
 from .simlib.streams import input_spec, layer_specs
 
 SIMULATORS = ("icarus", "verilator")
@@ -358,9 +359,9 @@ class RtlResult:
 
     simulator: str
     passed: bool                              # every beat of every monitored stream bit-exact, tlast right
-    outputs: np.ndarray                       # (N, MH_last) raw output values of the last layer (m_axis);
+    outputs: np.ndarray                       # (N, out) what m_axis delivered (golden.Trace.result's shape);
                                               # fewer rows if the design delivered fewer whole frames
-    expected: np.ndarray                      # (N, MH_last) golden
+    expected: np.ndarray                      # (N, out) golden (Trace.result: accumulators, levels or top-K)
     layer_outputs: dict[str, np.ndarray]      # layer -> (N, MH) observed output values (if monitored)
     mismatches: list[str]                     # human-readable, first = earliest frame, most upstream layer
     cycles_per_frame: Optional[float]         # measured in the throughput phase (None if not measured)
@@ -529,8 +530,8 @@ def run_rtl(out_dir: Path, inputs: Optional[np.ndarray] = None, simulator: str =
                 shutil.copy2(f, run_dir / f.name)
         specs = layer_specs(graph)
         np.savez(run_dir / "vectors.npz", inputs=all_inputs,
-                 **{f"expected_{i}": trace.outputs[l.name] for i, l in enumerate(graph.layers)})
-        cycles_bound = max(l.cycles for l in graph.layers)
+                 **{f"expected_{i}": want for i, want in enumerate(stage_outputs(graph, trace))})
+        cycles_bound = folding_bound(graph)
         cfg = {
             "vectors": str(run_dir / "vectors.npz"), "results": str(run_dir / "results.json"),
             "observed": str(run_dir / "observed.npz"),
@@ -565,12 +566,17 @@ def run_rtl(out_dir: Path, inputs: Optional[np.ndarray] = None, simulator: str =
             shutil.rmtree(run_dir, ignore_errors=True)
 
 
+def stage_outputs(graph: Graph, trace: golden.Trace) -> list[np.ndarray]:
+    """The golden values of every stream ``layer_specs`` lists: each layer's output,
+    then the top-K indices if the graph has a top-K unit."""
+    return [trace.outputs[l.name] for l in graph.layers] + ([trace.topk] if graph.topk is not None else [])
+
+
 def _collect(graph: Graph, trace: golden.Trace, n1: int, simulator: str, run_dir: Path, sim_error: Optional[str],
              log: Path, bdir: Path, reused: bool, build_s: float, run_s: float, bound: int,
              keep: bool) -> RtlResult:
     res_path, obs_path = run_dir / "results.json", run_dir / "observed.npz"
-    last = graph.layers[-1]
-    expected = trace.outputs[last.name][:n1]
+    expected = trace.result[:n1]
     errors: list[str] = []
     mismatches: list[str] = []
     doc: dict = {}
@@ -583,7 +589,7 @@ def _collect(graph: Graph, trace: golden.Trace, n1: int, simulator: str, run_dir
     if sim_error and res_path.is_file() and not mismatches:
         mismatches.append(sim_error)
     arrays = dict(np.load(obs_path)) if obs_path.is_file() else {}
-    outputs = arrays.get("output", np.zeros((0, last.mh), dtype=np.int64))[:n1]
+    outputs = arrays.get("output", np.zeros((0, expected.shape[1]), dtype=np.int64))[:n1]
     layer_outputs = {l.name: arrays[f"layer_{i}"][:n1] for i, l in enumerate(graph.layers)
                      if f"layer_{i}" in arrays}
     passed = bool(doc.get("passed")) and not sim_error and not mismatches

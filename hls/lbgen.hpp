@@ -6,6 +6,7 @@
 //   lbgen_activation.hpp  MultiThreshold, RawAccumulator
 //   lbgen_mvau.hpp        the MVAU engine, lbgen::mvau<CFG>(...)
 //   lbgen_stream.hpp      lbgen::width_convert<IN, OUT, ELEM_BITS, FRAME>(...)
+//   lbgen_topk.hpp        lbgen::topk<C>(...): the top-K class indices after the last layer
 //   lbgen_csim.hpp        C-simulation only: hex I/O, per-layer trace taps, RomImage
 #ifndef LBGEN_HPP
 #define LBGEN_HPP
@@ -16,5 +17,6 @@
 #include "lbgen_mvau.hpp"
 #include "lbgen_stream.hpp"
 #include "lbgen_conv.hpp"
+#include "lbgen_topk.hpp"
 
 #endif  // LBGEN_HPP

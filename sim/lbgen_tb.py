@@ -450,7 +450,7 @@ async def lbgen_stream_test(dut: Any) -> None:
         last_probe = by_name.get(out_spec.name)
         same = last_probe is not None and last_probe.beats == out.beats
         r = check_stream(out_spec, expected[-1], out.beats, order=len(specs),
-                         label=f"layer {out_spec.name!r} (m_axis)", tlast=out.lasts, phase1_frames=n1,
+                         label=f"{out_spec.label} (m_axis)", tlast=out.lasts, phase1_frames=n1,
                          tlast_only=same)
         results.append(r)
         arrays["output"] = r.values

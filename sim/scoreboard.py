@@ -72,7 +72,7 @@ def check_stream(spec: StreamSpec, expected: np.ndarray, beats: Sequence[int | s
     tlast (for m_axis when the same beats were already checked as the last
     layer's internal stream).
     """
-    label = label or f"layer {spec.name!r}"
+    label = label or spec.label
     expected = np.asarray(expected, dtype=np.int64)
     n_frames = expected.shape[0]
     want = n_frames * spec.beats
@@ -98,7 +98,7 @@ def check_stream(spec: StreamSpec, expected: np.ndarray, beats: Sequence[int | s
                 got = int(values[b, e]) if known[b, e] else "X"
                 res.details.append(Finding(
                     (int(f), order, 0, ch),
-                    f"{label} frame {int(f)} channel {ch}: expected {int(exp[b, e])}, got {got}"
+                    f"{label} frame {int(f)} {spec.element_word} {ch}: expected {int(exp[b, e])}, got {got}"
                     + _frame_note(int(f), phase1_frames)))
     if tlast is not None:
         shown = 0

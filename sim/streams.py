@@ -28,6 +28,16 @@ class StreamSpec:
     per_beat: int
     beats: int         # beats per frame
     prefix: str = ""   # the layer's Verilog name: wires <prefix>_out_tdata/_tvalid/_tready
+    stage: str = "layer"   # "layer", or "topk": the top-K unit (elements are positions, not channels)
+
+    @property
+    def label(self) -> str:
+        """How messages name the stream."""
+        return "topk stage" if self.stage == "topk" else f"layer {self.name!r}"
+
+    @property
+    def element_word(self) -> str:
+        return "position" if self.stage == "topk" else "channel"
 
     @property
     def dtype(self) -> DType:
@@ -49,7 +59,7 @@ class StreamSpec:
     @staticmethod
     def from_json(d: dict) -> "StreamSpec":
         return StreamSpec(str(d["name"]), str(d["kind"]), int(d["bits"]), int(d["per_beat"]), int(d["beats"]),
-                          str(d.get("prefix") or d["name"]))
+                          str(d.get("prefix") or d["name"]), str(d.get("stage", "layer")))
 
 
 def input_spec(graph: Graph) -> StreamSpec:
@@ -57,10 +67,19 @@ def input_spec(graph: Graph) -> StreamSpec:
     return StreamSpec("s_axis", first.itype.kind, first.itype.bits, first.simd, first.in_len // first.simd, "s_axis")
 
 
+#: name and wire prefix of the top-K unit's stream (lbgen.emitters.rtl.TOPK_ID)
+TOPK_STAGE = "topk"
+
+
 def layer_specs(graph: Graph) -> list[StreamSpec]:
-    """The output stream of every layer, input first; the last one is also m_axis."""
-    return [StreamSpec(l.name, l.out_dtype.kind, l.out_dtype.bits, l.pe, l.out_len // l.pe, verilog_ident(l.name))
-            for l in graph.layers]
+    """The output stream of every layer, input first, then the top-K unit's if the graph
+    has one; the last one is also m_axis."""
+    specs = [StreamSpec(l.name, l.out_dtype.kind, l.out_dtype.bits, l.pe, l.out_len // l.pe, verilog_ident(l.name))
+             for l in graph.layers]
+    if graph.topk is not None:
+        dt, per_beat, beats = graph.output_stream()
+        specs.append(StreamSpec(TOPK_STAGE, dt.kind, dt.bits, per_beat, beats, TOPK_STAGE, "topk"))
+    return specs
 
 
 def verilog_ident(name: str) -> str:

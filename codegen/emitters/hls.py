@@ -30,7 +30,7 @@ import jinja2
 import numpy as np
 
 from ..huffman import huffman_lanes
-from ..ir import DType, Graph, IRError, MatVec, check_thresholds_shape, padding_corrections
+from ..ir import DType, Graph, IRError, MatVec, check_thresholds_shape, padding_corrections, topk_terms
 from ..packing import pack_elements, weight_words
 from ..passes.pe import choose_pe
 
@@ -223,6 +223,7 @@ def hls_context(graph: Graph) -> dict[str, Any]:
             "weight_note": (f"{layer.weight_bits_avg:.3f} planes (bits) used per weight on average"
                             if layer.wtype.kind == "hetero" else ""),
             "otype": str(out_dt) if hidden else f"raw int{layer.acc_bits} accumulators",
+            "out_kind": out_dt.kind,
             "pe_kind": layer.pe_kind or choose_pe(layer),
             "in_elem": elem_type(layer.itype), "weight_elem": elem_type(layer.wtype),
             "product": product_type(layer),
@@ -294,10 +295,11 @@ def hls_context(graph: Graph) -> dict[str, Any]:
     streams: list[dict[str, Any]] = []
     steps: list[dict[str, Any]] = []
     src = "in"
+    topk = topk_context(graph, taken)
     for i, (layer, d) in enumerate(zip(graph.layers, layers)):
         last = i == len(layers) - 1
-        dst = "out" if last else f"{d['ident']}_out"
-        if not last:
+        dst = "out" if last and topk is None else f"{d['ident']}_out"
+        if dst != "out":
             streams.append({"name": dst, "type": f"{d['cfg']}::out_beat_t", "depth": STREAM_DEPTH})
         args = [f"{d['ident']}_weights"] + ([f"{d['ident']}_thresholds"] if d["thresholds"] is not None else [])
         if d["corr"] is not None:
@@ -335,21 +337,51 @@ def hls_context(graph: Graph) -> dict[str, Any]:
                                f"{layer.name} -> {nxt.name} width converter"))
                 src = conv
 
+    if topk is not None:
+        last_d = layers[-1]
+        steps.append({"kind": "topk", "cfg": topk["cfg"], "src": f"{last_d['ident']}_out", "dst": "out",
+                      "args": [topk["rom"]] if topk["use_scale"] else [],
+                      "comment": f"top-K unit: the {topk['k']} largest of {topk['classes']} classes"})
+        widths += [(topk["out_w"], "top-K output beat"), (topk["score_bits"] + topk["scale_bits"],
+                                                          "top-K score product")]
     max_width, where = max(widths)
     if max_width > AP_INT_LIMIT:
         raise HLSEmitError(f"{where} is {max_width} bits wide, more than ap_int's {AP_INT_LIMIT}; "
                            f"lower PE/SIMD of that layer (--pe/--simd, or --folding for one layer)")
-    first, last_layer = graph.layers[0], graph.layers[-1]
+    first = graph.layers[0]
+    out_dt, out_per_beat, out_beats = graph.output_stream()
     return {
         "graph_name": graph.name,
-        "layers": layers, "streams": streams, "steps": steps,
+        "layers": layers, "streams": streams, "steps": steps, "topk": topk,
         "max_width": max_width,
         "ap_int_max_w": max(1024, 1024 * math.ceil(max_width / 1024)),
         "in_w": first.simd * first.itype.bits, "in_beats": first.in_len // first.simd, "in_elems": first.simd,
         "in_dtype": str(first.itype),
-        "out_w": last_layer.pe * last_layer.acc_bits, "out_beats": last_layer.out_len // last_layer.pe,
-        "out_elems": last_layer.pe,
-        "out_dtype": f"int{last_layer.acc_bits}",
+        "out_w": out_per_beat * out_dt.bits, "out_beats": out_beats, "out_elems": out_per_beat,
+        "out_dtype": ("class index" if topk else f"int{out_dt.bits} accumulator" if graph.output.is_output
+                      else f"{out_dt} level"),
+    }
+
+
+def topk_context(graph: Graph, taken: set[str]) -> dict[str, Any] | None:
+    """The traits and score ROM of lbgen::topk (lbgen_topk.hpp), as lbgen.ir.topk_terms decides."""
+    if graph.topk is None:
+        return None
+    t = topk_terms(graph)
+    last = graph.layers[-1]
+    ident = cpp_ident("topk", taken)
+    wbits = t.scale_bits + t.bias_bits
+    words = [(t.scale[c] & ((1 << t.scale_bits) - 1)) | ((t.bias[c] & ((1 << t.bias_bits) - 1)) << t.scale_bits)
+             for c in range(t.classes)] if t.use_scale else []
+    params = [("PE", last.pe), ("NF", last.nf), ("CLASSES", t.classes), ("K", t.k), ("IDX_BITS", t.idx_bits),
+              ("IN_BITS", t.in_bits), ("IN_SIGNED", int(t.in_signed)), ("USE_SCALE", int(t.use_scale)),
+              ("SCALE_BITS", t.scale_bits), ("BIAS_BITS", t.bias_bits), ("SCORE_BITS", t.score_bits)]
+    return {
+        "ident": ident, "cfg": f"{ident}_config", "rom": f"{ident}_scores", "k": t.k, "classes": t.classes,
+        "use_scale": t.use_scale, "params": params, "in_w": last.pe * t.in_bits, "out_w": t.k * t.idx_bits,
+        "word_bits": wbits, "score_bits": t.score_bits, "scale_bits": t.scale_bits, "shift": t.shift,
+        "words": [word_literal(w, wbits) for w in words], "limbs": [limbs_literal(w, wbits) for w in words],
+        "limb_count": (wbits + 63) // 64,
     }
 
 

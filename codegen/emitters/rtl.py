@@ -30,13 +30,17 @@ import jinja2
 import numpy as np
 
 from ..huffman import HuffmanCode, LaneStream, huffman_lanes
-from ..ir import Graph, IRError, MatVec, PaddingCorrection, check_thresholds_shape, padding_corrections
+from ..ir import (Graph, IRError, MatVec, PaddingCorrection, check_thresholds_shape, padding_corrections,
+                  topk_terms)
 from ..packing import (pack_elements, threshold_search_words, threshold_word_bits, threshold_words,
                        weight_words, write_mem)
 from ..passes.pe import PE_KINDS, choose_pe
 
 TOP = "lbgen_top"
 TOP_TEMPLATE = "lbgen_top.v.j2"
+#: the top-K unit's instance prefix in the top (wires topk_in_*, topk_out_*) and its score ROM
+TOPK_ID = "topk"
+TOPK_MEM = "topk_scores.mem"
 
 #: number kind -> W_KIND / IN_KIND parameter of lb_mvau
 KIND_CODE = {"bipolar": 0, "uint": 1, "int": 2, "log2": 3, "hetero": 4}
@@ -89,7 +93,7 @@ def _comment(text: str) -> str:
 def _layer_ids(graph: Graph) -> list[str]:
     ids = [verilog_ident(layer.name) for layer in graph.layers]
     seen: dict[str, str] = {}
-    reserved = {TOP, "clk", "rst_n"}
+    reserved = {TOP, "clk", "rst_n"} | ({TOPK_ID} if graph.topk is not None else set())
     for layer, ident in zip(graph.layers, ids):
         if ident in seen:
             raise IRError(f"layer {layer.name!r}: its Verilog name {ident!r} collides with layer {seen[ident]!r}")
@@ -219,7 +223,9 @@ def _check(graph: Graph) -> None:
         if layer.activation is not None:
             raise IRError(f"layer {layer.name!r}: fold thresholds before emitting RTL")
     check_thresholds_shape(graph)
-    for layer in graph.layers[:-1]:
+    for layer in graph.layers:
+        if layer.thresholds is None:
+            continue
         assert layer.odtype is not None
         if layer.odtype.kind == "int":
             # the threshold unit produces unsigned levels 0..2^bits-1
@@ -395,16 +401,55 @@ def rtl_plan(graph: Graph) -> dict[str, Any]:
             "fifo_in": f"{ids[i]}_dwc" if dwc else f"{ids[i]}_out",
         })
     first, last = graph.layers[0], graph.layers[-1]
+    out_dt, out_per_beat, _ = graph.output_stream()
+    topk = topk_plan(graph, ids[-1])
     return {
         "top": TOP, "graph_name": _comment(graph.name),
-        "in_w": first.simd * first.itype.bits, "out_w": last.pe * last.acc_bits,
+        "in_w": first.simd * first.itype.bits, "out_w": out_per_beat * out_dt.bits,
         "in_per_beat": first.simd, "in_dtype": str(first.itype),
-        "out_per_beat": last.pe, "out_elem_bits": last.acc_bits,
+        "out_per_beat": out_per_beat, "out_elem_bits": out_dt.bits,
+        "out_note": ("class indices, largest first" if topk else
+                     "raw accumulators" if last.is_output else "levels"),
+        "out_dtype": str(out_dt) if not last.is_output or topk else f"int{last.acc_bits}",
         "layers": layers, "links": links, "first": ids[0], "last": ids[-1],
-        "hidden": ids[:-1],
+        "topk": topk, "out_src": TOPK_ID if topk else ids[-1],
+        # tlast not needed: hidden layers (and the last one before a top-K unit)
+        "hidden": ids if topk else ids[:-1],
         # tlast of the streams inside a layer (window unit, engine before its max-pool)
         "inner_tlast": [f"{lp['id']}_win" for lp in layers if lp["swu"]]
                        + [f"{lp['id']}_mv" for lp in layers if lp["maxpool"]],
+    }
+
+
+def topk_words(graph: Graph) -> list[int]:
+    """The top-K unit's score ROM: word c = {B_c, S_c} (two's complement, S_c in the low
+    SCALE_BITS), lbgen.ir.topk_terms; empty when the unit compares the elements directly."""
+    t = topk_terms(graph)
+    if not t.use_scale:
+        return []
+    words = []
+    for c in range(t.classes):
+        sc = t.scale[c] & ((1 << t.scale_bits) - 1)
+        bc = t.bias[c] & ((1 << t.bias_bits) - 1)
+        words.append(sc | (bc << t.scale_bits))
+    return words
+
+
+def topk_plan(graph: Graph, last_id: str) -> Optional[dict[str, Any]]:
+    """lb_topk's parameters and the FIFO in front of it (one frame of the last layer's beats)."""
+    if graph.topk is None:
+        return None
+    t = topk_terms(graph)
+    last = graph.layers[-1]
+    params = [("PE", last.pe), ("NF", last.nf), ("IN_BITS", t.in_bits), ("IN_SIGNED", int(t.in_signed)),
+              ("K", t.k), ("IDX_BITS", t.idx_bits), ("USE_SCALE", int(t.use_scale)),
+              ("SCALE_BITS", t.scale_bits), ("BIAS_BITS", t.bias_bits), ("SCORE_BITS", t.score_bits),
+              ("SCORE_FILE", f'"{TOPK_MEM}"' if t.use_scale else '""')]
+    return {
+        "id": TOPK_ID, "src": last_id, "k": t.k, "classes": t.classes, "use_scale": t.use_scale,
+        "in_w": last.pe * t.in_bits, "out_w": t.k * t.idx_bits, "depth": last.nf + 2,
+        "score_bits": t.score_bits, "params": [(k, str(v)) for k, v in params],
+        "mem": TOPK_MEM if t.use_scale else None, "mem_w": t.scale_bits + t.bias_bits,
     }
 
 
@@ -416,14 +461,17 @@ def rtl_interface(graph: Graph) -> dict[str, Any]:
     _tvalid/_tready`` wires in the top, elements per beat, element bits and
     dtype, beats per frame.
     """
+    from ..passes.folding import folding_bound
+
     plan = rtl_plan(graph)
-    first, last = graph.layers[0], graph.layers[-1]
+    first = graph.layers[0]
+    out_dt, out_per_beat, out_beats = graph.output_stream()
     return {
         "top": TOP,
         "IN_W": plan["in_w"], "OUT_W": plan["out_w"],
         "in_per_beat": first.simd, "in_dtype": first.itype, "in_beats": first.sf,
-        "out_per_beat": last.pe, "out_dtype": last.out_dtype, "out_beats": last.out_len // last.pe,
-        "cycles_per_frame": max(layer.cycles for layer in graph.layers),
+        "out_per_beat": out_per_beat, "out_dtype": out_dt, "out_beats": out_beats,
+        "cycles_per_frame": folding_bound(graph),
         "layers": [
             {"name": layer.name, "prefix": lp["id"], "tdata_w": lp["out_w"], "per_beat": layer.pe,
              "elem_bits": lp["out_elem_bits"], "dtype": layer.out_dtype, "beats": layer.out_len // layer.pe,
@@ -459,6 +507,8 @@ def rom_images(graph: Graph, plan: Optional[dict[str, Any]] = None) -> Iterator[
                     yield next(files), words, layer.acc_bits + (k == 0)
         if lp["init_mem"]:
             yield lp["init_mem"], lp["init_words"], lp["init_w"]
+    if plan["topk"] and plan["topk"]["mem"]:
+        yield plan["topk"]["mem"], topk_words(graph), plan["topk"]["mem_w"]
 
 
 def emit_rtl(graph: Graph, rtl_dir: Path) -> None:

@@ -10,7 +10,8 @@
     csim_design, csynth_design, cosim_design and export_design (IP catalog);
   - ``tb_in.hex``: the test vectors (``out/sim/inputs.npy``) packed as
     ``lbgen.csim.run_csim`` packs them;
-  - ``tb_expected.hex``: the golden model's raw output accumulators packed as
+  - ``tb_expected.hex``: the golden model's outputs (``Trace.result``: raw
+    accumulators, levels, or the top-K indices) packed as
     the testbench writes its output file, so csim and cosim fail when the
     hardware differs (``tb_csim ... --expect tb_expected.hex``);
 
@@ -37,7 +38,7 @@ import jinja2
 
 import numpy as np
 
-from ..ir import DType, Graph, IRError
+from ..ir import Graph, IRError
 from ..packing import pack_stream
 from .hls import GENERATED as HLS_GENERATED
 from .hls import library_files as hls_library_files
@@ -123,17 +124,19 @@ def hls_top_function(hls_dir: Path) -> str:
 def testbench_vectors(graph: Graph, inputs: np.ndarray, expected: np.ndarray) -> tuple[list[list[int]], int,
                                                                                    list[list[int]], int]:
     """(input frames, input beat width, expected frames, output beat width) of the testbench files."""
-    first, last = graph.layers[0], graph.layers[-1]
+    first = graph.layers[0]
+    out_dt, per_beat, beats = graph.output_stream()
     x = np.asarray(inputs)
     y = np.asarray(expected)
     if x.ndim != 2 or x.shape[1] != first.in_len:
         raise VendorEmitError(f"test inputs of shape {x.shape}, expected (N, {first.in_len})")
-    if y.shape != (x.shape[0], last.out_len):
-        raise VendorEmitError(f"expected outputs of shape {y.shape}, expected ({x.shape[0]}, {last.out_len})")
-    # as lbgen.csim.run_csim: inputs in the first layer's format, SIMD per beat; outputs raw
-    # int<acc_bits> accumulators, PE per beat (what the testbench writes to its output file)
+    if y.shape != (x.shape[0], per_beat * beats):
+        raise VendorEmitError(f"expected outputs of shape {y.shape}, expected ({x.shape[0]}, {per_beat * beats})")
+    # as lbgen.csim.run_csim: inputs in the first layer's format, SIMD per beat; outputs as the
+    # top streams them (Graph.output_stream: raw accumulators or levels, PE per beat, or the
+    # top-K indices in one beat), what the testbench writes to its output file
     return (pack_stream(x, first.itype, first.simd), first.simd * first.itype.bits,
-            pack_stream(y, DType("int", last.acc_bits), last.pe), last.pe * last.acc_bits)
+            pack_stream(y, out_dt, per_beat), per_beat * out_dt.bits)
 
 
 def hls_vendor_context(graph: Graph, hls_dir: Path, frames: int, part: str = DEFAULT_PART,
@@ -150,7 +153,8 @@ def hls_vendor_context(graph: Graph, hls_dir: Path, frames: int, part: str = DEF
         if not (hls_dir / name).is_file():
             raise VendorEmitError(f"{TCL_SCRIPT}: {hls_dir / name} is missing")
     ident = sanitize_name(graph.name)
-    first, last = graph.layers[0], graph.layers[-1]
+    first = graph.layers[0]
+    out_beats = graph.output_stream()[2]
     return {
         "graph_name": _tcl_text(graph.name), "script": TCL_SCRIPT,
         "top": hls_top_function(hls_dir),
@@ -161,7 +165,7 @@ def hls_vendor_context(graph: Graph, hls_dir: Path, frames: int, part: str = DEF
         # -std=c++14 as lbgen.csim compiles; the headers are in this directory
         "cflags": "-std=c++14",
         "tb_in": TB_IN, "tb_expected": TB_EXPECTED, "tb_out": TB_OUT,
-        "frames": frames, "in_beats": first.in_len // first.simd, "out_beats": last.out_len // last.pe,
+        "frames": frames, "in_beats": first.in_len // first.simd, "out_beats": out_beats,
     }
 
 

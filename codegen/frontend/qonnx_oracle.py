@@ -96,8 +96,9 @@ def _tap_quantizers(imported, paths) -> dict:
 
 def _golden_levels(graph, trace) -> dict[str, np.ndarray]:
     out = {"input": trace.inputs}
-    for layer in graph.layers[:-1]:
-        out[layer.name] = trace.outputs[layer.name]
+    for layer in graph.layers:
+        if not layer.is_output:         # hidden layers, and an output layer thresholded in hardware
+            out[layer.name] = trace.outputs[layer.name]
     for key, v in out.items():
         kind = graph.input.dtype.kind if key == "input" else graph.layer(key).odtype.kind
         out[key] = (v + 1) // 2 if kind == "bipolar" else v

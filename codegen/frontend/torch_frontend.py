@@ -694,9 +694,13 @@ def _segments(steps: list[Step]) -> list[_Segment]:
                 raise UsageError(f"layer {s.path} ({_type_name(s.module)}): element-wise layers must "
                                  "follow a quantized linear layer")
             current.after.append(s)
-    if pending_quant is not None and segments and current is None:
-        raise UsageError(f"layer {pending_quant.path}: the network ends in an activation quantizer; "
-                         "the last layer must be a linear layer that emits logits")
+    if current is None and segments and segments[-1].out_quant is pending_quant:
+        # the network ends in an activation quantizer: the last layer is thresholded in
+        # hardware and streams levels (lower() gives it an Activation like a hidden layer)
+        if segments[-1].pool is not None:
+            raise UsageError(f"layer {segments[-1].pool.path}: the network ends in a max-pool; the last layer "
+                             "must be fully connected (add a Flatten and a Linear)")
+        return segments
     if current is None:
         raise UsageError("the network has no quantized linear layer")
     segments.append(current)
@@ -1108,6 +1112,8 @@ def lower(model, w=None, a: Optional[int] = None, name: str = "model",
                 levels=_activation_fn(seg, in_step, w_scale.detach(), offset),
                 describe=" -> ".join([seg.linear.path + ".epilogue"] + [s.path for s in seg.after]
                                      + [seg.out_quant.path]))
+            if i == len(segments) - 1:
+                layer.out_scale, layer.out_bias = _dequantization(seg.out_quant.module, mh)
         else:
             layer.out_scale, layer.out_bias, layer.out_zero = _integer_bias(*_output_affine(seg, in_step), offset)
         layers.append(layer)
@@ -1140,6 +1146,16 @@ def _taps(segments: list[_Segment], layers: list[MatVec]) -> dict[str, str]:
         if tap is not None:
             taps[layer.name] = tap.path
     return taps
+
+
+def _dequantization(quantizer, mh: int) -> tuple[np.ndarray, np.ndarray]:
+    """(out_scale, out_bias) of a thresholded output layer: the model's output value
+    = value * step - zero * step, with value the level (bipolar: -1/+1, so +-step),
+    as every quantizer lbgen takes dequantizes (QuantAct, BinaryAct, AffineQuant,
+    ThresholdQuant). The golden model's logits, for argmax and accuracy."""
+    step = _float(quantizer.step())
+    zero = 0 if quantizer.kind == "bipolar" else int(getattr(quantizer, "zero", 0))
+    return np.full(mh, step, dtype=np.float64), np.full(mh, -zero * step, dtype=np.float64)
 
 
 def _exact_limit(quantizer) -> int:

@@ -100,12 +100,11 @@ def activation_stats(graph: Graph, values: np.ndarray) -> list[ActivationStats]:
 
     trace = golden.run(graph, np.asarray(values, dtype=np.int64))
     out = []
-    for i, layer in enumerate(graph.layers):
+    for layer in graph.layers:
         v = np.asarray(trace.outputs[layer.name]).ravel()
         _, counts = np.unique(v, return_counts=True)
         counts = counts.tolist()
-        last = i == len(graph.layers) - 1
         out.append(ActivationStats(
-            layer=layer.name, values=int(v.size), raw_bits=layer.acc_bits if last else layer.out_dtype.bits,
+            layer=layer.name, values=int(v.size), raw_bits=layer.out_dtype.bits,
             symbols=len(counts), entropy=entropy_bits(counts), huffman=huffman_mean_length(counts)))
     return out

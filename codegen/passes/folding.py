@@ -134,5 +134,6 @@ def folding_doc(graph: Graph) -> dict[str, dict[str, int]]:
 
 
 def folding_bound(graph: Graph) -> int:
-    """Cycles per frame of the whole pipeline: its slowest layer."""
-    return max(l.cycles for l in graph.layers)
+    """Cycles per frame of the whole pipeline: its slowest layer (and a top-K unit,
+    which takes one class per cycle)."""
+    return max([l.cycles for l in graph.layers] + ([graph.layers[-1].mh] if graph.topk is not None else []))
