@@ -823,14 +823,11 @@ def lower(model, w=None, a: Optional[int] = None, name: str = "model",
             if int(lin.in_channels) != fmap[0] or mw != fmap[0] * kh * kw:
                 problems.append(f"{where}: takes {lin.in_channels} channels but gets {fmap[0]}")
                 continue
-            if zero and (ph or pw):
-                problems.append(f"{where}: zero padding of an input with a zero point ({seg.in_quant.path}: level "
-                                f"{zero} is the value 0) is not supported; use a zero-point-free unsigned "
-                                "quantizer in front of a padded convolution")
-                continue
-            conv = ConvGeom(fmap[0], fmap[1], fmap[2], kh, kw, sh, sw, ph, pw)
+            # torch pads with the value 0: the level ``zero`` of a signed or zero-pointed input
+            conv = ConvGeom(fmap[0], fmap[1], fmap[2], kh, kw, sh, sw, ph, pw, pad=zero if ph or pw else 0)
             try:
                 conv.check(where)
+                conv.check_pad(itype, f"{where} behind {seg.in_quant.path}")
             except IRError as exc:
                 problems.append(str(exc))
                 continue
