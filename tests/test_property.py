@@ -7,7 +7,8 @@ so hypothesis draws the networks here, from two generators:
 * **IR networks** (``lbgen.testing``): MLPs and CNNs in every weight format
   (bipolar, k-bit int, log2, heterogeneous planes) and activation width, any
   signedness the IR has, random PE x SIMD foldings (1 up to fully parallel),
-  convolution shapes (kernel, non-square kernels, stride, padding, max-pool),
+  convolution shapes (kernel, non-square kernels, stride, padding with any pad
+  level, max-pool), 9..16-bit first-layer inputs (int and binary first layers),
   exact or 32-bit accumulators, thresholds drawn at the very ends of each
   channel's reachable range and of the accumulator type, inverted channels,
   and Huffman-coded weight streams.
@@ -21,6 +22,8 @@ Icarus = Verilator on every layer's output stream, under random tvalid gaps and
 tready back-pressure, and the measured cycles per frame must meet the folding
 bound.
 
+Pinned networks (``PINNED_IR``, ``PINNED_BREVITAS``: a 16-bit input, pad levels,
+a signed-input Brevitas CNN with padded convolutions) run in every profile.
 Profiles: the default run draws ``FAST`` networks per generator,
 derandomized so that CI sees the same networks every time; ``make test-all``
 draws ``LONG`` per generator at random (hypothesis prints the seed and the

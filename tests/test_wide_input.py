@@ -110,3 +110,68 @@ def test_pad_level_is_checked_and_serialised_only_when_set():
     g = random_cnn(6, (1, 4, 4), U[4], [ConvSpec(2, 3, 1, 1, 0, I[3], U[2])], 2, I[4])
     assert "pad" not in g.layers[0].conv.to_json()                 # older lbgen.json files load unchanged
     assert GRAPHS["u4_pad_levels_cnn"]().layers[0].conv.to_json()["pad"] == 9
+
+
+def _brevitas_wide_input_cnn(bits: int):
+    """A signed ``bits``-bit input (Brevitas' Int8ActPerTensorFloat at that bit_width) into a
+    padded int4 convolution, batch-norm, ReLU, and an int8 classifier."""
+    import warnings
+
+    import brevitas.nn as qnn
+    import torch
+
+    from conftest import random_bn2d_stats
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        qnn.QuantIdentity(bit_width=bits, return_quant_tensor=True),
+        qnn.QuantConv2d(1, 4, 3, padding=1, weight_bit_width=4),
+        torch.nn.BatchNorm2d(4),
+        qnn.QuantReLU(bit_width=2, return_quant_tensor=True),
+        torch.nn.Flatten(),
+        qnn.QuantLinear(4 * 5 * 5, 3, bias=True, weight_bit_width=8))
+    random_bn2d_stats(model)
+    model.train()
+    model[2].eval()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(3):
+            model(torch.from_numpy(_wide_features(64, 1)))
+    return model.eval()
+
+
+def _wide_features(n: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0.0, 1.0, size=(n, 1, 5, 5))
+    return np.where(rng.random(x.shape) < 0.1, rng.choice([-100.0, 100.0], size=x.shape), x).astype(np.float32)
+
+
+@pytest.mark.parametrize("bits", [12, pytest.param(16, marks=pytest.mark.slow)])
+def test_brevitas_wide_input_through_both_frontends(tmp_path, bits):
+    """The frontends take a 9..16-bit input quantizer (hidden activations stay 1..8 bits):
+    Brevitas' forward = golden on every level, the QONNX export gives the same IR, C-sim = golden.
+    (16 bits in make test-all: folding the first layer's thresholds checks every reachable
+    accumulator value, 8.3 million per channel here.)"""
+    pytest.importorskip("brevitas")
+    pytest.importorskip("qonnx")
+    import lbgen
+    from lbgen.csim import run_csim
+    from lbgen.frontend.onnx_frontend import load_onnx
+
+    from test_brevitas_qonnx import _arrays, export_qonnx
+
+    model = _brevitas_wide_input_cnn(bits)
+    wide = DType("uint", bits)
+    np.save(tmp_path / "x.npy", _wide_features(16))
+    mem = lbgen.emit(model, tmp_path / "mem", inputs=tmp_path / "x.npy", input_shape=(1, 5, 5), acc="32")
+    assert any(line.startswith("Brevitas forward vs lbgen on 16 vectors: all") for line in mem.checks), mem.checks
+    first = mem.graph.layers[0]
+    zero = 1 << (bits - 1)
+    assert first.itype == wide and first.conv.pad == zero and mem.graph.input.offset == zero
+    values = mem.vectors.values
+    assert values.min() == 0 and values.max() == wide.max
+    onnx_result = lbgen.emit(load_onnx(export_qonnx(model, tmp_path / "m.onnx", shape=(1, 1, 5, 5))),
+                             tmp_path / "onnx", inputs=tmp_path / "x.npy", acc="32")
+    assert _arrays(onnx_result.graph) == _arrays(mem.graph)
+    trace = golden.run(mem.graph, values)
+    np.testing.assert_array_equal(run_csim(tmp_path / "mem", values, native=False).result, trace.result)

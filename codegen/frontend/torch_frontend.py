@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import UsageError
 from ..ir import Activation, ConvGeom, DType, Graph, InputQuant, IRError, MatVec, PoolGeom
-from ..precision import (EXACT_ACC_LIMIT, HETERO_DIST_TOL, WeightSpec, check_act_bits, check_dist, check_hetero_dist,
+from ..precision import (ACT_BITS, EXACT_ACC_LIMIT, HETERO_DIST_TOL, INPUT_BITS, WeightSpec, check_act_bits, check_dist, check_hetero_dist,
                          check_hetero_option, coerce_weight_spec, dist_mean, format_dist, same_dist)
 
 
@@ -363,12 +363,23 @@ def _layer_spec(path: str, lin) -> WeightSpec:
                          f"(weight_kind={kind!r}, weight_bits={bits!r}): {exc}") from None
 
 
-def _act_bits(path: str, q) -> int:
+def _act_bits(path: str, q, top: int = ACT_BITS[1]) -> int:
+    """The bits of a quantizer, 1..``top``."""
     bits = getattr(q, "bits", None)
-    if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= 8 \
+    if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= top \
             or (getattr(q, "kind", None) == "bipolar" and bits != 1):
-        raise UsageError(f"activation {path} ({type(q).__name__}): {bits!r} bits, expected 1..8")
+        raise UsageError(f"activation {path} ({type(q).__name__}): {bits!r} bits, expected 1..{top}")
     return bits
+
+
+def _input_bits_top(q) -> int:
+    """Most bits the model's input quantizer may have. Hidden activations are 1..8 bits; an
+    imported affine input quantizer (Brevitas, QONNX ``Quant``) may be 9..16 bits wide
+    (a float input on a fixed<16,6>-like grid), since only the first layer multiplies its
+    levels and every processing element takes them. lbgen.quant's QuantAct is 1..8 bits."""
+    from .imported import AffineQuant
+
+    return INPUT_BITS[1] if isinstance(q, AffineQuant) and q.kind != "bipolar" else ACT_BITS[1]
 
 
 def _tensor_problems(steps: list[Step]) -> list[str]:
@@ -533,7 +544,8 @@ def check_bits(segments: list[_Segment], w=None, a: Optional[int] = None,
                 problems.append(f"{where} has the bit distribution {format_dist(lin.dist)}, --hetero-dist "
                                 f"asks for {format_dist(hetero_dist)}")
         try:
-            ab = _act_bits(seg.in_quant.path, seg.in_quant.module)
+            q = seg.in_quant.module
+            ab = _act_bits(seg.in_quant.path, q, _input_bits_top(q) if i == 0 else ACT_BITS[1])
             if seg.out_quant is not None:
                 _act_bits(seg.out_quant.path, seg.out_quant.module)
         except UsageError as exc:
