@@ -175,3 +175,24 @@ def test_brevitas_wide_input_through_both_frontends(tmp_path, bits):
     assert _arrays(onnx_result.graph) == _arrays(mem.graph)
     trace = golden.run(mem.graph, values)
     np.testing.assert_array_equal(run_csim(tmp_path / "mem", values, native=False).result, trace.result)
+
+
+def test_frontends_refuse_wider_inputs_and_wide_hidden_activations():
+    """17-bit inputs and 9-bit hidden activations stay refused, by module."""
+    pytest.importorskip("brevitas")
+    import brevitas.nn as qnn
+    import torch
+
+    from lbgen.flow import EmitOptions, build_graph
+
+    for in_bits, hidden_bits, fragment in (
+            (17, 2, "0 (ActQuantProxyFromInjector): 17-bit activations (lbgen takes 1..8 bits; the model's input "
+                    "quantizer 1..16)"),
+            (16, 9, "2 (ActQuantProxyFromInjector): 9-bit activations (lbgen takes 1..8 bits)")):
+        model = torch.nn.Sequential(qnn.QuantIdentity(bit_width=in_bits, return_quant_tensor=True),
+                                    qnn.QuantLinear(4, 4, bias=True, weight_bit_width=4),
+                                    qnn.QuantReLU(bit_width=hidden_bits, return_quant_tensor=True),
+                                    qnn.QuantLinear(4, 2, bias=True, weight_bit_width=4))
+        with pytest.raises(UsageError) as err:
+            build_graph(model.eval(), EmitOptions())
+        assert fragment in str(err.value), str(err.value)

@@ -97,7 +97,7 @@ def _proxy_quant(path: str, proxy, problems: list[str], top: int = ACT_BITS[1]) 
         return None
     if bits != int(bits) or not 1 <= bits <= top:
         problems.append(f"{where}: {bits:g}-bit activations (lbgen takes 1..{ACT_BITS[1]} bits"
-                        + (f", the model's input 1..{top})" if top > ACT_BITS[1] else ")"))
+                        + (f"; the model's input quantizer 1..{top})" if top > ACT_BITS[1] else ")"))
         return None
     if zero_point != round(zero_point):
         problems.append(f"{where}: zero point {zero_point!r} is not an integer")

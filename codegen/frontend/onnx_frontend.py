@@ -130,8 +130,9 @@ def _act_quant(g: _Graph, node, top: int = ACT_BITS[1]) -> Optional[AffineQuant]
     rounding = str(a.get("rounding_mode", "ROUND")).upper()
     bad = []
     if bits != int(bits) or not (2 if signed else 1) <= bits <= top:
-        bad.append(f"{bits:g}-bit {'signed' if signed else 'unsigned'} (lbgen takes 1..{top} bits, signed "
-                   f"2..{top}" + (", the graph's input quantizer only)" if top > ACT_BITS[1] else ")"))
+        bad.append(f"{bits:g}-bit {'signed' if signed else 'unsigned'} (lbgen takes 1..{ACT_BITS[1]} bits, "
+                   f"signed 2..{ACT_BITS[1]}"
+                   + (f"; the graph's input quantizer 1..{top}, signed 2..{top})" if top > ACT_BITS[1] else ")"))
     if zero_point != round(zero_point):
         bad.append(f"zero point {zero_point!r} is not an integer")
     if rounding not in ROUNDING:

@@ -21,8 +21,9 @@ import numpy as np
 
 from ..errors import UsageError
 from ..ir import Activation, ConvGeom, DType, Graph, InputQuant, IRError, MatVec, PoolGeom
-from ..precision import (ACT_BITS, EXACT_ACC_LIMIT, HETERO_DIST_TOL, INPUT_BITS, WeightSpec, check_act_bits, check_dist, check_hetero_dist,
-                         check_hetero_option, coerce_weight_spec, dist_mean, format_dist, same_dist)
+from ..precision import (ACT_BITS, EXACT_ACC_LIMIT, HETERO_DIST_TOL, INPUT_BITS, WeightSpec, check_act_bits,
+                         check_dist, check_hetero_dist, check_hetero_option, coerce_weight_spec, dist_mean,
+                         format_dist, same_dist)
 
 
 def _torch():
