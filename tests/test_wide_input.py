@@ -146,12 +146,12 @@ def _wide_features(n: int, seed: int = 0) -> np.ndarray:
     return np.where(rng.random(x.shape) < 0.1, rng.choice([-100.0, 100.0], size=x.shape), x).astype(np.float32)
 
 
-@pytest.mark.parametrize("bits", [12, pytest.param(16, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("bits", [16, pytest.param(12, marks=pytest.mark.slow)])
 def test_brevitas_wide_input_through_both_frontends(tmp_path, bits):
     """The frontends take a 9..16-bit input quantizer (hidden activations stay 1..8 bits):
     Brevitas' forward = golden on every level, the QONNX export gives the same IR, C-sim = golden.
-    (16 bits in make test-all: folding the first layer's thresholds checks every reachable
-    accumulator value, 8.3 million per channel here.)"""
+    (Folding the first layer's thresholds checks every reachable accumulator value: 3.9 million
+    per channel at 16 bits here, about 3 s.)"""
     pytest.importorskip("brevitas")
     pytest.importorskip("qonnx")
     import lbgen
