@@ -31,6 +31,9 @@ from test_brevitas_qonnx import _arrays, export_qonnx
 pytest.importorskip("brevitas")
 pytest.importorskip("qonnx")
 
+#: a module-private build cache (conftest): these designs are built once and should not push out the user's
+pytestmark = pytest.mark.usefixtures("sim_cache")
+
 CHW = (2, 6, 6)
 FRAMES = 24
 

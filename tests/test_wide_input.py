@@ -26,6 +26,9 @@ from lbgen.testing import ConvSpec, random_cnn, random_graph, random_inputs
 
 from test_property import check_executors
 
+#: a module-private build cache (conftest): these designs are built once and should not push out the user's
+pytestmark = pytest.mark.usefixtures("sim_cache")
+
 B = DType("bipolar", 1)
 U = {k: DType("uint", k) for k in (2, 3, 4, 9, 12, 16)}
 I = {k: DType("int", k) for k in (2, 3, 4, 8)}
