@@ -63,11 +63,12 @@ def accumulate(layer: MatVec, x: np.ndarray) -> np.ndarray:
 
     A convolution applies W to the window of every output pixel: acc[n, p*mh + c]
     for pixel p, with padded window positions taken as the value 0 (as torch
-    pads), whatever the input format.
+    pads): the value ``conv.pad``, the level that means 0 in the input's own
+    format (0 for bipolar inputs, whose hardware adds border corrections).
     """
     w = layer.weights.astype(np.int64)
     if layer.conv is not None:
-        cols = layer.conv.windows(x.astype(np.int64), pad_value=0)        # (N, pixels, window)
+        cols = layer.conv.windows(x.astype(np.int64), pad_value=layer.conv.pad)        # (N, pixels, window)
         acc = (cols @ w.T).reshape(x.shape[0], -1)
     else:
         acc = x.astype(np.int64) @ w.T

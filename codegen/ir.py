@@ -419,8 +419,13 @@ class ConvGeom:
     channel c. The layer's weight columns use the same order.
 
     Padding is zero *in value*, as torch pads: a padded position contributes
-    nothing to the sum. For uint and int inputs that is code 0; for bipolar
-    inputs there is no code for 0 (code 0 is -1), so the hardware sends code 0
+    nothing to the sum. ``pad`` is the input value a padded position takes,
+    the level that means the value 0: 0 for a plain uint or int input, the
+    zero level of a signed or zero-pointed input streamed as unsigned levels
+    (``u = q + offset``; the layer's thresholds already subtract ``pad * sum(w)``
+    per channel, so the padded positions cancel exactly). The sliding-window
+    unit sends its code at padded positions. For bipolar inputs there is no
+    code for 0 (code 0 is -1), so ``pad`` stays 0, the hardware sends code 0
     and the emitters start the accumulator of each border pixel with the
     correction (``padding_corrections``).
     """
@@ -434,6 +439,7 @@ class ConvGeom:
     s_w: int = 1
     p_h: int = 0
     p_w: int = 0
+    pad: int = 0             # the input value of a padded position (see above)
 
     def check(self, where: str) -> None:
         if min(self.in_ch, self.in_h, self.in_w, self.k_h, self.k_w, self.s_h, self.s_w) < 1:
@@ -486,13 +492,27 @@ class ConvGeom:
         cols = x[:, np.where(idx < 0, 0, idx)]
         return np.where(idx[None] < 0, pad_value, cols)
 
+    def check_pad(self, itype: DType, where: str) -> None:
+        """``pad`` is a value of the input format; a bipolar input pads with 0
+        (no code: ``padding_corrections`` makes up for it)."""
+        if itype.kind == "bipolar":
+            if self.pad != 0:
+                raise IRError(f"{where}: a bipolar input has no code for the pad value {self.pad}; its padding "
+                              "is the value 0 (border corrections), pad must be 0")
+        elif not itype.min <= self.pad <= itype.max:
+            raise IRError(f"{where}: pad value {self.pad} is outside the input format {itype} "
+                          f"[{itype.min}, {itype.max}]")
+
     def to_json(self) -> dict:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        if not self.pad:
+            del d["pad"]                 # written only when set: older lbgen.json files have none
+        return d
 
     @staticmethod
     def from_json(d: dict) -> "ConvGeom":
         return ConvGeom(**{k: int(d[k]) for k in ("in_ch", "in_h", "in_w", "k_h", "k_w", "s_h", "s_w",
-                                                  "p_h", "p_w")})
+                                                  "p_h", "p_w")}, pad=int(d.get("pad", 0)))
 
 
 @dataclass(frozen=True)
@@ -1031,6 +1051,15 @@ class PaddingCorrection:
         return self.offsets[rc, cc]
 
 
+def pad_code(layer: MatVec) -> int:
+    """The code a convolution's sliding-window unit sends at a padded position:
+    the input format's code of ``conv.pad`` (the value 0 in torch's terms), or 0
+    for a bipolar input, whose border pixels ``padding_corrections`` fixes."""
+    if layer.conv is None or layer.itype.kind == "bipolar":
+        return 0
+    return int(layer.itype.encode(np.array([layer.conv.pad]))[0])
+
+
 def padding_corrections(layer: MatVec) -> Optional[PaddingCorrection]:
     """The border corrections of a bipolar-input convolution with padding, else None."""
     conv = layer.conv
@@ -1062,6 +1091,7 @@ def _check_geometry(layer: MatVec, prev: Optional[MatVec], where: str) -> None:
     conv, pool = layer.conv, layer.pool
     if conv is not None:
         conv.check(where)
+        conv.check_pad(layer.itype, where)
         if layer.mw != conv.window:
             raise IRError(f"{where}: {layer.mw} weight columns but a {conv.k_h}x{conv.k_w} window over "
                           f"{conv.in_ch} channels has {conv.window}")

@@ -37,6 +37,9 @@ EXACT_ACC_LIMIT = 1 << 37
 INT_BITS = (2, 8)
 LOG2_BITS = (2, 6)
 ACT_BITS = (1, 8)
+#: the model's input quantizer may be wider than the hidden activations: a float
+#: input on a 9..16-bit grid (e.g. hls4ml's fixed<16,6>) feeds the first layer
+INPUT_BITS = (1, 16)
 
 KINDS = ("bipolar", "int", "log2", "hetero")
 

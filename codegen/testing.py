@@ -87,7 +87,9 @@ def random_graph(seed: int, dims: list[int], wtypes: list[DType], atypes: list[D
 @dataclass(frozen=True)
 class ConvSpec:
     """One convolution of ``random_cnn``: out channels, kernel, stride, padding,
-    max-pool size (0: none), weight type, output type, (pe, simd)."""
+    max-pool size (0: none), weight type, output type, (pe, simd); ``pad_level``:
+    the input value of its padded positions (``ConvGeom.pad``: the zero level of
+    a signed or zero-pointed input; 0 for bipolar inputs)."""
 
     out_ch: int
     k: int
@@ -98,6 +100,7 @@ class ConvSpec:
     otype: DType = DType("bipolar", 1)
     fold: tuple[int, int] = (1, 1)
     k_w: int = 0            # a non-square kernel: its width (0: square)
+    pad_level: int = 0
 
 
 def random_cnn(seed: int, in_chw: tuple[int, int, int], itype: DType, convs: list[ConvSpec],
@@ -110,7 +113,7 @@ def random_cnn(seed: int, in_chw: tuple[int, int, int], itype: DType, convs: lis
     t = itype
     for i, spec in enumerate(convs):
         kw = spec.k_w or spec.k
-        geom = ConvGeom(c, h, w, spec.k, kw, spec.s, spec.s, spec.p, min(spec.p, kw - 1))
+        geom = ConvGeom(c, h, w, spec.k, kw, spec.s, spec.s, spec.p, min(spec.p, kw - 1), pad=spec.pad_level)
         layer = random_layer(rng, f"conv{i}", geom.window, spec.out_ch, spec.wtype, t, spec.otype,
                              *spec.fold, acc_bits=acc_bits, extremes=extremes)
         layer.conv = geom
@@ -126,12 +129,19 @@ def random_cnn(seed: int, in_chw: tuple[int, int, int], itype: DType, convs: lis
     return Graph(name=f"random_cnn{seed}", input=InputQuant(itype, step), layers=layers).validate()
 
 
-def random_inputs(graph: Graph, n: int, seed: int = 0) -> np.ndarray:
+def random_inputs(graph: Graph, n: int, seed: int = 0, ends: float = 0.0) -> np.ndarray:
+    """``n`` uniformly random input frames; ``ends``: the share of elements put at
+    the input format's smallest or largest value, which a wide (9..16-bit) input
+    would hardly ever draw, and where a sign or width slip shows."""
     rng = np.random.default_rng(seed)
     it = graph.layers[0].itype
+    shape = (n, graph.layers[0].in_len)
     if it.kind == "bipolar":
-        return rng.choice([-1, 1], size=(n, graph.layers[0].in_len)).astype(np.int64)
-    return rng.integers(it.min, it.max + 1, size=(n, graph.layers[0].in_len)).astype(np.int64)
+        return rng.choice([-1, 1], size=shape).astype(np.int64)
+    x = rng.integers(it.min, it.max + 1, size=shape)
+    if ends:
+        x = np.where(rng.random(shape) < ends, rng.choice([it.min, it.max], size=shape), x)
+    return x.astype(np.int64)
 
 
 # --------------------------------------------------------------------------- mutations

@@ -7,7 +7,8 @@
 // H rows and W columns streams in NHWC order, pixels row-major (y, then x),
 // each pixel's channels in order. A beat carries N consecutive elements of E
 // bits, element i at bits [i*E +: E]; N divides C, so a beat never spans two
-// pixels. Element codes are unsigned bit patterns; a padded position is code 0.
+// pixels. Element codes are unsigned bit patterns; a padded position is the
+// configuration's PAD code (0 when the configuration has no PAD).
 // Both kernels process ONE frame per call (like lbgen::mvau) in one flattened
 // loop at II=1 that reads at most one beat and writes at most one beat per
 // iteration; all state is local and starts afresh with every call.
@@ -21,13 +22,18 @@
 //       static const unsigned S_H, S_W;        // stride
 //       static const unsigned P_H, P_W;        // zero padding on each side (P < K)
 //       static const unsigned SIMD, E;         // elements per beat (SIMD | C), bits per element
+//       static const unsigned PAD;             // optional (default 0): code of a padded element, < 2^E
 //   };
+//
+// PAD is the code of the value 0 (torch pads with zeros in value): 0 for plain
+// unsigned levels, the zero level of a signed or zero-pointed input streamed as
+// unsigned levels (lbgen decides it: lbgen.ir.ConvGeom.pad).
 //
 // OUT_H = (IN_H + 2*P_H - K_H)/S_H + 1 and OUT_W likewise (sliding_window_shape
 // derives these and the other numbers below). For each output pixel (oy, ox),
 // row-major, the kernel writes the window vector of K_H*K_W*C elements as
 // K_H*K_W*C/SIMD beats: element (ky*K_W + kx)*C + c is channel c of input pixel
-// (oy*S_H - P_H + ky, ox*S_W - P_W + kx), or code 0 outside the image. That is
+// (oy*S_H - P_H + ky, ox*S_W - P_W + kx), or the code PAD outside the image. That is
 // the MVAU's input vector of a convolution whose weight matrix has its columns
 // in (ky, kx, c) order.
 //
@@ -150,6 +156,32 @@ inline ap_uint<N * E> lane_max(const ap_uint<N * E> &a, const ap_uint<N * E> &b)
     return r;
 }
 
+// CFG::PAD if the configuration declares it, else 0 (configurations written before PAD existed).
+template <class T>
+struct void_of {
+    typedef void type;
+};
+template <class CFG, class = void>
+struct swu_pad {
+    static const unsigned value = 0;
+};
+template <class CFG>
+struct swu_pad<CFG, typename void_of<decltype(CFG::PAD)>::type> {
+    static const unsigned value = CFG::PAD;
+};
+
+// A beat of N elements of E bits, each the code V.
+template <unsigned N, unsigned E>
+inline ap_uint<N * E> replicate(unsigned v) {
+#pragma HLS INLINE
+    ap_uint<N * E> r = 0;
+    for (unsigned i = 0; i < N; i++) {
+#pragma HLS UNROLL
+        r.range(i * E + E - 1, i * E) = v;
+    }
+    return r;
+}
+
 }  // namespace detail
 
 // The numbers of a sliding-window configuration.
@@ -158,6 +190,7 @@ struct sliding_window_shape {
     static const unsigned C = CFG::C, IN_H = CFG::IN_H, IN_W = CFG::IN_W;
     static const unsigned K_H = CFG::K_H, K_W = CFG::K_W, S_H = CFG::S_H, S_W = CFG::S_W;
     static const unsigned P_H = CFG::P_H, P_W = CFG::P_W, SIMD = CFG::SIMD, E = CFG::E;
+    static const unsigned PAD = detail::swu_pad<CFG>::value;
     static const unsigned OUT_H = detail::out_dim(IN_H, K_H, S_H, P_H);
     static const unsigned OUT_W = detail::out_dim(IN_W, K_W, S_W, P_W);
     static const unsigned CF = SIMD ? C / SIMD : 0;            // beats per pixel
@@ -183,6 +216,7 @@ struct check_sliding_window {
                   "sliding_window: kernel and stride must be at least 1");
     static_assert(G::P_H < G::K_H && G::P_W < G::K_W, "sliding_window: padding must be smaller than the kernel");
     static_assert(G::OUT_H >= 1 && G::OUT_W >= 1, "sliding_window: the kernel does not fit the padded input");
+    static_assert(G::E >= 32 || G::PAD < (1ULL << G::E), "sliding_window: PAD must be a code of E bits (< 2^E)");
     static const bool ok = true;
 };
 
@@ -196,6 +230,7 @@ void sliding_window(hls::stream<ap_uint<CFG::SIMD * CFG::E> > &in, hls::stream<a
     const unsigned R = G::BUF_ROWS, RB = G::ROW_BEATS, CF = G::CF;
     const unsigned KWB = G::K_W * CF;  // beats of one window row
     const unsigned ADVANCE = detail::umin(G::S_H, G::K_H);  // buffer rows from one output row to the next
+    const beat_t pad_beat = detail::replicate<CFG::SIMD, CFG::E>(G::PAD);  // a beat of padding
 
     // Row slot n % R holds the n-th stored input row, so the rows of a window
     // sit in consecutive slots. Rows between windows (S_H > K_H) are not
@@ -241,7 +276,7 @@ void sliding_window(hls::stream<ap_uint<CFG::SIMD * CFG::E> > &in, hls::stream<a
             const int col = xc0 + (int)kc;  // input column * CF + channel fold
             const bool pad = iy < 0 || iy >= (int)G::IN_H || col < 0 || col >= (int)RB;
             const unsigned slot = base + ky >= R ? base + ky - R : base + ky;
-            beat_t y = 0;
+            beat_t y = pad_beat;
             if (!pad) y = buf[slot][col];
             out.write(y);
             if (kc == KWB - 1) {

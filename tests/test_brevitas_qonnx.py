@@ -387,9 +387,10 @@ def test_brevitas_cnn_in_memory_and_qonnx_agree(tmp_path):
                                   golden.run(mem.graph, values[:16]).result)
 
 
-def test_padded_conv_behind_a_signed_input_is_refused():
-    with pytest.raises(UsageError, match="zero padding of an input with a zero point"):
-        build_graph(_brevitas_cnn(signed_input=True), EmitOptions(input_shape="1,8,8"))
+def test_padded_conv_behind_a_signed_input_pads_with_its_zero_level():
+    """Once refused; the window unit now pads with the level of the value 0 (tests/test_padded_signed.py)."""
+    graph = build_graph(_brevitas_cnn(signed_input=True), EmitOptions(input_shape="1,8,8"))
+    assert [l.conv.pad for l in graph.layers[:2]] == [128, 0]
 
 
 def test_one_bit_tensors_holding_a_single_value_are_read(tmp_path):

@@ -154,3 +154,19 @@ def test_bad_geometry_names_the_layer(change, match):
     change(graph)
     with pytest.raises(IRError, match=match):
         graph.validate()
+
+
+@pytest.mark.parametrize("g", GEOMS, ids=str)
+@pytest.mark.parametrize("bits", [3, 8, 16])
+def test_pad_level_is_torchs_zero_padding_of_the_signed_value(g, bits):
+    """A signed input streamed as u = q + 2^(b-1), padded with the level z = 2^(b-1): the
+    accumulator minus z*sum(w) (what the thresholds subtract) is torch's zero-padded conv2d of q."""
+    rng = np.random.default_rng(bits)
+    itype = DType("uint", bits)
+    zero = 1 << (bits - 1)
+    layer = _conv_layer(rng, dataclasses.replace(g, pad=zero), 5, itype)
+    layer.acc_bits = 40
+    u = rng.integers(itype.min, itype.max + 1, size=(6, g.in_len))
+    u[0], u[1] = itype.min, itype.max
+    acc = golden.accumulate(layer, u).reshape(6, g.pixels, 5) - zero * layer.weights.sum(axis=1)
+    assert np.array_equal(acc.reshape(6, -1), _torch_conv(layer, u - zero))

@@ -42,6 +42,7 @@ class Swu:
     simd: int
     e: int
     frames: int = 5
+    pad: int = 0          # CFG::PAD, the code of a padded element (0: the configuration has no PAD)
 
     @property
     def out_h(self) -> int:
@@ -90,7 +91,8 @@ class Swu:
     def cpp(self, name: str) -> str:
         return (f"struct {name} {{ static const unsigned C = {self.c}, IN_H = {self.in_h}, IN_W = {self.in_w}, "
                 f"K_H = {self.k_h}, K_W = {self.k_w}, S_H = {self.s_h}, S_W = {self.s_w}, P_H = {self.p_h}, "
-                f"P_W = {self.p_w}, SIMD = {self.simd}, E = {self.e}; }};\n")
+                f"P_W = {self.p_w}, SIMD = {self.simd}, E = {self.e}"
+                + (f", PAD = {self.pad}" if self.pad else "") + "; };\n")
 
     def call(self, name: str) -> str:
         return f'    bad |= run_swu<{name}>(dir, "{name}");\n'
@@ -102,7 +104,7 @@ class Swu:
         return self.simd
 
     def reference(self, x: np.ndarray) -> np.ndarray:
-        return im2col(x, self.k_h, self.k_w, self.s_h, self.s_w, self.p_h, self.p_w)
+        return im2col(x, self.k_h, self.k_w, self.s_h, self.s_w, self.p_h, self.p_w, self.pad)
 
 
 @dataclass(frozen=True)
@@ -161,6 +163,8 @@ SWU = {
     "wide": Swu(24, 4, 4, 3, 3, 1, 1, 1, 1, 24, 4),        # 96-bit beats
     "row": Swu(2, 1, 3, 3, 3, 1, 1, 1, 1, 1, 4),           # a one-row image: windows mostly padding
     "col": Swu(3, 6, 1, 3, 1, 2, 1, 1, 0, 1, 4),           # a one-column image, 3x1 kernel
+    "pad9": Swu(4, 5, 7, 3, 3, 1, 1, 1, 1, 2, 4, pad=9),    # padded with the zero level of a signed input
+    "pad_e16": Swu(2, 5, 4, 3, 2, 2, 1, 2, 1, 2, 16, pad=1 << 15),  # a wide (16-bit) input's zero level
     "big_k3": Swu(16, 32, 32, 3, 3, 1, 1, 1, 1, 4, 4, 2),  # output-bound iteration geometry
     "big_k1s2": Swu(8, 31, 24, 1, 1, 2, 2, 0, 0, 4, 4, 2),  # input-bound iteration geometry
 }
@@ -182,11 +186,11 @@ KERNELS = {**SWU, **POOL}
 
 # ----------------------------------------------------------------------------- references
 
-def im2col(x: np.ndarray, k_h: int, k_w: int, s_h: int, s_w: int, p_h: int, p_w: int) -> np.ndarray:
+def im2col(x: np.ndarray, k_h: int, k_w: int, s_h: int, s_w: int, p_h: int, p_w: int, pad: int = 0) -> np.ndarray:
     """(N, H, W, C) codes -> (N, OUT_H*OUT_W*K_H*K_W*C): per output pixel (row-major) its window,
-    element (ky*K_W + kx)*C + c; code 0 at padded positions."""
+    element (ky*K_W + kx)*C + c; code ``pad`` at padded positions."""
     n, h, w, c = x.shape
-    xp = np.zeros((n, h + 2 * p_h, w + 2 * p_w, c), dtype=x.dtype)
+    xp = np.full((n, h + 2 * p_h, w + 2 * p_w, c), pad, dtype=x.dtype)
     xp[:, p_h:p_h + h, p_w:p_w + w] = x
     oh, ow = (h + 2 * p_h - k_h) // s_h + 1, (w + 2 * p_w - k_w) // s_w + 1
     out = np.empty((n, oh, ow, k_h, k_w, c), dtype=x.dtype)
@@ -447,6 +451,7 @@ def test_coverage():
     assert any(c.in_h != c.in_w for c in swu) and any(c.k_h != c.k_w for c in swu)
     assert {c.cf == 1 for c in swu} == {True, False} and {c.e for c in swu} >= {1, 4}
     assert any(c.s_h > c.k_h for c in swu)  # rows inside no window
+    assert any(c.pad and c.e == 16 for c in swu) and any(c.pad and c.e == 4 for c in swu)
     pool = list(POOL.values())
     assert {c.k for c in pool} >= {2, 3} and any(c.in_h % c.k and c.in_w % c.k for c in pool)
     assert {c.pe == c.c for c in pool} == {True, False} and {c.e for c in pool} == {1, 4}
@@ -481,6 +486,10 @@ BAD_CONFIGS = {
     "the kernel does not fit":
         "struct bad { static const unsigned C = 2, IN_H = 2, IN_W = 5, K_H = 5, K_W = 3, "
         "S_H = 1, S_W = 1, P_H = 1, P_W = 0, SIMD = 2, E = 2; };\n"
+        "void f(hls::stream<ap_uint<4> > &a, hls::stream<ap_uint<4> > &b) { lbgen::sliding_window<bad>(a, b); }",
+    "PAD must be a code of E bits":
+        "struct bad { static const unsigned C = 2, IN_H = 5, IN_W = 5, K_H = 3, K_W = 3, "
+        "S_H = 1, S_W = 1, P_H = 1, P_W = 1, SIMD = 2, E = 2, PAD = 4; };\n"
         "void f(hls::stream<ap_uint<4> > &a, hls::stream<ap_uint<4> > &b) { lbgen::sliding_window<bad>(a, b); }",
     "stride must equal the kernel":
         "struct bad { static const unsigned C = 2, IN_H = 6, IN_W = 6, K = 3, S = 2, PE = 2, E = 2; };\n"

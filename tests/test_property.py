@@ -7,7 +7,8 @@ so hypothesis draws the networks here, from two generators:
 * **IR networks** (``lbgen.testing``): MLPs and CNNs in every weight format
   (bipolar, k-bit int, log2, heterogeneous planes) and activation width, any
   signedness the IR has, random PE x SIMD foldings (1 up to fully parallel),
-  convolution shapes (kernel, non-square kernels, stride, padding, max-pool),
+  convolution shapes (kernel, non-square kernels, stride, padding with any pad
+  level, max-pool), 9..16-bit first-layer inputs (int and binary first layers),
   exact or 32-bit accumulators, thresholds drawn at the very ends of each
   channel's reachable range and of the accumulator type, inverted channels,
   and Huffman-coded weight streams.
@@ -21,6 +22,8 @@ Icarus = Verilator on every layer's output stream, under random tvalid gaps and
 tready back-pressure, and the measured cycles per frame must meet the folding
 bound.
 
+Pinned networks (``PINNED_IR``, ``PINNED_BREVITAS``: a 16-bit input, pad levels,
+a signed-input Brevitas CNN with padded convolutions) run in every profile.
 Profiles: the default run draws ``FAST`` networks per generator,
 derandomized so that CI sees the same networks every time; ``make test-all``
 draws ``LONG`` per generator at random (hypothesis prints the seed and the
@@ -43,7 +46,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from lbgen import golden, quant
@@ -59,8 +62,8 @@ from lbgen.testing import ConvSpec, random_cnn, random_graph, random_inputs
 
 from conftest import random_bn
 
-#: networks per generator: (default run, make test-all)
-FAST = {"ir": 20, "torch": 8, "brevitas": 4}
+#: networks drawn per generator: (default run, make test-all); the pinned examples below run as well
+FAST = {"ir": 18, "torch": 8, "brevitas": 3}
 LONG = {"ir": 180, "torch": 90, "brevitas": 40}
 FRAMES = 10                 # vectors per network (plus THROUGHPUT back-to-back frames)
 THROUGHPUT = 6
@@ -87,8 +90,24 @@ def activation_types(max_bits: int = 4) -> st.SearchStrategy[DType]:
     return st.one_of(st.just(B), st.integers(1, max_bits).map(lambda k: DType("uint", k)))
 
 
-def input_types() -> st.SearchStrategy[DType]:
-    return st.one_of(st.just(B), st.integers(1, 8).map(lambda k: DType("uint", k)))
+def input_types(wide: bool = False) -> st.SearchStrategy[DType]:
+    """The first layer's input: bipolar or 1..8-bit levels, and with ``wide`` also 9..16-bit
+    levels (a signed fixed<16,6> input streamed as unsigned levels); only int and binary first
+    layers draw wide inputs, so that their exact bound stays within 32 accumulator bits."""
+    narrow = st.one_of(st.just(B), st.integers(1, 8).map(lambda k: DType("uint", k)))
+    return st.one_of(narrow, st.integers(9, 16).map(lambda k: DType("uint", k))) if wide else narrow
+
+
+def takes_wide_input(wtype: DType) -> bool:
+    return wtype.kind in ("int", "bipolar")
+
+
+def pad_levels(itype: DType, padding: int) -> st.SearchStrategy[int]:
+    """The input value of a padded convolution's border: 0, the zero level of a signed input
+    streamed as unsigned levels (2^(b-1)) or any level; bipolar inputs and no padding: 0."""
+    if itype.kind == "bipolar" or not padding:
+        return st.just(0)
+    return st.one_of(st.just(0), st.just((itype.max + 1) // 2), st.integers(itype.min, itype.max))
 
 
 def divisor_of(n: int) -> st.SearchStrategy[int]:
@@ -132,10 +151,11 @@ class IRNet:
 def mlp_nets(draw) -> IRNet:
     n = draw(st.integers(1, 3))
     dims = [draw(st.integers(1, 24))] + [draw(st.integers(1, 16)) for _ in range(n - 1)] + [draw(st.integers(1, 8))]
-    atypes = [draw(input_types())] + [draw(activation_types(draw(st.sampled_from([2, 4, 8]))))
-                                      for _ in range(n - 1)]
+    wtypes = [draw(weight_types()) for _ in range(n)]
+    atypes = [draw(input_types(takes_wide_input(wtypes[0])))] + [
+        draw(activation_types(draw(st.sampled_from([2, 4, 8])))) for _ in range(n - 1)]
     return IRNet(seed=draw(st.integers(0, 2 ** 31 - 1)), dims=tuple(dims),
-                 wtypes=tuple(draw(weight_types()) for _ in range(n)), atypes=tuple(atypes),
+                 wtypes=tuple(wtypes), atypes=tuple(atypes),
                  folds=tuple((draw(divisor_of(dims[i + 1])), draw(divisor_of(dims[i]))) for i in range(n)),
                  **draw(_run_options()))
 
@@ -145,6 +165,8 @@ def cnn_nets(draw) -> IRNet:
     chw = (draw(st.integers(1, 4)), draw(st.integers(3, 8)), draw(st.integers(3, 8)))
     c, h, w = chw
     convs = []
+    first_w = draw(weight_types())
+    t = itype = draw(input_types(takes_wide_input(first_w)))
     for _ in range(draw(st.integers(1, 2))):
         k = draw(st.integers(1, min(3, h, w)))
         kw = draw(st.sampled_from([k, k, min(w, k + 1)]))          # sometimes a non-square kernel
@@ -155,13 +177,15 @@ def cnn_nets(draw) -> IRNet:
             break
         pool = draw(st.sampled_from([0, 2])) if min(oh, ow) >= 2 else 0
         out = draw(st.integers(1, 8))
-        convs.append(ConvSpec(out, k, s, p, pool, draw(weight_types()), draw(activation_types()),
-                              (draw(divisor_of(out)), draw(divisor_of(c))), k_w=kw if kw != k else 0))
-        c, h, w = out, (oh // pool if pool else oh), (ow // pool if pool else ow)
+        otype = draw(activation_types())
+        convs.append(ConvSpec(out, k, s, p, pool, first_w if not convs else draw(weight_types()), otype,
+                              (draw(divisor_of(out)), draw(divisor_of(c))), k_w=kw if kw != k else 0,
+                              pad_level=draw(pad_levels(t, p))))
+        c, h, w, t = out, (oh // pool if pool else oh), (ow // pool if pool else ow), otype
     if not convs:
         return draw(mlp_nets())
     classes = draw(st.integers(1, 6))
-    return IRNet(seed=draw(st.integers(0, 2 ** 31 - 1)), atypes=(draw(input_types()),), in_chw=chw,
+    return IRNet(seed=draw(st.integers(0, 2 ** 31 - 1)), atypes=(itype,), in_chw=chw,
                  convs=tuple(convs), classes=classes, fc_wtype=draw(weight_types()),
                  fc_fold=(draw(divisor_of(classes)), draw(divisor_of(c * h * w))), **draw(_run_options()))
 
@@ -444,17 +468,15 @@ def brevitas_nets(draw) -> BrevitasNet:
         return ("relu", bits)
 
     layers = []
-    zero_pointed = signed                   # the IR refuses zero padding of a zero-pointed input
     if draw(st.booleans()):
         chw = (draw(st.integers(1, 3)), draw(st.integers(4, 7)), draw(st.integers(4, 7)))
         c, h, w = chw
         for _ in range(draw(st.integers(1, 2))):
             k = draw(st.integers(1, min(3, h, w)))
-            p = 0 if zero_pointed else draw(st.integers(0, min(1, k - 1)))
+            p = draw(st.integers(0, min(1, k - 1)))    # behind a signed input: padded with its zero level
             oh, ow = h + 2 * p - k + 1, w + 2 * p - k + 1
             pool = 2 if min(oh, ow) >= 2 and draw(st.booleans()) else 0
             a = act()
-            zero_pointed = a[0] == "hardtanh"
             out = draw(st.integers(1, 6))
             layers.append(BrevitasLayer(draw(weight_bits), draw(st.booleans()), out, k, p, pool, draw(st.booleans()),
                                         a, draw(picks), draw(picks)))
@@ -587,7 +609,7 @@ def _run_ir_net(net: IRNet, stats: dict) -> None:
         graph.save(out)
         emit_rtl(graph, out / "rtl")
         emit_hls(graph, out / "hls")
-        inputs = random_inputs(graph, FRAMES, seed=net.seed % 1000)
+        inputs = random_inputs(graph, FRAMES, seed=net.seed % 1000, ends=0.1)
         check_executors(out, Graph.load(out), inputs, net.seed % 97, net.gaps, net.backpressure)
     _count(stats, graph)
 
@@ -621,26 +643,66 @@ def _count(stats: dict, graph: Graph) -> None:
     stats["huffman"] += any(l.huffman is not None for l in graph.layers)
 
 
-def _property(strategy, body, examples: int, long: bool):
+def _property(strategy, body, examples: int, long: bool, pinned: tuple = ()):
+    """Run ``body`` on ``examples`` drawn networks plus the ``pinned`` ones (hypothesis'
+    explicit examples: every run, default or long, covers them)."""
     stats = {"networks": 0, "layers": 0, "pe": {}, "conv": 0, "huffman": 0}
     phases = (Phase.explicit, Phase.generate, Phase.shrink) if long else (Phase.explicit, Phase.generate)
 
-    @settings(max_examples=examples, deadline=None, derandomize=not long, database=None, phases=phases,
-              suppress_health_check=list(HealthCheck), print_blob=True)
-    @given(strategy)
     def run(net):
         body(net, stats)
+
+    for net in pinned:
+        run = example(net)(run)
+    run = settings(max_examples=examples, deadline=None, derandomize=not long, database=None, phases=phases,
+                   suppress_health_check=list(HealthCheck), print_blob=True)(given(strategy)(run))
 
     t0 = time.monotonic()
     run()
     stats["seconds"] = round(time.monotonic() - t0, 1)
     print(f"\n{body.__name__}: {stats}")
-    assert stats["networks"] >= examples, stats
+    assert stats["networks"] >= examples + len(pinned), stats
     return stats
 
 
+# --------------------------------------------------------------------------- pinned networks
+
+U = {k: DType("uint", k) for k in (2, 3, 12, 16)}
+I = {k: DType("int", k) for k in (3, 4, 8)}
+
+#: IR networks every run covers: a 16-bit input (fixed<16,6> streamed as unsigned levels)
+#: into a padded int8 convolution padded with its zero level 2^15 and a second convolution
+#: padded with the zero level 4 of its 3-bit input, 32-bit accumulators; a 12-bit input
+#: into binary weights (add/subtract), exact accumulators, thresholds at the range ends
+PINNED_IR = (
+    IRNet(seed=1811, atypes=(U[16],), in_chw=(2, 5, 6),
+          convs=(ConvSpec(4, 3, 1, 1, 0, I[8], U[3], (2, 2), pad_level=1 << 15),
+                 ConvSpec(3, 3, 2, 1, 0, B, U[2], (3, 4), pad_level=4)),
+          classes=3, fc_wtype=I[4], fc_fold=(1, 3), acc32=True, extremes=0.3),
+    IRNet(seed=1812, dims=(12, 6, 3), wtypes=(B, I[3]), atypes=(U[12], U[2]), folds=((3, 4), (1, 2)),
+          extremes=0.8, huffman=True),
+)
+
+#: a Brevitas CNN every run covers: a signed input (zero level 2^(b-1)) into a padded binary
+#: convolution, a signed HardTanh (zero level 4) into a second padded convolution, a max-pool
+PINNED_BREVITAS = (
+    BrevitasNet(seed=1813, in_bits=8, in_signed=True, in_chw=(2, 5, 5), in_features=0, layers=(
+        BrevitasLayer(1, False, 4, k=3, padding=1, act=("hardtanh", 3, 1.0), pe_pick=0.5, simd_pick=0.9),
+        BrevitasLayer(4, True, 4, k=3, padding=1, pool=2, act=("relu", 2), pe_pick=0.0, simd_pick=0.5),
+        BrevitasLayer(4, True, 3, bn=False, pe_pick=0.9, simd_pick=0.3))),
+)
+
+
+def test_pinned_networks_are_what_they_claim():
+    wide, padded = PINNED_IR[0].graph(), PINNED_IR[1].graph()
+    assert [l.conv.pad for l in wide.layers[:2]] == [1 << 15, 4] and wide.layers[0].itype == U[16]
+    assert padded.layers[0].itype == U[12] and padded.layers[0].pe_kind == "addsub"
+    net = PINNED_BREVITAS[0]
+    assert net.in_signed and all(l.padding for l in net.layers[:2]) and net.layers[0].act[0] == "hardtanh"
+
+
 def test_random_ir_networks_in_every_executor():
-    _property(ir_nets(), _run_ir_net, FAST["ir"], long=False)
+    _property(ir_nets(), _run_ir_net, FAST["ir"], long=False, pinned=PINNED_IR)
 
 
 def test_random_torch_networks_in_every_executor():
@@ -649,12 +711,12 @@ def test_random_torch_networks_in_every_executor():
 
 def test_random_brevitas_networks_in_every_executor():
     pytest.importorskip("brevitas")
-    _property(brevitas_nets(), _run_torch_net, FAST["brevitas"], long=False)
+    _property(brevitas_nets(), _run_torch_net, FAST["brevitas"], long=False, pinned=PINNED_BREVITAS)
 
 
 @pytest.mark.slow
 def test_random_ir_networks_long():
-    _property(ir_nets(), _run_ir_net, LONG["ir"], long=True)
+    _property(ir_nets(), _run_ir_net, LONG["ir"], long=True, pinned=PINNED_IR)
 
 
 @pytest.mark.slow
@@ -665,4 +727,4 @@ def test_random_torch_networks_long():
 @pytest.mark.slow
 def test_random_brevitas_networks_long():
     pytest.importorskip("brevitas")
-    _property(brevitas_nets(), _run_torch_net, LONG["brevitas"], long=True)
+    _property(brevitas_nets(), _run_torch_net, LONG["brevitas"], long=True, pinned=PINNED_BREVITAS)

@@ -59,6 +59,7 @@ class Swu:
     SIMD: int = 1
     E: int = 1
     BUF_WORDS: int = 0
+    PAD: int = 0                 # code of a padded element (the zero level of a signed input)
     n1: int = 4                  # frames under gaps / back-pressure
     n2: int = 6                  # frames back to back at full rate
     gaps: float = 0.3
@@ -74,6 +75,8 @@ class Swu:
                  S_W=self.S_W, P_H=self.P_H, P_W=self.P_W, SIMD=self.SIMD, E=self.E)
         if self.BUF_WORDS:
             p["BUF_WORDS"] = self.BUF_WORDS
+        if self.PAD:
+            p["PAD"] = self.PAD
         return p
 
     @property
@@ -99,10 +102,10 @@ class Swu:
         return oh * ow * self.K_H * self.K_W * self.C // self.SIMD
 
     def reference(self, x: np.ndarray) -> np.ndarray:
-        """im2col: x (N, IN_H, IN_W, C) codes -> (N, OH*OW*K_H*K_W*C), zero codes in the padding."""
+        """im2col: x (N, IN_H, IN_W, C) codes -> (N, OH*OW*K_H*K_W*C), the code PAD in the padding."""
         n = x.shape[0]
         oh, ow = self.out_hw
-        xp = np.zeros((n, self.IN_H + 2 * self.P_H, self.IN_W + 2 * self.P_W, self.C), dtype=np.int64)
+        xp = np.full((n, self.IN_H + 2 * self.P_H, self.IN_W + 2 * self.P_W, self.C), self.PAD, dtype=np.int64)
         xp[:, self.P_H:self.P_H + self.IN_H, self.P_W:self.P_W + self.IN_W, :] = x
         out = np.empty((n, oh, ow, self.K_H, self.K_W, self.C), dtype=np.int64)
         for oy in range(oh):
@@ -187,6 +190,11 @@ class Pool:
 SWU_UNITS = [
     # "same" 3x3 on a non-square map, two beats per pixel, 4-bit codes
     Swu("k3_same_5x7_cf2", C=4, IN_H=5, IN_W=7, K_H=3, K_W=3, P_H=1, P_W=1, SIMD=2, E=4),
+    # padding with the zero level of a signed input: 4-bit codes (level 9), and 16-bit codes
+    # (a wide first-layer input, level 2^15) under back-pressure
+    Swu("k3_same_pad9", C=4, IN_H=4, IN_W=5, K_H=3, K_W=3, P_H=1, P_W=1, SIMD=2, E=4, PAD=9),
+    Swu("k3_s2_pad_e16", C=2, IN_H=5, IN_W=4, K_H=3, K_W=2, S_H=2, P_H=2, P_W=1, SIMD=2, E=16, PAD=1 << 15,
+        gaps=0.4, backpressure=0.5),
     # 5x5, stride 2, padding 2, SIMD = C, binary codes
     Swu("k5_s2_p2_simdC", C=3, IN_H=6, IN_W=5, K_H=5, K_W=5, S_H=2, S_W=2, P_H=2, P_W=2, SIMD=3, E=1),
     # 7x7 valid (no padding) on 9x8: dropped nothing, two output columns
@@ -513,6 +521,10 @@ def test_references_on_hand_examples():
     x = np.array([[0, 3, 9], [2, 1, 9], [9, 9, 9]]).reshape(1, 3, 3, 1)
     assert p.reference(x).tolist() == [[3]]
     assert _pack(np.array([[1, 2, 3, 0]]), 2, 4) == [[0x21, 0x03]]
+    # the pad code in every padded position
+    u = Swu("t", C=1, IN_H=2, IN_W=2, K_H=3, K_W=3, P_H=1, P_W=1, E=4, PAD=9)
+    assert u.reference(np.array([1, 2, 3, 4]).reshape(1, 2, 2, 1)).reshape(4, 9)[0].tolist() == \
+        [9, 9, 9, 9, 1, 2, 9, 3, 4]
 
 
 # --------------------------------------------------------------------------- simulation
@@ -633,6 +645,8 @@ def test_pyverilog_parses(tmp_path):
 @pytest.mark.parametrize("module, params, message", [
     ("lb_swu", {"K_H": 3, "P_H": 3}, "lb_swu_error_need_0_le_P_H_lt_K_H_and_0_le_P_W_lt_K_W"),
     ("lb_swu", {"C": 6, "SIMD": 4}, "lb_swu_error_SIMD_must_divide_C"),
+    ("lb_swu", {"E": 4, "PAD": 16}, "lb_swu_error_PAD_must_be_a_code_of_E_bits"),
+    ("lb_swu", {"E": 4, "PAD": -1}, "lb_swu_error_PAD_must_be_a_code_of_E_bits"),
     ("lb_swu", {"IN_H": 2, "K_H": 5, "P_H": 1}, "lb_swu_error_kernel_larger_than_padded_input"),
     ("lb_swu", {"IN_W": 4, "C": 2, "K_H": 3, "BUF_WORDS": 23},
      "lb_swu_error_BUF_WORDS_must_be_0_or_at_least_K_H_IN_W_C_over_SIMD"),

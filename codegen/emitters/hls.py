@@ -30,7 +30,7 @@ import jinja2
 import numpy as np
 
 from ..huffman import huffman_lanes
-from ..ir import DType, Graph, IRError, MatVec, check_thresholds_shape, padding_corrections, topk_terms
+from ..ir import DType, Graph, IRError, MatVec, check_thresholds_shape, pad_code, padding_corrections, topk_terms
 from ..packing import pack_elements, weight_words
 from ..passes.pe import choose_pe
 
@@ -245,6 +245,8 @@ def hls_context(graph: Graph) -> dict[str, Any]:
             d["swu"] = [("C", g.in_ch), ("IN_H", g.in_h), ("IN_W", g.in_w), ("K_H", g.k_h), ("K_W", g.k_w),
                         ("S_H", g.s_h), ("S_W", g.s_w), ("P_H", g.p_h), ("P_W", g.p_w),
                         ("SIMD", layer.simd), ("E", layer.itype.bits)]
+            if pad_code(layer):     # the zero level of a signed input; absent: 0, designs unchanged
+                d["swu"].append(("PAD", pad_code(layer)))
         if layer.pool is not None:
             q = layer.pool
             d["pool"] = [("C", q.ch), ("IN_H", q.in_h), ("IN_W", q.in_w), ("K", q.k), ("S", q.s),

@@ -18,6 +18,7 @@ from typing import Optional
 import numpy as np
 
 from ..errors import UsageError
+from ..precision import ACT_BITS, INPUT_BITS
 from .imported import AffineQuant, FixedConv2d, FixedLinear, ImportedModel
 
 #: tensor_quant classes of Brevitas' binary quantizers (value +-scale, 0 -> +scale)
@@ -78,8 +79,9 @@ def _scalar(t, what: str, problems: list[str]) -> Optional[float]:
     return float(t.reshape(()))
 
 
-def _proxy_quant(path: str, proxy, problems: list[str]) -> Optional[AffineQuant]:
-    """The AffineQuant of an activation quant proxy, or None (problems filled)."""
+def _proxy_quant(path: str, proxy, problems: list[str], top: int = ACT_BITS[1]) -> Optional[AffineQuant]:
+    """The AffineQuant of an activation quant proxy, or None (problems filled); ``top``:
+    the most bits it may have (the model's input quantizer: ``INPUT_BITS[1]``)."""
     where = f"{path} ({type(proxy).__name__})"
     inner = getattr(proxy, "fused_activation_quant_proxy", None)
     tq = type(getattr(inner, "tensor_quant", None)).__name__
@@ -100,8 +102,9 @@ def _proxy_quant(path: str, proxy, problems: list[str]) -> Optional[AffineQuant]
         problems.append(f"{where}: quantizer {tq or type(proxy).__name__} (lbgen takes Brevitas' integer and "
                         "binary quantizers)")
         return None
-    if bits != int(bits) or not 1 <= bits <= 8:
-        problems.append(f"{where}: {bits:g}-bit activations (lbgen takes 1..8 bits)")
+    if bits != int(bits) or not 1 <= bits <= top:
+        problems.append(f"{where}: {bits:g}-bit activations (lbgen takes 1..{ACT_BITS[1]} bits"
+                        + (f"; the model's input quantizer 1..{top})" if top > ACT_BITS[1] else ")"))
         return None
     if zero_point != round(zero_point):
         problems.append(f"{where}: zero point {zero_point!r} is not an integer")
@@ -133,13 +136,13 @@ def _activation_impl(path: str, proxy, problems: list[str]) -> list:
     return []
 
 
-def _act_modules(path: str, module, problems: list[str]) -> list[tuple[str, object]]:
+def _act_modules(path: str, module, problems: list[str], top: int = ACT_BITS[1]) -> list[tuple[str, object]]:
     proxy = module.act_quant
     if not getattr(proxy, "is_quant_enabled", False):
         problems.append(f"{path} ({type(module).__name__}): quantization is disabled (a float activation)")
         return []
     pre = _activation_impl(path, proxy, problems)
-    q = _proxy_quant(path, proxy, problems)
+    q = _proxy_quant(path, proxy, problems, top)
     return [(f"{path}.act", m) for m in pre] + ([(path, q)] if q is not None else [])
 
 
@@ -279,8 +282,8 @@ def translate(model, input_chw: Optional[tuple[int, int, int]] = None) -> Import
         if foreign is not None:
             modules += [(f"{st.path}.{i}", op) for i, op in enumerate(foreign)]
         elif _is_brevitas_layer(m):
-            if name in _ACT_LAYERS:
-                modules += _act_modules(st.path, m, problems)
+            if name in _ACT_LAYERS:           # before any layer: the model's input quantizer
+                modules += _act_modules(st.path, m, problems, ACT_BITS[1] if modules else INPUT_BITS[1])
             elif name in _WEIGHT_LAYERS:
                 quants = [q for _, q in modules if isinstance(q, AffineQuant)]
                 modules += _layer_modules(st.path, m, problems, quants[-1] if quants else None)

@@ -33,12 +33,13 @@ from typing import Optional
 import numpy as np
 
 from ..errors import UsageError
+from ..precision import INPUT_BITS
 
 #: ap_fixed quantization modes -> lbgen rounding modes (imported.ROUNDING)
 _QUANT_MODES = {"TRN": "FLOOR", "TRN_ZERO": "ROUND_TO_ZERO", "RND": "HALF_UP", "RND_CONV": "ROUND"}
 _OVERFLOW_MODES = ("WRAP", "SAT")
 #: widest input format (the first layer multiplies that many bits)
-MAX_INPUT_BITS = 16
+MAX_INPUT_BITS = INPUT_BITS[1]
 #: values enumerated through preprocessing at most (a 16-bit format has 65536)
 _MAX_ENUMERATED = 1 << 16
 SPELLINGS = "fixed<W,I>, ufixed<W,I>, int<W>, uint<W> (optionally fixed<W,I,RND_CONV,SAT>), or BIPOLAR"

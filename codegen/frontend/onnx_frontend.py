@@ -17,7 +17,7 @@ from typing import Optional
 import numpy as np
 
 from ..errors import UsageError
-from .input_format import MAX_INPUT_BITS
+from ..precision import ACT_BITS, INPUT_BITS
 from .imported import (ROUNDING, AffineQuant, ChannelAffine, FixedConv2d, FixedLinear, HostOutput, ImportedModel,
                        ThresholdQuant,
                        int_range)
@@ -159,7 +159,9 @@ def _scalar(g: _Graph, node, name: str, what: str) -> Optional[float]:
     return float(v.reshape(()))
 
 
-def _act_quant(g: _Graph, node) -> Optional[AffineQuant]:
+def _act_quant(g: _Graph, node, top: int = ACT_BITS[1]) -> Optional[AffineQuant]:
+    """An activation ``Quant``/``BipolarQuant`` as an AffineQuant of at most ``top`` bits
+    (the graph's input quantizer: ``INPUT_BITS[1]``), or None (problems filled)."""
     where = f"{_name(node)} ({node.op_type})"
     scale = _scalar(g, node, node.input[1], "scale")
     if node.op_type == "BipolarQuant":
@@ -172,9 +174,10 @@ def _act_quant(g: _Graph, node) -> Optional[AffineQuant]:
     signed, narrow = bool(a.get("signed", 1)), bool(a.get("narrow", 0))
     rounding = str(a.get("rounding_mode", "ROUND")).upper()
     bad = []
-    if bits != int(bits) or not (2 if signed else 1) <= bits <= MAX_INPUT_BITS:
-        bad.append(f"{bits:g}-bit {'signed' if signed else 'unsigned'} (lbgen takes 1..8 bits, signed 2..8, and "
-                   f"up to {MAX_INPUT_BITS} for the input)")
+    if bits != int(bits) or not (2 if signed else 1) <= bits <= top:
+        bad.append(f"{bits:g}-bit {'signed' if signed else 'unsigned'} (lbgen takes 1..{ACT_BITS[1]} bits, "
+                   f"signed 2..{ACT_BITS[1]}"
+                   + (f"; the graph's input quantizer 1..{top}, signed 2..{top})" if top > ACT_BITS[1] else ")"))
     if zero_point != round(zero_point):
         bad.append(f"zero point {zero_point!r} is not an integer")
     if rounding not in ROUNDING:
@@ -361,8 +364,8 @@ def translate_graph(model, source: str = "model.onnx") -> ImportedModel:
                              + (". Also: " + "; ".join(g.problems) if g.problems else ""))
         op, a = node.op_type, _attrs(node)
         mod = None
-        if op in ("Quant", "BipolarQuant"):
-            mod = _act_quant(g, node)
+        if op in ("Quant", "BipolarQuant"):         # before any module: the graph's input quantizer
+            mod = _act_quant(g, node, ACT_BITS[1] if modules else INPUT_BITS[1])
         elif op == "MultiThreshold":
             mod = _threshold_quant(g, node)
         elif op in ("MatMul", "Gemm"):

@@ -21,8 +21,9 @@ import numpy as np
 
 from ..errors import UsageError
 from ..ir import Activation, ConvGeom, DType, Graph, HostOp, InputQuant, IRError, MatVec, PoolGeom
-from ..precision import (EXACT_ACC_LIMIT, HETERO_DIST_TOL, WeightSpec, check_act_bits, check_dist, check_hetero_dist,
-                         check_hetero_option, coerce_weight_spec, dist_mean, format_dist, same_dist)
+from ..precision import (ACT_BITS, EXACT_ACC_LIMIT, HETERO_DIST_TOL, INPUT_BITS, WeightSpec, check_act_bits,
+                         check_dist, check_hetero_dist, check_hetero_option, coerce_weight_spec, dist_mean,
+                         format_dist, same_dist)
 
 
 def _torch():
@@ -524,23 +525,23 @@ def _layer_spec(path: str, lin) -> WeightSpec:
                          f"(weight_kind={kind!r}, weight_bits={bits!r}): {exc}") from None
 
 
-#: widest input quantizer (the first layer's input; hidden activations take 1..8 bits)
-MAX_INPUT_BITS = 16
-
-
-def _max_input_bits(q) -> int:
-    """Bits the input quantizer may have: lbgen.quant's take 1..8; an imported
-    one (Brevitas, QONNX, --input-format) up to MAX_INPUT_BITS."""
-    from .imported import IMPORTED_QUANTIZERS
-    return MAX_INPUT_BITS if isinstance(q, IMPORTED_QUANTIZERS) else 8
-
-
-def _act_bits(path: str, q, max_bits: int = 8) -> int:
+def _act_bits(path: str, q, top: int = ACT_BITS[1]) -> int:
+    """The bits of a quantizer, 1..``top``."""
     bits = getattr(q, "bits", None)
-    if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= max_bits \
+    if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= top \
             or (getattr(q, "kind", None) == "bipolar" and bits != 1):
-        raise UsageError(f"activation {path} ({type(q).__name__}): {bits!r} bits, expected 1..{max_bits}")
+        raise UsageError(f"activation {path} ({type(q).__name__}): {bits!r} bits, expected 1..{top}")
     return bits
+
+
+def _input_bits_top(q) -> int:
+    """Most bits the model's input quantizer may have. Hidden activations are 1..8 bits; an
+    imported affine input quantizer (Brevitas, QONNX ``Quant``) may be 9..16 bits wide
+    (a float input on a fixed<16,6>-like grid), since only the first layer multiplies its
+    levels and every processing element takes them. lbgen.quant's QuantAct is 1..8 bits."""
+    from .imported import AffineQuant
+
+    return INPUT_BITS[1] if isinstance(q, AffineQuant) and q.kind != "bipolar" else ACT_BITS[1]
 
 
 def _tensor_problems(steps: list[Step]) -> list[str]:
@@ -759,8 +760,8 @@ def check_bits(segments: list[_Segment], w=None, a: Optional[int] = None,
                 problems.append(f"{where} has the bit distribution {format_dist(lin.dist)}, --hetero-dist "
                                 f"asks for {format_dist(hetero_dist)}")
         try:
-            ab = _act_bits(seg.in_quant.path, seg.in_quant.module, _max_input_bits(seg.in_quant.module) if i == 0
-                           else 8)
+            q = seg.in_quant.module
+            ab = _act_bits(seg.in_quant.path, q, _input_bits_top(q) if i == 0 else ACT_BITS[1])
             if seg.out_quant is not None:
                 _act_bits(seg.out_quant.path, seg.out_quant.module)
         except UsageError as exc:
@@ -1069,14 +1070,11 @@ def lower(model, w=None, a: Optional[int] = None, name: str = "model",
             if int(lin.in_channels) != fmap[0] or mw != fmap[0] * kh * kw:
                 problems.append(f"{where}: takes {lin.in_channels} channels but gets {fmap[0]}")
                 continue
-            if zero and (ph or pw):
-                problems.append(f"{where}: zero padding of an input with a zero point ({seg.in_quant.path}: level "
-                                f"{zero} is the value 0) is not supported; use a zero-point-free unsigned "
-                                "quantizer in front of a padded convolution")
-                continue
-            conv = ConvGeom(fmap[0], fmap[1], fmap[2], kh, kw, sh, sw, ph, pw)
+            # torch pads with the value 0: the level ``zero`` of a signed or zero-pointed input
+            conv = ConvGeom(fmap[0], fmap[1], fmap[2], kh, kw, sh, sw, ph, pw, pad=zero if ph or pw else 0)
             try:
                 conv.check(where)
+                conv.check_pad(itype, f"{where} behind {seg.in_quant.path}")
             except IRError as exc:
                 problems.append(str(exc))
                 continue

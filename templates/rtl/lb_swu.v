@@ -8,9 +8,12 @@
 //           s_axis tlast does not exist here: frames are counted.
 //   output: for each output pixel (oy, ox), row-major, the window vector of
 //           K_H*K_W*C elements, element (ky*K_W + kx)*C + c = input pixel
-//           (oy*S_H - P_H + ky, ox*S_W - P_W + kx), channel c, or code 0 when
-//           that position lies in the zero padding; as K_H*K_W*CF beats of
+//           (oy*S_H - P_H + ky, ox*S_W - P_W + kx), channel c, or the code PAD
+//           when that position lies in the padding; as K_H*K_W*CF beats of
 //           SIMD elements. m_axis_tlast marks the last beat of each frame.
+//   PAD is the code of the value 0 (torch pads with zeros in value): 0 for
+//   plain unsigned levels, the zero level of a signed or zero-pointed input
+//   streamed as unsigned levels (lbgen decides it, lbgen.ir.ConvGeom.pad).
 //   OUT_H = (IN_H + 2*P_H - K_H)/S_H + 1, OUT_W likewise (floor: trailing
 //   rows/columns that no window reaches are read and dropped).
 //
@@ -53,7 +56,7 @@
 // max(IN_H*IN_W*CF, OUT_H*OUT_W*K_H*K_W*CF) cycles in steady state, frames
 // back to back. Latency: an input beat accepted in cycle t can leave, as an
 // output beat, in cycle t+3 (issue t+1, RAM read t+2, output register t+3).
-// Pipeline: issue (counters, RAM address) -> RAM output register -> zero
+// Pipeline: issue (counters, RAM address) -> RAM output register -> pad
 // mux -> a two-entry output skid buffer; m_axis comes from registers.
 module lb_swu #(
   parameter C         = 1,   // channels
@@ -67,6 +70,7 @@ module lb_swu #(
   parameter P_W       = 0,   // zero padding, left and right (0 <= P_W < K_W)
   parameter SIMD      = 1,   // elements per beat (divides C)
   parameter E         = 1,   // bits per element
+  parameter PAD       = 0,   // code of a padded element (0 <= PAD < 2^E)
   parameter BUF_WORDS = 0    // ring depth in beats; 0 = the rule above
 ) (
   input  wire              clk,
@@ -115,6 +119,9 @@ module lb_swu #(
     if (DEPTH + 2 * FRAMEW + D_MIN >= (1 << 30)) begin : g_err_big
       lb_swu_error_frame_too_large_for_the_32_bit_beat_counters u_err ();
     end
+    if (PAD < 0 || (E < 31 && PAD >= (1 << E))) begin : g_err_padcode
+      lb_swu_error_PAD_must_be_a_code_of_E_bits_0_le_PAD_lt_2_pow_E u_err ();
+    end
     if (BUF_WORDS != 0 && BUF_WORDS < D_MIN) begin : g_err_buf
       lb_swu_error_BUF_WORDS_must_be_0_or_at_least_K_H_IN_W_C_over_SIMD u_err ();
     end
@@ -122,6 +129,8 @@ module lb_swu #(
 
   // ---- widths and sized constants ------------------------------------------
   localparam integer IW  = SIMD * E;
+  localparam [E-1:0]  PAD_E   = PAD[E-1:0];
+  localparam [IW-1:0] PAD_BEAT = {SIMD{PAD_E}};        // PAD in every element
   localparam integer AW  = (DEPTH > 1) ? $clog2(DEPTH) : 1;    // ring address
   // global beat numbers are kept modulo 2^GW; every difference that is
   // compared stays below 2^(GW-1) in magnitude
@@ -370,7 +379,7 @@ module lb_swu #(
     if (en) q1 <= mem[ra];
   end
 
-  wire [IW-1:0] d1 = pad1 ? {IW{1'b0}} : q1;
+  wire [IW-1:0] d1 = pad1 ? PAD_BEAT : q1;
 
   // ---- output: a two-entry register slice (lb_axis_skid); every output is a register
   wire        skid_ready;
