@@ -515,3 +515,36 @@ def test_cybersecurity_mlp_output_levels_in_every_executor(tmp_path, route):
         res = run_rtl(out, values, simulator=simulator, seed=4, backpressure=0.3, gaps=0.3)
         assert res.passed and res.mismatches == [], simulator
         np.testing.assert_array_equal(res.result, trace.result)
+
+
+# -- wide inputs on realistic layers: thresholds by bisection ---------------------------------------
+
+def test_bisection_gives_the_exhaustive_thresholds(monkeypatch):
+    """On layers small enough for both, folding by bisection equals the exhaustive fold, rising and
+    falling channels alike (batch-norm gains of both signs)."""
+    from lbgen.flow import EmitOptions, build_graph
+    from lbgen.passes import thresholds as fold
+
+    from conftest import small_mlp
+
+    for seed in range(3):
+        model = small_mlp(seed, dims=(12, 10, 8, 4), w_hidden=4, a_hidden=3)
+        exhaustive = build_graph(model, EmitOptions())
+        monkeypatch.setattr(fold, "EXHAUSTIVE_LIMIT", 0)
+        bisected = build_graph(model, EmitOptions())
+        monkeypatch.undo()
+        for a, b in zip(exhaustive.layers[:-1], bisected.layers[:-1]):
+            np.testing.assert_array_equal(a.threshold_invert, b.threshold_invert)
+            np.testing.assert_array_equal(a.thresholds, b.thresholds, err_msg=f"seed {seed} {a.name}")
+
+
+def test_qkeras_graph_of_realistic_width_compiles(tmp_path):
+    """A 16-bit input into 256 x 64 weights: billions of accumulator values per channel."""
+    model = qkeras_style_mlp(seed=2, dims=(256, 64, 10))
+    model.save(str(tmp_path / "wide.onnx"))
+    x = (np.random.default_rng(0).integers(-2 ** 15, 2 ** 15, size=(16, 256)) / 1024).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    proc = run_cli("emit", tmp_path / "wide.onnx", "--input-format", "fixed<16,6>", "--inputs", tmp_path / "x.npy",
+                   "-o", tmp_path / "out", timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "qonnx executor vs lbgen on 8 vectors: every quantized tensor equal" in " ".join(proc.stdout.split())
