@@ -26,7 +26,8 @@ from lbgen.frontend.onnx_frontend import load_onnx
 from lbgen.simulate import run_rtl
 
 from conftest import random_bn2d_stats
-from test_brevitas_qonnx import _arrays, export_qonnx
+from test_brevitas_qonnx import export_qonnx
+from conftest import ir_arrays
 
 pytest.importorskip("brevitas")
 pytest.importorskip("qonnx")
@@ -111,7 +112,7 @@ def test_qonnx_route_gives_the_same_ir(emitted):
     tmp, model, result = emitted
     path = export_qonnx(model, tmp / "cnn.onnx", shape=(1, *CHW))
     onnx_result = lbgen.emit(load_onnx(path), tmp / "onnx", inputs=tmp / "x.npy", acc="auto")
-    assert _arrays(onnx_result.graph) == _arrays(result.graph)
+    assert ir_arrays(onnx_result.graph) == ir_arrays(result.graph)
     assert [l.conv for l in onnx_result.graph.layers] == [l.conv for l in result.graph.layers]
 
 

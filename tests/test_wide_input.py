@@ -161,7 +161,8 @@ def test_brevitas_wide_input_through_both_frontends(tmp_path, bits):
     from lbgen.csim import run_csim
     from lbgen.frontend.onnx_frontend import load_onnx
 
-    from test_brevitas_qonnx import _arrays, export_qonnx
+    from conftest import ir_arrays
+    from test_brevitas_qonnx import export_qonnx
 
     model = _brevitas_wide_input_cnn(bits)
     wide = DType("uint", bits)
@@ -175,7 +176,7 @@ def test_brevitas_wide_input_through_both_frontends(tmp_path, bits):
     assert values.min() == 0 and values.max() == wide.max
     onnx_result = lbgen.emit(load_onnx(export_qonnx(model, tmp_path / "m.onnx", shape=(1, 1, 5, 5))),
                              tmp_path / "onnx", inputs=tmp_path / "x.npy", acc="32")
-    assert _arrays(onnx_result.graph) == _arrays(mem.graph)
+    assert ir_arrays(onnx_result.graph) == ir_arrays(mem.graph)
     trace = golden.run(mem.graph, values)
     np.testing.assert_array_equal(run_csim(tmp_path / "mem", values, native=False).result, trace.result)
 
