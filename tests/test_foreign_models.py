@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -462,7 +463,7 @@ class CybSecMLP(nn.Module):
         width = features
         for _ in range(3):
             layers += [qnn.QuantLinear(width, hidden, bias=True, weight_bit_width=2), nn.BatchNorm1d(hidden),
-                       nn.Dropout(0.5), qnn.QuantReLU(bit_width=2, return_quant_tensor=False)]
+                       nn.Dropout(0.5), qnn.QuantReLU(bit_width=2, max_val=1.5, return_quant_tensor=False)]
             width = hidden
         layers += [qnn.QuantLinear(width, 1, bias=True, weight_bit_width=2)]
         self.pretrained = nn.Sequential(*layers)
@@ -471,9 +472,22 @@ class CybSecMLP(nn.Module):
         with torch.no_grad():
             for m in self.modules():
                 if isinstance(m, nn.BatchNorm1d):
-                    m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 4)
-                    m.running_var.copy_(torch.rand(m.num_features, generator=g) * 20 + 1)
-                    m.weight.copy_(torch.randn(m.num_features, generator=g))
+                    m.momentum = None            # running statistics: the plain average of the calibration
+                    m.weight.copy_(torch.randn(m.num_features, generator=g) * 2)     # gains of both signs
+                    m.bias.fill_(0.7)           # most units alive in the untrained network
+
+    def calibrate(self, x: torch.Tensor) -> "CybSecMLP":
+        """Batch-norm statistics from ``x`` (training-mode forwards), then the untrained output centred
+        on it, so that both verdicts occur."""
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.train()
+            for _ in range(3):
+                self(x)
+            self.eval()
+            pre = self.pretrained((x + 1) / 2).reshape(-1)
+            self.pretrained[-1].bias -= float(torch.quantile(pre, 0.5)) + 1e-3
+        return self
 
     def forward(self, x):
         x = (x + torch.tensor([1.0], device=x.device)) / 2.0
@@ -486,9 +500,9 @@ def test_cybersecurity_mlp_output_levels_in_every_executor(tmp_path, route):
     from qonnx.core.datatype import DataType
     from qonnx.core.modelwrapper import ModelWrapper
 
-    model = CybSecMLP().eval()
     rng = np.random.default_rng(0)
     x = np.where(rng.random((32, 600)) < 0.3, 1.0, -1.0).astype(np.float32)
+    model = CybSecMLP().calibrate(torch.from_numpy(x))
     np.save(tmp_path / "x.npy", x)
     out = tmp_path / "out"
     if route == "memory":

@@ -25,9 +25,8 @@ from lbgen.frontend.brevitas_frontend import brevitas_levels
 from lbgen.frontend.onnx_frontend import load_onnx
 from lbgen.simulate import run_rtl
 
-from conftest import random_bn2d_stats
+from conftest import ir_arrays, random_bn2d_stats
 from test_brevitas_qonnx import export_qonnx
-from conftest import ir_arrays
 
 pytest.importorskip("brevitas")
 pytest.importorskip("qonnx")
