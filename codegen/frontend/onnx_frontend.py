@@ -469,6 +469,11 @@ def translate_graph(model, source: str = "model.onnx") -> ImportedModel:
             modules.append((_name(node), mod))
             tensors[_name(node)] = node.output[0]
         cur = node.output[0]
+    chain = [n for n in model.graph.node if not g.is_weight_quant(n) and n.op_type not in ("Identity", "Dropout")]
+    for node, after in zip(chain, chain[1:]):
+        if node.op_type in HostOutput.OPS:
+            g.problems.append(f"{_name(node)} ({node.op_type}): only the graph's last op may be a {node.op_type} (the "
+                              f"host applies it to the logits; {_name(after)} ({after.op_type}) follows)")
     if g.problems:
         raise UsageError(f"{source}: cannot translate: " + "; ".join(g.problems))
     if cur != model.graph.output[0].name:
