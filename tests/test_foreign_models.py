@@ -188,8 +188,10 @@ def _annotated_mlp(datatype: str, preprocess: bool, seed: int = 3):
     return b.model((1, 20), (1, 3), in_datatype=datatype)
 
 
-@pytest.mark.parametrize("datatype,preprocess,low,high", [("INT8", False, -128, 127), ("UINT4", False, 0, 15),
-                                                          ("BIPOLAR", True, -1, 1), ("BIPOLAR", False, -1, 1)])
+@pytest.mark.parametrize("datatype,preprocess,low,high", [
+    ("INT8", False, -128, 127), ("BIPOLAR", True, -1, 1),
+    pytest.param("UINT4", False, 0, 15, marks=pytest.mark.slow),
+    pytest.param("BIPOLAR", False, -1, 1, marks=pytest.mark.slow)])
 def test_finn_datatype_annotation_is_the_input_format(tmp_path, datatype, preprocess, low, high):
     model = _annotated_mlp(datatype, preprocess)
     model.save(str(tmp_path / "m.onnx"))
@@ -494,7 +496,7 @@ class CybSecMLP(nn.Module):
         return self.qnt_output(self.pretrained(x))
 
 
-@pytest.mark.parametrize("route", ["qonnx-annotated", "memory"])
+@pytest.mark.parametrize("route", ["qonnx-annotated", pytest.param("memory", marks=pytest.mark.slow)])
 def test_cybersecurity_mlp_output_levels_in_every_executor(tmp_path, route):
     from brevitas.export import export_qonnx
     from qonnx.core.datatype import DataType

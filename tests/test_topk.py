@@ -274,7 +274,7 @@ def test_topk_under_resets_stalls_and_gaps(tmp_path):
     assert len(res.stress["resets"]) == 3
 
 
-@pytest.mark.parametrize("case,k", [("mixed", 3), ("alltie", 6)])
+@pytest.mark.parametrize("case,k", [("mixed", 3), pytest.param("alltie", 6, marks=pytest.mark.slow)])
 def test_scores_with_mixed_signs_verilator(tmp_path, case, k):
     graph, x = scaled_graph(case, k)
     graph.save(tmp_path)
@@ -306,7 +306,7 @@ def test_exact_scores_order_like_exact_logits(scale, bias, k, seed):
 
 
 @pytest.mark.parametrize("seed,fold,k,levels", [(1, (2, 1), 3, False), (2, (1, 4), 8, True),
-                                               (3, (4, 2), 1, True)])
+                                               pytest.param(3, (4, 2), 1, True, marks=pytest.mark.slow)])
 def test_random_graphs_topk_csim_icarus(tmp_path, seed, fold, k, levels):
     """Random two-layer graphs (raw accumulators with random scales, or a thresholded output
     layer ordered by its levels) with a top-K unit: golden = C-sim = Icarus."""
