@@ -71,26 +71,25 @@ class CsimResult:
         if trace.topk is None:
             got_all.setdefault(order[-1], self.result)
         for name in order:
-            if name not in got_all:
-                continue
-            want, got = trace.outputs[name], got_all[name]
-            if want.shape != got.shape:
-                return f"layer {name!r}: C-sim output shape {got.shape}, golden {want.shape}"
-            diff = np.argwhere(want != got)
-            if diff.size:
-                n, c = (int(v) for v in diff[0])
-                return (f"layer {name!r}: {len(diff)} values differ; first at frame {n}, channel {c}: "
-                        f"C-sim {int(got[n, c])}, golden {int(want[n, c])}")
+            if name in got_all:
+                first = _first_difference(f"layer {name!r}", "values", "channel", trace.outputs[name], got_all[name])
+                if first:
+                    return first
         if trace.topk is not None:
-            want, got = trace.topk, self.result
-            if want.shape != got.shape:
-                return f"topk stage: C-sim output shape {got.shape}, golden {want.shape}"
-            diff = np.argwhere(want != got)
-            if diff.size:
-                n, k = (int(v) for v in diff[0])
-                return (f"topk stage: {len(diff)} indices differ; first at frame {n}, position {k}: "
-                        f"C-sim {int(got[n, k])}, golden {int(want[n, k])}")
+            return _first_difference("topk stage", "indices", "position", trace.topk, self.result)
         return None
+
+
+def _first_difference(where: str, what: str, axis: str, want: np.ndarray, got: np.ndarray) -> Optional[str]:
+    """The first C-sim value that differs from golden, named by frame and ``axis`` index, else None."""
+    if want.shape != got.shape:
+        return f"{where}: C-sim output shape {got.shape}, golden {want.shape}"
+    diff = np.argwhere(want != got)
+    if not diff.size:
+        return None
+    n, c = (int(v) for v in diff[0])
+    return (f"{where}: {len(diff)} {what} differ; first at frame {n}, {axis} {c}: "
+            f"C-sim {int(got[n, c])}, golden {int(want[n, c])}")
 
 
 def ap_types_include() -> Path:
