@@ -220,7 +220,7 @@ def table(rows: list[dict]) -> str:
     lines = ["| network | routes (same ROMs) | emit s (memory / QONNX) | cycles/frame default | at --target-cycles "
              "| C-sim bit-exact | Verilator bit-exact |", "|---|---|---|---|---|---|---|"]
     for r in rows:
-        rtl = f"yes ({r['rtl_frames']} frames)" if r.get("rtl_exact") else ("NO" if "rtl_exact" in r else "make test-all")
+        rtl = f"yes ({r['rtl_frames']} frames)" if r.get("rtl_exact") else ("NO" if "rtl_exact" in r else "not run")
         lines.append(f"| {r['network']} | memory, QONNX ({'yes' if r['same_roms'] else 'NO'}) | "
                      f"{r['emit_memory_s']:.1f} / {r['emit_qonnx_s']:.1f} | {r['cycles_default']} | "
                      f"{r['cycles_at_target']} (target {r['target_cycles']}) | "
