@@ -253,6 +253,11 @@ def test_onnx_preprocessing_is_replayed_exactly(tmp_path, dynamic_batch):
     assert "qonnx executor vs lbgen on 8 vectors: every quantized tensor equal" in " ".join(proc.stdout.split())
     graph = load_output(out)
     assert [(op.op, op.repeat) for op in graph.input.pre] == [("Sub", 36), ("Div", 36), ("RSub", 1)]
+    # out/host.json says what the host streams, as emit printed it
+    import json
+    host = json.loads((out / "host.json").read_text())
+    assert host["stream"] in " ".join(proc.stdout.split()) and host["values_per_frame"] == 108
+    assert host["stream"].startswith("x - c[3] -> x / c[3] -> 1 - x -> round(x / 0.03125)")
     trace = golden.run(graph, np.load(out / "sim" / "inputs.npy"))
     theirs = _qonnx_outputs(model, x)
     assert np.max(np.abs(theirs - trace.logits)) < 1e-4
