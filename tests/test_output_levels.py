@@ -71,7 +71,8 @@ def _emit(model, tmp_path, width: int, **options):
         return lbgen.emit(model, tmp_path / "out", inputs=tmp_path / "x.npy", **options)
 
 
-@pytest.mark.parametrize("which,topk", [("quant", None), ("brevitas", None), ("brevitas", 2)])
+@pytest.mark.parametrize("which,topk", [("quant", None), ("brevitas", None),
+                                        pytest.param("brevitas", 2, marks=pytest.mark.slow)])
 def test_thresholded_output_layer_bit_exact(tmp_path, which, topk):
     model, width = (quant_mlp(), 12) if which == "quant" else (brevitas_mlp(), 16)
     res = _emit(model, tmp_path, width, topk=topk, pe=2, simd=2)   # small engines: quick Verilator builds

@@ -63,7 +63,7 @@ from lbgen.testing import ConvSpec, random_cnn, random_graph, random_inputs
 from conftest import random_bn
 
 #: networks drawn per generator: (default run, make test-all); the pinned examples below run as well
-FAST = {"ir": 18, "torch": 8, "brevitas": 3}
+FAST = {"ir": 10, "torch": 5, "brevitas": 2}
 LONG = {"ir": 180, "torch": 90, "brevitas": 40}
 FRAMES = 10                 # vectors per network (plus THROUGHPUT back-to-back frames)
 THROUGHPUT = 6

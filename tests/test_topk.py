@@ -231,7 +231,8 @@ def scaled_graph(case: str, k: int) -> tuple[Graph, np.ndarray]:
     return graph, x
 
 
-@pytest.mark.parametrize("case,k", [("mixed", 3), ("alltie", 6), ("plain", 2)])
+@pytest.mark.parametrize("case,k", [("mixed", 3), pytest.param("alltie", 6, marks=pytest.mark.slow),
+                                    pytest.param("plain", 2, marks=pytest.mark.slow)])
 def test_scores_with_mixed_signs(tmp_path, case, k):
     graph, x = scaled_graph(case, k)
     trace = golden.run(graph, x)
@@ -305,7 +306,8 @@ def test_exact_scores_order_like_exact_logits(scale, bias, k, seed):
         assert list(got) == want
 
 
-@pytest.mark.parametrize("seed,fold,k,levels", [(1, (2, 1), 3, False), (2, (1, 4), 8, True),
+@pytest.mark.parametrize("seed,fold,k,levels", [(1, (2, 1), 3, False),
+                                               pytest.param(2, (1, 4), 8, True, marks=pytest.mark.slow),
                                                pytest.param(3, (4, 2), 1, True, marks=pytest.mark.slow)])
 def test_random_graphs_topk_csim_icarus(tmp_path, seed, fold, k, levels):
     """Random two-layer graphs (raw accumulators with random scales, or a thresholded output
