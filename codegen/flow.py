@@ -342,7 +342,8 @@ def compare_torch_golden(model, graph: Graph, vectors: Vectors, trace: golden.Tr
     t_arg = theirs.reshape(-1).astype(np.int64) if host == "ArgMax" else np.argmax(theirs, axis=1)
     g_arg = np.argmax(trace.logits, axis=1)
     if not np.array_equal(t_arg, g_arg):
-        # a class picked differently is a bug unless torch's own logits tie there within float rounding
+        # a class picked differently is a bug unless golden's logits tie there (an exact tie, which
+        # torch's float rounding may break either way)
         rows = np.arange(len(g_arg))
         tied = np.zeros(len(g_arg), dtype=bool)
         if host != "ArgMax":

@@ -146,7 +146,8 @@ def topk_scores(graph: Graph, out: np.ndarray) -> np.ndarray:
 
 def rank(scores: np.ndarray, k: int) -> np.ndarray:
     """(N, classes) scores -> (N, k) int64 indices of the k largest, largest first,
-    ties to the lowest index (torch.topk / torch.argmax). Exact: Python ints."""
+    ties to the lowest index (as torch.argmax; torch.topk on CPU does not promise it). Exact:
+    Python ints."""
     rows = [sorted(range(len(row)), key=lambda c: (-int(row[c]), c))[:k] for row in np.asarray(scores)]
     return np.array(rows, dtype=np.int64).reshape(len(rows), k)
 

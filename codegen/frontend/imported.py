@@ -286,7 +286,7 @@ class ImportedModel(nn.Sequential):
 
     def __init__(self, modules: Sequence[tuple[str, nn.Module]], source: str,
                  input_chw: Optional[tuple[int, int, int]] = None, onnx=None,
-                 tensors: Optional[dict[str, str]] = None):
+                 tensors: Optional[dict[str, str]] = None, input_datatype: Optional[str] = None):
         super().__init__(*[m for _, m in modules])
         self.paths = [p for p, _ in modules]
         self.source = source
@@ -296,7 +296,7 @@ class ImportedModel(nn.Sequential):
         self.onnx = onnx
         self.tensors = dict(tensors or {})
         #: the graph input's finn_datatype annotation (``INT8``, ``BIPOLAR``, ...), if not FLOAT32
-        self.input_datatype: Optional[str] = None
+        self.input_datatype = input_datatype
 
 
 #: quantizer and layer classes of translated models, for the torch frontend

@@ -191,8 +191,6 @@ def add_input_quantizer(model, fmt_text: Optional[str] = None):
     fmt = parse_input_format(fmt_text if fmt_text is not None else annotation)
     pre = [s.module for s in steps[:first] if isinstance(s.module, ChannelAffine)]
     steps = steps[:first] + [Step("input_format", implied_quantizer(fmt, pre))] + steps[first:]
-    out = ImportedModel([(s.path, s.module) for s in steps], source=getattr(model, "source", "torch"),
-                        input_chw=getattr(model, "input_chw", None), onnx=getattr(model, "onnx", None),
-                        tensors=getattr(model, "tensors", None))
-    out.input_format = fmt
-    return out
+    return ImportedModel([(s.path, s.module) for s in steps], source=getattr(model, "source", "torch"),
+                         input_chw=getattr(model, "input_chw", None), onnx=getattr(model, "onnx", None),
+                         tensors=getattr(model, "tensors", None))

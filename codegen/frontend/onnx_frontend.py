@@ -410,11 +410,12 @@ def translate_graph(model, source: str = "model.onnx") -> ImportedModel:
                                       kind, bits, w.shape[2:], a.get("strides", [1, 1]), pads[:2])
                     channels, rank = w.shape[0], 4
         elif op in ("Add", "Sub", "Mul", "Div"):
-            consts = [i for i in node.input if i != cur and g.value(i) is not None]
+            values = {i: g.value(i) for i in node.input if i != cur}     # each operand evaluated once
+            consts = [i for i, v in values.items() if v is not None]
             if len(consts) != 1 or (op == "Div" and node.input[1] != consts[0]):
                 g.problems.append(f"{where}: lbgen takes {op} of the chain by one constant")
             else:
-                c = _channel_const(g, node, g.value(consts[0]), channels)
+                c = _channel_const(g, node, values[consts[0]], channels)
                 if c is not None:
                     rsub = op == "Sub" and node.input[0] == consts[0]      # c - x
                     mod = ChannelAffine("RSub" if rsub else op, torch.from_numpy(c))
@@ -479,7 +480,6 @@ def translate_graph(model, source: str = "model.onnx") -> ImportedModel:
     if cur != model.graph.output[0].name:
         raise UsageError(f"{source}: the chain ends at {cur!r}, not at the graph output "
                          f"{model.graph.output[0].name!r}")
-    out = ImportedModel(modules, source="qonnx", input_chw=input_chw, onnx=model, tensors=tensors)
-    dt = getattr(model.get_tensor_datatype(inputs[0].name), "name", "FLOAT32")
-    out.input_datatype = None if dt == "FLOAT32" else str(dt)
-    return out
+    dt = str(getattr(model.get_tensor_datatype(inputs[0].name), "name", "FLOAT32"))
+    return ImportedModel(modules, source="qonnx", input_chw=input_chw, onnx=model, tensors=tensors,
+                         input_datatype=None if dt == "FLOAT32" else dt)

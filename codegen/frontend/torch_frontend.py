@@ -497,7 +497,6 @@ class _Segment:
     after: list[Step] = field(default_factory=list)  # element-wise modules
     out_quant: Optional[Step] = None
     pool: Optional[Step] = None                      # MaxPool2d of the output levels
-    pre: list[Step] = field(default_factory=list)    # first segment: preprocessing before its quantizer
 
 
 def _quant_dtype(q) -> DType:
@@ -602,11 +601,10 @@ def _is_identity(module) -> bool:
 
 
 def _is_preprocessing(module) -> bool:
-    """Element-wise modules the host can replay before the input quantizer."""
-    import torch.nn as nn
-
+    """Element-wise modules the host can replay before the input quantizer (identities
+    are out of the chain already)."""
     from .imported import ChannelAffine
-    return isinstance(module, (ChannelAffine, nn.Identity, nn.Dropout))
+    return isinstance(module, ChannelAffine)
 
 
 def check_tensors(model, steps: Optional[list[Step]] = None) -> None:
@@ -648,7 +646,6 @@ def _segments(steps: list[Step]) -> list[_Segment]:
     segments: list[_Segment] = []
     pending_quant: Optional[Step] = None
     current: Optional[_Segment] = None
-    pre: list[Step] = []
     host = [s for s in chain if _kind_of(s.module) == "host_output"]
     if host:
         if host != chain[-len(host):] or len(host) > 1:
@@ -663,8 +660,7 @@ def _segments(steps: list[Step]) -> list[_Segment]:
                 raise UsageError(f"layer {s.path} ({_type_name(s.module)}): in front of the input quantizer lbgen "
                                  "folds only element-wise arithmetic with constants (x * c, x / c, x + c, x - c) "
                                  "and reshapes")
-            pre.append(s)
-            continue
+            continue            # the host replays it (_host_ops)
         if kind == "quantizer":
             if current is not None:
                 current.out_quant = s
@@ -688,7 +684,7 @@ def _segments(steps: list[Step]) -> list[_Segment]:
             if pending_quant is None:
                 raise UsageError(f"layer {s.path}: its input is not quantized; put a QuantAct or "
                                  "BinaryAct in front of it")
-            current = _Segment(in_quant=pending_quant, linear=s, pre=pre if not segments else [])
+            current = _Segment(in_quant=pending_quant, linear=s)
             pending_quant = None
         else:  # element-wise
             if current is None:
@@ -913,7 +909,7 @@ def _integer_bias(scale: np.ndarray, bias: np.ndarray, offset: np.ndarray):
         steps = bias / scale
     near = np.rint(steps)
     whole = np.isfinite(steps) & (np.abs(steps - near) <= 2.0 ** -21 * np.abs(steps)) & (np.abs(near) < 2.0 ** 22)
-    zero = offset.astype(np.int64) - np.where(whole, np.rint(steps), 0).astype(np.int64)
+    zero = offset.astype(np.int64) - np.where(whole, near, 0).astype(np.int64)
     return scale, np.where(whole, 0.0, bias), (zero if np.any(zero) else None)
 
 
@@ -1120,8 +1116,9 @@ def lower(model, w=None, a: Optional[int] = None, name: str = "model",
     first_q = segments[0].in_quant.module
     meta = {"frontend": getattr(model, "source", "torch"), "modules": {l.name: l.source for l in layers},
             "taps": _taps(segments, layers)}
-    if host_output_of(steps) is not None:
-        meta["host_output"] = host_output_of(steps)
+    host = host_output_of(steps)
+    if host is not None:
+        meta["host_output"] = host
     if layers and layers[0].conv is not None:
         # how torch takes the input (flat C*H*W or (N, C, H, W)); the hardware takes it NHWC
         meta["input_chw"] = list(chw)
