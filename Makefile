@@ -5,6 +5,10 @@ LBGEN  := $(VENV)/bin/lbgen
 STAMP  := $(VENV)/.lbgen-installed
 DEMO   ?= out/demo
 PYTEST_ARGS ?=
+# Test files run in parallel, one worker per core; a file stays on one worker so
+# its module fixtures (builds, C-sims) are made once.
+JOBS ?= $(shell nproc)
+PYTEST_PAR := -n $(JOBS) --dist loadfile
 
 .PHONY: install demo test test-all bench clean
 install: $(STAMP)
@@ -21,10 +25,10 @@ demo: install
 	$(LBGEN) report $(DEMO)
 
 test: install
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q $(PYTEST_PAR) $(PYTEST_ARGS)
 
 test-all: install
-	$(PY) -m pytest -q -m "" $(PYTEST_ARGS)
+	$(PY) -m pytest -q -m "" $(PYTEST_PAR) $(PYTEST_ARGS)
 
 # LUT/FF/CARRY4 per lane of every PE engine (Yosys), figures in bench/results/.
 bench: install

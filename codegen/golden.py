@@ -152,6 +152,25 @@ def rank(scores: np.ndarray, k: int) -> np.ndarray:
     return np.array(rows, dtype=np.int64).reshape(len(rows), k)
 
 
+def argmax_disagreements(theirs: np.ndarray, ours: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows where a float model's class (``theirs``: (N, classes) logits, or (N,)
+    class indices) differs from the argmax of golden's logits ``ours``.
+
+    Returns (real, ties): boolean masks of the rows that differ although golden's
+    logits do not tie there (a bug), and of the rows where golden's two logits
+    are equal to within 2^-40 of their magnitude: an exact tie, which the float
+    model's rounding may break either way, so it is not a disagreement."""
+    ours = np.asarray(ours, dtype=np.float64)
+    theirs = np.asarray(theirs)
+    t_arg = theirs.reshape(-1).astype(np.int64) if theirs.ndim == 1 else np.argmax(theirs, axis=1)
+    g_arg = np.argmax(ours, axis=1)
+    rows = np.arange(len(g_arg))
+    scale = np.abs(ours).max(axis=1) + 1e-30
+    tied = np.abs(ours[rows, t_arg] - ours[rows, g_arg]) <= 2.0 ** -40 * scale
+    differ = t_arg != g_arg
+    return differ & ~tied, differ & tied
+
+
 def predicted(graph: Graph, result: np.ndarray) -> np.ndarray:
     """Class per frame from what the hardware emits (``Trace.result``): index 0 of
     the top-K indices, else the argmax of the logits."""

@@ -409,6 +409,18 @@ def test_brevitas_quantized_biases(tmp_path, conv):
     np.testing.assert_allclose(onnx_graph.output.out_bias, mem.graph.output.out_bias, rtol=1e-6, atol=1e-7)
 
 
+def test_argmax_disagreement_spares_exact_ties_only():
+    """A float model may break golden's exact tie either way; any other different class is a bug."""
+    from lbgen.golden import argmax_disagreements
+
+    ours = np.array([[0.25, -0.5, 0.25], [0.25, -0.5, 0.25 - 1e-9], [1.0, 2.0, 3.0]])
+    theirs = np.array([[0.2499, -0.5, 0.2501], [0.2499, -0.5, 0.2501], [1.0, 2.0, 3.0]])
+    real, ties = argmax_disagreements(theirs, ours)
+    assert real.tolist() == [False, True, False] and ties.tolist() == [True, False, False]
+    real, ties = argmax_disagreements(np.array([2, 2, 1]), ours)         # class indices (an ArgMax output)
+    assert real.tolist() == [False, True, True] and ties.tolist() == [True, False, False]
+
+
 # -- the oracle itself -------------------------------------------------------------------------------
 
 def test_qonnx_oracle_names_the_first_node_that_differs(tmp_path):

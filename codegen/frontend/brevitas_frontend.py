@@ -18,6 +18,7 @@ from typing import Optional
 import numpy as np
 
 from ..errors import UsageError
+from ..golden import argmax_disagreements
 from ..precision import ACT_BITS, INPUT_BITS
 from .imported import AffineQuant, FixedConv2d, FixedLinear, ImportedModel
 
@@ -366,11 +367,11 @@ def compare_with_brevitas(model, imported: ImportedModel, x, golden_logits=None)
             if not first:
                 idx = tuple(int(v) for v in np.argwhere(diff)[0])
                 first = f" (first: {path} at {idx}: Brevitas {int(want[idx])}, lbgen {int(u[idx])})"
-    args_equal = np.array_equal(np.argmax(ref["logits"], axis=1), np.argmax(logits, axis=1))
+    real, ties = argmax_disagreements(ref["logits"], logits)
     diff = float(np.max(np.abs(ref["logits"] - logits)))
-    if bad or not args_equal:
-        n_arg = int(np.sum(np.argmax(ref["logits"], axis=1) != np.argmax(logits, axis=1)))
+    tie_note = f" ({int(ties.sum())} exact ties in lbgen broken the other way by float32)" if ties.any() else ""
+    if bad or real.any():
         return (f"WARNING: Brevitas' float32 forward vs lbgen on {len(x)} vectors: {bad} of {total} activation "
-                f"levels differ{first}, {n_arg} argmax differ, max |logit difference| {diff:.3g}")
-    return (f"Brevitas forward vs lbgen on {len(x)} vectors: all {total} activation levels equal, argmax equal, "
-            f"max |logit difference| {diff:.3g}")
+                f"levels differ{first}, {int(real.sum())} argmax differ{tie_note}, max |logit difference| {diff:.3g}")
+    return (f"Brevitas forward vs lbgen on {len(x)} vectors: all {total} activation levels equal, argmax equal"
+            f"{tie_note}, max |logit difference| {diff:.3g}")
