@@ -635,7 +635,7 @@ def test_rowsum_tree_equals_field_sums(n, w, m, tmp_path):
 def _lane_heaps(layer, xin: np.ndarray) -> tuple[np.ndarray, int]:
     """Word-level model of lb_mvau_core: per frame, channel and lane the value of
     the lane's heap bits (N, mh, mw), and the fold factor 2^SH."""
-    from lbgen.emitters.rtl import heap_kind
+    from lbgen import pe
     it, wt = layer.itype, layer.wtype
     c = layer.codes().astype(np.int64)[None]              # (1, mh, mw)
     bip = it.kind == "bipolar"
@@ -643,7 +643,7 @@ def _lane_heaps(layer, xin: np.ndarray) -> tuple[np.ndarray, int]:
     ib = 1 if bip else it.bits
     mask = (1 << ib) - 1
     xu = xb & mask
-    kind = heap_kind(layer)
+    kind = pe.of(layer).name
     if kind == "xnor":
         return (c == xb).astype(np.int64), 2
     if kind == "addsub":

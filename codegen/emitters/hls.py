@@ -32,7 +32,7 @@ import numpy as np
 from ..huffman import huffman_lanes
 from ..ir import DType, Graph, IRError, MatVec, check_thresholds_shape, pad_code, padding_corrections, topk_terms
 from ..packing import pack_elements, weight_words
-from ..passes.pe import choose_pe
+from .. import pe as processing_elements
 
 #: the files a generated design consists of besides the library headers
 GENERATED = ("lbgen_top.h", "lbgen_params.h", "lbgen_top.cpp", "tb_csim.cpp")
@@ -83,9 +83,6 @@ def cpp_ident(name: str, taken: set[str]) -> str:
 #: number kinds that only weights have (the library has no stream element of them)
 WEIGHT_ONLY_KINDS = ("log2", "hetero")
 
-#: PE kind -> product functor of hls/lbgen_pe.hpp
-PRODUCTS = {"xnor": "XnorPopcount", "addsub": "AddSub", "mac": "MulAdd", "shift": "ShiftAdd",
-            "planes": "MaskedPlanes"}
 
 
 def elem_type(dt: DType) -> str:
@@ -115,17 +112,15 @@ def format_note(dt: DType) -> str:
 
 
 def product_type(layer: MatVec) -> str:
-    kind = layer.pe_kind or choose_pe(layer)
+    """The product functor of the layer's PE (lbgen.pe), over its element types."""
     where = f"layer {layer.name!r}"
     if layer.itype.kind in WEIGHT_ONLY_KINDS:
         raise HLSEmitError(f"{where}: {layer.itype} is a weight format; the HLS library has no {layer.itype.kind} "
                            f"input elements (inputs are bipolar, uint or int)")
-    if kind != choose_pe(layer):
-        raise HLSEmitError(f"{where}: PE kind {kind!r} does not fit {layer.wtype} weights "
-                           f"x {layer.itype} inputs (expected {choose_pe(layer)!r})")
-    functor = PRODUCTS.get(kind)
-    if functor is None:
-        raise HLSEmitError(f"{where}: the HLS emitter has no {kind!r} processing element")
+    try:
+        functor = processing_elements.of(layer).hls_functor
+    except IRError as exc:
+        raise HLSEmitError(str(exc)) from None
     return f"lbgen::{functor}<{elem_type(layer.wtype)}, {elem_type(layer.itype)}>"
 
 
@@ -209,6 +204,7 @@ def hls_context(graph: Graph) -> dict[str, Any]:
     for layer in graph.layers:
         if layer.activation is not None:
             raise HLSEmitError(f"layer {layer.name!r}: fold thresholds before emitting HLS")
+        product = product_type(layer)          # refuses a PE that does not fit, naming the layer
         ident = cpp_ident(layer.name, taken)
         hidden = not layer.is_output
         out_dt = layer.out_dtype
@@ -224,9 +220,9 @@ def hls_context(graph: Graph) -> dict[str, Any]:
                             if layer.wtype.kind == "hetero" else ""),
             "otype": str(out_dt) if hidden else f"raw int{layer.acc_bits} accumulators",
             "out_kind": out_dt.kind,
-            "pe_kind": layer.pe_kind or choose_pe(layer),
+            "pe_kind": processing_elements.of(layer).name,
             "in_elem": elem_type(layer.itype), "weight_elem": elem_type(layer.wtype),
-            "product": product_type(layer),
+            "product": product,
             "in_beat_bits": layer.simd * layer.itype.bits,
             "weight_word_bits": wbits,
             "out_beat_bits": layer.pe * out_dt.bits,
@@ -381,7 +377,7 @@ def topk_context(graph: Graph, taken: set[str]) -> dict[str, Any] | None:
     return {
         "ident": ident, "cfg": f"{ident}_config", "rom": f"{ident}_scores", "k": t.k, "classes": t.classes,
         "use_scale": t.use_scale, "params": params, "in_w": last.pe * t.in_bits, "out_w": t.k * t.idx_bits,
-        "word_bits": wbits, "score_bits": t.score_bits, "scale_bits": t.scale_bits, "shift": t.shift,
+        "word_bits": wbits, "score_bits": t.score_bits, "scale_bits": t.scale_bits, "score_shift": t.shift,
         "words": [word_literal(w, wbits) for w in words], "limbs": [limbs_literal(w, wbits) for w in words],
         "limb_count": (wbits + 63) // 64,
     }

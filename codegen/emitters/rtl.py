@@ -34,7 +34,7 @@ from ..ir import (Graph, IRError, MatVec, PaddingCorrection, check_thresholds_sh
                   topk_terms)
 from ..packing import (pack_elements, threshold_search_words, threshold_word_bits, threshold_words,
                        weight_words, write_mem)
-from ..passes.pe import PE_KINDS, choose_pe
+from .. import pe as processing_elements
 
 TOP = "lbgen_top"
 TOP_TEMPLATE = "lbgen_top.v.j2"
@@ -44,8 +44,6 @@ TOPK_MEM = "topk_scores.mem"
 
 #: number kind -> W_KIND / IN_KIND parameter of lb_mvau
 KIND_CODE = {"bipolar": 0, "uint": 1, "int": 2, "log2": 3, "hetero": 4}
-#: processing element -> PE_KIND parameter of lb_mvau
-PE_KIND_CODE = {"xnor": 0, "addsub": 1, "mac": 2, "shift": 3, "planes": 4}
 #: PLANE_SCALES: 32 bits per plane, up to four planes
 PLANE_SCALE_BITS, PLANE_SCALES_W = 32, 128
 
@@ -103,34 +101,6 @@ def _layer_ids(graph: Graph) -> list[str]:
     return ids
 
 
-def _pe_kind(layer: MatVec) -> str:
-    kind = layer.pe_kind or choose_pe(layer)
-    if kind not in PE_KINDS:
-        raise IRError(f"layer {layer.name!r}: unknown processing element {kind!r}")
-    w, x = layer.wtype.kind, layer.itype.kind
-    if kind == "xnor" and (w != "bipolar" or x != "bipolar"):
-        raise IRError(f"layer {layer.name!r}: xnor needs bipolar weights and inputs, not {layer.wtype} x {layer.itype}")
-    if kind == "addsub" and w != "bipolar":
-        raise IRError(f"layer {layer.name!r}: addsub needs bipolar weights, not {layer.wtype}")
-    if kind == "mac" and w not in ("bipolar", "uint", "int"):
-        raise IRError(f"layer {layer.name!r}: mac needs integer weights, not {layer.wtype}")
-    if (kind == "shift") != (w == "log2") or (kind == "planes") != (w == "hetero"):
-        raise IRError(f"layer {layer.name!r}: {layer.wtype} weights need the "
-                      f"{'shift' if w == 'log2' else 'planes' if w == 'hetero' else 'xnor/addsub/mac'} "
-                      f"processing element, not {kind}")
-    if kind in ("shift", "planes") and x == "int":
-        raise IRError(f"layer {layer.name!r}: the {kind} processing element takes bipolar or uint inputs, "
-                      f"not {layer.itype}")
-    return kind
-
-
-def heap_kind(layer: MatVec) -> str:
-    """The datapath lb_mvau_core builds: bipolar weights are xnor or addsub whatever pe_kind says."""
-    if layer.wtype.kind == "bipolar":
-        return "xnor" if layer.itype.kind == "bipolar" else "addsub"
-    return _pe_kind(layer)
-
-
 def accumulator_offsets(layer: MatVec) -> np.ndarray:
     """Initial accumulator of every channel, (mh,) int64.
 
@@ -138,49 +108,7 @@ def accumulator_offsets(layer: MatVec) -> np.ndarray:
     product (see its header); the accumulator starts from minus that part,
     so that it ends at the exact dot product. This mirrors the RTL bit by bit.
     """
-    w = layer.weights.astype(np.int64)
-    codes = layer.codes().astype(np.int64)
-    mw = layer.mw
-    it, wt = layer.itype, layer.wtype
-    kind = heap_kind(layer)
-    ib = it.bits
-    if kind == "xnor":                       # sum = 2*popcount(xnor) - MW
-        return np.full(layer.mh, -mw, dtype=np.int64)
-    if kind == "addsub":                     # x or ~x = -x-1 per lane
-        n_neg = (w < 0).sum(axis=1)
-        if it.kind == "uint":
-            return -((1 << ib) - 1) * n_neg
-        return -(1 << (ib - 1)) * mw + n_neg   # signed x: its top bit complemented
-    if kind == "mac":
-        wb = wt.bits
-        if it.kind == "bipolar":             # x_b ? w : ~w, then ~x_b (+ x_b at 2^WB)
-            top = (1 << (wb - 1)) if wt.kind == "int" else (1 << wb)
-            return np.full(layer.mh, -top * mw, dtype=np.int64)
-        neg = 0                              # Baugh-Wooley: complemented pairs
-        for i in range(wb):
-            for j in range(ib):
-                wneg = wt.kind == "int" and i == wb - 1
-                xneg = it.kind == "int" and j == ib - 1
-                if wneg != xneg:
-                    neg += 1 << (i + j)
-        return np.full(layer.mh, -neg * mw, dtype=np.int64)
-    # shift and planes: unsigned x (bipolar: x_b, then 2*(w.x_b) - w)
-    xb = 1 if it.kind == "bipolar" else ib
-    if kind == "shift":
-        sign = (codes >> (wt.bits - 1)) & 1
-        field = codes & ((1 << (wt.bits - 1)) - 1)
-        mag = np.where(field > 0, np.left_shift(1, np.maximum(field - 1, 0)), 0)
-        off = -((1 << xb) - 1) * (sign * mag).sum(axis=1)   # ~x = 2^xb-1-x where negative
-    else:
-        n = wt.planes
-        signs = [(codes >> i) & 1 for i in range(n)]
-        used = [np.ones_like(codes)] + [(codes >> (n + i - 1)) & 1 for i in range(1, n)]
-        off = np.zeros(layer.mh, dtype=np.int64)
-        for i in range(n):
-            off -= ((1 << xb) - 1) * wt.scales[i] * (used[i] * (1 - signs[i])).sum(axis=1)
-    if it.kind == "bipolar":
-        off = 2 * off - w.sum(axis=1)
-    return off.astype(np.int64)
+    return processing_elements.of(layer, rtl=True).heap_offsets(layer)
 
 
 def _init_words(layer: MatVec, offsets: np.ndarray) -> list[int]:
@@ -232,7 +160,7 @@ def _check(graph: Graph) -> None:
             raise IRError(f"layer {layer.name!r}: a hidden layer's output must be bipolar or uint, "
                           f"not {layer.odtype}")
     for layer in graph.layers:
-        _pe_kind(layer)
+        processing_elements.of(layer, rtl=True)
 
 
 #: output bits from which a hidden layer gets the binary-search threshold unit
@@ -342,7 +270,7 @@ def rtl_plan(graph: Graph) -> dict[str, Any]:
             ("MW", layer.mw), ("MH", layer.mh), ("PE", layer.pe), ("SIMD", layer.simd),
             ("WEIGHT_BITS", layer.wtype.bits), ("W_KIND", KIND_CODE[layer.wtype.kind]),
             ("IN_BITS", layer.itype.bits), ("IN_KIND", KIND_CODE[layer.itype.kind]),
-            ("ACC_BITS", layer.acc_bits), ("PE_KIND", PE_KIND_CODE[_pe_kind(layer)]),
+            ("ACC_BITS", layer.acc_bits), ("PE_KIND", processing_elements.of(layer, rtl=True).code),
             ("N_PLANES", len(scales)), ("PLANE_SCALES", _vhex(PLANE_SCALES_W, packed_scales)),
             ("ACC_INIT", _vhex(64, 0 if per_channel else int(offsets[0, 0]))),
             ("USE_THRESH", int(hidden)), ("N_THRESH", n_thresh), ("THRESH_SEARCH", int(search)),
@@ -377,7 +305,7 @@ def rtl_plan(graph: Graph) -> dict[str, Any]:
             "mw": layer.mw, "mh": layer.mh, "pe": layer.pe, "simd": layer.simd,
             "nf": layer.nf, "sf": layer.sf, "cycles": layer.cycles,
             "itype": str(layer.itype), "wtype": str(layer.wtype), "otype": str(layer.out_dtype),
-            "pe_kind": _pe_kind(layer), "acc_bits": layer.acc_bits,
+            "pe_kind": processing_elements.of(layer, rtl=True).name, "acc_bits": layer.acc_bits,
             "in_w": layer.simd * layer.itype.bits, "out_w": layer.pe * out_bits,
             "out_elem_bits": out_bits, "hidden": hidden,
             "params": [(k, str(v)) for k, v in params],

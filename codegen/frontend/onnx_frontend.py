@@ -12,7 +12,8 @@ named, all at once, before anything is built.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from dataclasses import dataclass
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -23,9 +24,6 @@ from .imported import (ROUNDING, AffineQuant, ChannelAffine, FixedConv2d, FixedL
                        int_range)
 
 #: ONNX ops lbgen translates (besides the qonnx custom ops Quant, BipolarQuant, MultiThreshold)
-SUPPORTED_OPS = ("Quant", "BipolarQuant", "MultiThreshold", "MatMul", "Gemm", "Conv", "Add", "Sub", "Mul", "Div",
-                 "BatchNormalization", "Relu", "Clip", "MaxPool", "Flatten", "Reshape", "Identity", "Dropout",
-                 "Softmax", "LogSoftmax", "ArgMax")
 
 
 def _onnx():
@@ -328,158 +326,263 @@ def _initializer_problems(g: _Graph) -> list[str]:
     return out
 
 
-def translate_graph(model, source: str = "model.onnx") -> ImportedModel:
+@dataclass
+class _Chain:
+    """Where the walk along the chain stands: the tensor it is at, and the
+    rank and channels of that tensor (constants are checked against them)."""
+
+    g: _Graph
+    cur: str
+    rank: int
+    channels: int
+    has_modules: bool = False
+
+
+#: ONNX op type -> handler(chain, node, where, attrs) -> module or None (an
+#: identity, or a problem appended to ``chain.g.problems``)
+_HANDLERS: dict[str, Callable] = {}
+
+
+def _handles(*ops: str):
+    def register(fn):
+        for op in ops:
+            _HANDLERS[op] = fn
+        return fn
+    return register
+
+
+@_handles("Quant", "BipolarQuant")
+def _on_quant(c: _Chain, node, where: str, a: dict):
+    # before any module it is the graph's input quantizer, which may be wider
+    return _act_quant(c.g, node, ACT_BITS[1] if c.has_modules else INPUT_BITS[1])
+
+
+@_handles("MultiThreshold")
+def _on_multithreshold(c: _Chain, node, where: str, a: dict):
+    return _threshold_quant(c.g, node)
+
+
+@_handles("MatMul", "Gemm")
+def _on_matmul(c: _Chain, node, where: str, a: dict):
+    """Gemm: alpha * (A B) + beta * C, B transposed with transB; MatMul: A B."""
+    import torch
+
+    g, gemm = c.g, node.op_type == "Gemm"
+    alpha, beta = float(a.get("alpha", 1.0)), float(a.get("beta", 1.0))
+    if gemm and int(a.get("transA", 0)) != 0:
+        g.problems.append(f"{where}: transA 1 (lbgen takes the input as (N, features), transA 0)")
+    trans_b = gemm and int(a.get("transB", 0)) == 1
+    got = _weights(g, node, node.input[1], 0 if trans_b else 1)
+    bias = None
+    if gemm and len(node.input) > 2 and node.input[2]:
+        bias = g.value(node.input[2])
+        if bias is None:
+            g.problems.append(f"{where}: its bias is not a constant")
+    if got is None:
+        return None
+    w, scale, kind, bits = got
+    w = w if trans_b else w.T
+    scale = scale * np.float64(np.float32(alpha))
+    if bias is not None:
+        bias = _channel_const(g, node, bias, w.shape[0])
+        bias = None if bias is None else bias * np.float64(np.float32(beta))
+    c.channels, c.rank = w.shape[0], 2
+    return FixedLinear(torch.from_numpy(np.array(w)), torch.from_numpy(np.array(scale)),
+                       None if bias is None else torch.from_numpy(np.array(bias)), kind, bits)
+
+
+@_handles("Conv")
+def _on_conv(c: _Chain, node, where: str, a: dict):
+    import torch
+
+    g = c.g
+    k = a.get("kernel_shape")
+    pads = list(a.get("pads", [0, 0, 0, 0]))
+    if int(a.get("group", 1)) != 1 or list(a.get("dilations", [1, 1])) != [1, 1] \
+            or str(a.get("auto_pad", "NOTSET")) != "NOTSET" or len(pads) != 4 \
+            or pads[0] != pads[2] or pads[1] != pads[3]:
+        g.problems.append(f"{where}: group {a.get('group', 1)}, dilations {a.get('dilations')}, pads "
+                          f"{pads}, auto_pad {a.get('auto_pad', 'NOTSET')} (lbgen takes group 1, "
+                          "dilation 1, symmetric explicit pads)")
+    got = _weights(g, node, node.input[1], 0)
+    bias = g.value(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+    if got is None or g.problems:
+        return None
+    w, scale, kind, bits = got
+    if w.ndim != 4 or (k is not None and list(k) != list(w.shape[2:])):
+        g.problems.append(f"{where}: weights of shape {w.shape}")
+        return None
+    bias_t = None if bias is None else torch.from_numpy(np.array(bias).reshape(-1))
+    c.channels, c.rank = w.shape[0], 4
+    return FixedConv2d(torch.from_numpy(np.array(w)), torch.from_numpy(np.array(scale)), bias_t,
+                       kind, bits, w.shape[2:], a.get("strides", [1, 1]), pads[:2])
+
+
+@_handles("Add", "Sub", "Mul", "Div")
+def _on_elementwise(c: _Chain, node, where: str, a: dict):
+    """The chain and one constant (a scalar or one value per channel); Sub
+    also as c - x."""
+    import torch
+
+    op = node.op_type
+    values = {i: c.g.value(i) for i in node.input if i != c.cur}     # each operand evaluated once
+    consts = [i for i, v in values.items() if v is not None]
+    if len(consts) != 1 or (op == "Div" and node.input[1] != consts[0]):
+        c.g.problems.append(f"{where}: lbgen takes {op} of the chain by one constant")
+        return None
+    const = _channel_const(c.g, node, values[consts[0]], c.channels)
+    if const is None:
+        return None
+    rsub = op == "Sub" and node.input[0] == consts[0]
+    return ChannelAffine("RSub" if rsub else op, torch.from_numpy(const))
+
+
+@_handles("BatchNormalization")
+def _on_batchnorm(c: _Chain, node, where: str, a: dict):
     import torch
     import torch.nn as nn
 
-    g = _Graph(model, source)
-    bad = _initializer_problems(g)
-    if bad:
-        raise UsageError(f"{source}: " + "; ".join(bad))
+    vals = [c.g.const(i) for i in node.input[1:5]]
+    if any(v is None for v in vals):
+        c.g.problems.append(f"{where}: its parameters are not constants")
+        return None
+    bn = (nn.BatchNorm2d if c.rank == 4 else nn.BatchNorm1d)(int(vals[0].size), eps=float(a.get("epsilon", 1e-5)))
+    with torch.no_grad():
+        for t, v in zip((bn.weight, bn.bias, bn.running_mean, bn.running_var), vals):
+            t.copy_(torch.from_numpy(np.array(v, dtype=np.float32).reshape(-1)))
+    return bn.eval()
+
+
+@_handles("Relu")
+def _on_relu(c: _Chain, node, where: str, a: dict):
+    import torch.nn as nn
+    return nn.ReLU()
+
+
+@_handles("Clip")
+def _on_clip(c: _Chain, node, where: str, a: dict):
+    import torch.nn as nn
+
+    lo = c.g.const(node.input[1]) if len(node.input) > 1 and node.input[1] else None
+    hi = c.g.const(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+    if lo is None or hi is None:
+        c.g.problems.append(f"{where}: lbgen takes a Clip with constant min and max")
+        return None
+    return nn.Hardtanh(float(lo), float(hi))
+
+
+@_handles("MaxPool")
+def _on_maxpool(c: _Chain, node, where: str, a: dict):
+    import torch.nn as nn
+
+    k = list(a.get("kernel_shape", []))
+    st = list(a.get("strides", [1] * len(k)))
+    if len(k) != 2 or any(a.get("pads", [0, 0, 0, 0])) or int(a.get("ceil_mode", 0)) \
+            or list(a.get("dilations", [1, 1])) != [1, 1]:
+        c.g.problems.append(f"{where}: kernel {k}, pads {a.get('pads')}, ceil_mode {a.get('ceil_mode', 0)} "
+                            "(lbgen takes 2-d max-pools without padding)")
+        return None
+    return nn.MaxPool2d(tuple(k), tuple(st))
+
+
+@_handles("Flatten", "Reshape")
+def _on_flatten(c: _Chain, node, where: str, a: dict):
+    import torch.nn as nn
+
+    out_shape = c.g.model.get_tensor_shape(node.output[0])
+    if (node.op_type == "Flatten" and int(a.get("axis", 1)) != 1) or out_shape is None or len(out_shape) != 2:
+        c.g.problems.append(f"{where}: only a flatten to (N, features) is supported")
+        return None
+    c.rank, c.channels = 2, int(out_shape[1])
+    return nn.Flatten()
+
+
+@_handles("Softmax", "LogSoftmax", "ArgMax")
+def _on_host_output(c: _Chain, node, where: str, a: dict):
+    op = node.op_type
+    axis = int(a.get("axis", -1 if op != "ArgMax" else 0))
+    if axis not in (1, -1) or c.rank != 2 or int(a.get("select_last_index", 0)) != 0:
+        c.g.problems.append(f"{where}: axis {axis} of a rank-{c.rank} tensor (lbgen applies {op} over the "
+                            "classes of the (N, classes) logits)")
+        return None
+    return HostOutput(op)
+
+
+@_handles("Identity", "Dropout")
+def _on_identity(c: _Chain, node, where: str, a: dict):
+    return None
+
+
+def _graph_input(model, g: _Graph, source: str):
+    """The one graph input: (its ValueInfo, its (C, H, W) or None, its rank, its channels)."""
     inputs = [i for i in model.graph.input if i.name not in g.consts]
     if len(inputs) != 1 or len(model.graph.output) != 1:
         raise UsageError(f"{source}: lbgen takes a graph with one input and one output, not {len(inputs)} and "
                          f"{len(model.graph.output)}")
     shape = model.get_tensor_shape(inputs[0].name)
-    input_chw = None
-    if shape is not None and len(shape) == 4:
-        input_chw = tuple(int(v) for v in shape[1:])
-    elif shape is None or len(shape) != 2:
+    if shape is None or len(shape) not in (2, 4):
         raise UsageError(f"{source}: input {inputs[0].name!r} of shape {shape}; lbgen takes (N, features) or "
                          "(N, C, H, W)")
-    rank = len(shape)
-    channels = int(shape[1])
-    cur = inputs[0].name
+    chw = tuple(int(v) for v in shape[1:]) if len(shape) == 4 else None
+    return inputs[0], chw, len(shape), int(shape[1])
+
+
+def _check_single_chain(c: _Chain, node, where: str, source: str) -> None:
+    g = c.g
+    dynamic = [i for i in node.input if i and i not in g.consts
+               and not (g.model.find_producer(i) is not None and g.is_weight_quant(g.model.find_producer(i)))]
+    if dynamic != [c.cur] and not (node.op_type in ("Add", "Mul") and sorted(dynamic) == [c.cur]):
+        raise UsageError(f"{source}: node {where} is not part of a single chain from the input (it reads "
+                         f"{dynamic}, the chain is at {c.cur!r}); branches and skips are not supported"
+                         + (". Also: " + "; ".join(g.problems) if g.problems else ""))
+
+
+def _check_host_output_last(g: _Graph) -> None:
+    chain = [n for n in g.model.graph.node if not g.is_weight_quant(n) and n.op_type not in ("Identity", "Dropout")]
+    for node, after in zip(chain, chain[1:]):
+        if node.op_type in HostOutput.OPS:
+            g.problems.append(f"{_name(node)} ({node.op_type}): only the graph's last op may be a {node.op_type} (the "
+                              f"host applies it to the logits; {_name(after)} ({after.op_type}) follows)")
+
+
+def translate_graph(model, source: str = "model.onnx") -> ImportedModel:
+    """The ONNX graph as an ImportedModel: each node of the single chain from
+    the input to the output goes to its op's handler (``_HANDLERS``); every
+    problem of every node is collected and reported at once."""
+    g = _Graph(model, source)
+    bad = _initializer_problems(g)
+    if bad:
+        raise UsageError(f"{source}: " + "; ".join(bad))
+    graph_input, input_chw, rank, channels = _graph_input(model, g, source)
+    chain = _Chain(g, graph_input.name, rank, channels)
     modules: list[tuple[str, object]] = []
     tensors: dict[str, str] = {}
     for node in model.graph.node:
         if g.is_weight_quant(node):
             continue
         where = f"{_name(node)} ({node.op_type})"
-        dynamic = [i for i in node.input if i and i not in g.consts
-                   and not (g.model.find_producer(i) is not None and g.is_weight_quant(g.model.find_producer(i)))]
-        if dynamic != [cur] and not (node.op_type in ("Add", "Mul") and sorted(dynamic) == [cur]):
-            raise UsageError(f"{source}: node {where} is not part of a single chain from the input (it reads "
-                             f"{dynamic}, the chain is at {cur!r}); branches and skips are not supported"
-                             + (". Also: " + "; ".join(g.problems) if g.problems else ""))
-        op, a = node.op_type, _attrs(node)
-        mod = None
-        if op in ("Quant", "BipolarQuant"):         # before any module: the graph's input quantizer
-            mod = _act_quant(g, node, ACT_BITS[1] if modules else INPUT_BITS[1])
-        elif op == "MultiThreshold":
-            mod = _threshold_quant(g, node)
-        elif op in ("MatMul", "Gemm"):
-            alpha, beta = float(a.get("alpha", 1.0)), float(a.get("beta", 1.0))
-            if op == "Gemm" and int(a.get("transA", 0)) != 0:
-                g.problems.append(f"{where}: transA 1 (lbgen takes the input as (N, features), transA 0)")
-            trans_b = op == "Gemm" and int(a.get("transB", 0)) == 1
-            got = _weights(g, node, node.input[1], 0 if trans_b else 1)
-            bias = None
-            if op == "Gemm" and len(node.input) > 2 and node.input[2]:
-                bias = g.value(node.input[2])
-                if bias is None:
-                    g.problems.append(f"{where}: its bias is not a constant")
-            if got is not None:
-                w, scale, kind, bits = got
-                w = w if trans_b else w.T
-                scale = scale * np.float64(np.float32(alpha))     # Gemm: alpha * (A B) + beta * C
-                if bias is not None:
-                    bias = _channel_const(g, node, bias, w.shape[0])
-                    bias = None if bias is None else bias * np.float64(np.float32(beta))
-                mod = FixedLinear(torch.from_numpy(np.array(w)), torch.from_numpy(np.array(scale)),
-                                  None if bias is None else torch.from_numpy(np.array(bias)), kind, bits)
-                channels, rank = w.shape[0], 2
-        elif op == "Conv":
-            k = a.get("kernel_shape")
-            pads = list(a.get("pads", [0, 0, 0, 0]))
-            if int(a.get("group", 1)) != 1 or list(a.get("dilations", [1, 1])) != [1, 1] \
-                    or str(a.get("auto_pad", "NOTSET")) != "NOTSET" or len(pads) != 4 \
-                    or pads[0] != pads[2] or pads[1] != pads[3]:
-                g.problems.append(f"{where}: group {a.get('group', 1)}, dilations {a.get('dilations')}, pads "
-                                  f"{pads}, auto_pad {a.get('auto_pad', 'NOTSET')} (lbgen takes group 1, "
-                                  "dilation 1, symmetric explicit pads)")
-            got = _weights(g, node, node.input[1], 0)
-            bias = g.value(node.input[2]) if len(node.input) > 2 and node.input[2] else None
-            if got is not None and not g.problems:
-                w, scale, kind, bits = got
-                if w.ndim != 4 or (k is not None and list(k) != list(w.shape[2:])):
-                    g.problems.append(f"{where}: weights of shape {w.shape}")
-                else:
-                    bias_t = None if bias is None else torch.from_numpy(np.array(bias).reshape(-1))
-                    mod = FixedConv2d(torch.from_numpy(np.array(w)), torch.from_numpy(np.array(scale)), bias_t,
-                                      kind, bits, w.shape[2:], a.get("strides", [1, 1]), pads[:2])
-                    channels, rank = w.shape[0], 4
-        elif op in ("Add", "Sub", "Mul", "Div"):
-            values = {i: g.value(i) for i in node.input if i != cur}     # each operand evaluated once
-            consts = [i for i, v in values.items() if v is not None]
-            if len(consts) != 1 or (op == "Div" and node.input[1] != consts[0]):
-                g.problems.append(f"{where}: lbgen takes {op} of the chain by one constant")
-            else:
-                c = _channel_const(g, node, values[consts[0]], channels)
-                if c is not None:
-                    rsub = op == "Sub" and node.input[0] == consts[0]      # c - x
-                    mod = ChannelAffine("RSub" if rsub else op, torch.from_numpy(c))
-        elif op == "BatchNormalization":
-            vals = [g.const(i) for i in node.input[1:5]]
-            if any(v is None for v in vals):
-                g.problems.append(f"{where}: its parameters are not constants")
-            else:
-                bn = (nn.BatchNorm2d if rank == 4 else nn.BatchNorm1d)(int(vals[0].size),
-                                                                     eps=float(a.get("epsilon", 1e-5)))
-                with torch.no_grad():
-                    for t, v in zip((bn.weight, bn.bias, bn.running_mean, bn.running_var), vals):
-                        t.copy_(torch.from_numpy(np.array(v, dtype=np.float32).reshape(-1)))
-                bn.eval()
-                mod = bn
-        elif op == "Relu":
-            mod = nn.ReLU()
-        elif op == "Clip":
-            lo = g.const(node.input[1]) if len(node.input) > 1 and node.input[1] else None
-            hi = g.const(node.input[2]) if len(node.input) > 2 and node.input[2] else None
-            if lo is None or hi is None:
-                g.problems.append(f"{where}: lbgen takes a Clip with constant min and max")
-            else:
-                mod = nn.Hardtanh(float(lo), float(hi))
-        elif op == "MaxPool":
-            k = list(a.get("kernel_shape", []))
-            st = list(a.get("strides", [1] * len(k)))
-            if len(k) != 2 or any(a.get("pads", [0, 0, 0, 0])) or int(a.get("ceil_mode", 0)) \
-                    or list(a.get("dilations", [1, 1])) != [1, 1]:
-                g.problems.append(f"{where}: kernel {k}, pads {a.get('pads')}, ceil_mode {a.get('ceil_mode', 0)} "
-                                  "(lbgen takes 2-d max-pools without padding)")
-            else:
-                mod = nn.MaxPool2d(tuple(k), tuple(st))
-        elif op in ("Flatten", "Reshape"):
-            out_shape = g.model.get_tensor_shape(node.output[0])
-            if (op == "Flatten" and int(a.get("axis", 1)) != 1) or out_shape is None or len(out_shape) != 2:
-                g.problems.append(f"{where}: only a flatten to (N, features) is supported")
-            else:
-                mod, rank, channels = nn.Flatten(), 2, int(out_shape[1])
-        elif op in ("Softmax", "LogSoftmax", "ArgMax"):
-            axis = int(a.get("axis", -1 if op != "ArgMax" else 0))
-            if axis not in (1, -1) or rank != 2 or int(a.get("select_last_index", 0)) != 0:
-                g.problems.append(f"{where}: axis {axis} of a rank-{rank} tensor (lbgen applies {op} over the "
-                                  "classes of the (N, classes) logits)")
-            else:
-                mod = HostOutput(op)
-        elif op in ("Identity", "Dropout"):
+        _check_single_chain(chain, node, where, source)
+        handler = _HANDLERS.get(node.op_type)
+        if handler is None:
+            g.problems.append(f"{where}: unsupported op (lbgen takes {', '.join(SUPPORTED_OPS)})")
             mod = None
         else:
-            g.problems.append(f"{where}: unsupported op (lbgen takes {', '.join(SUPPORTED_OPS)})")
+            mod = handler(chain, node, where, _attrs(node))
         if mod is not None:
             modules.append((_name(node), mod))
             tensors[_name(node)] = node.output[0]
-        cur = node.output[0]
-    chain = [n for n in model.graph.node if not g.is_weight_quant(n) and n.op_type not in ("Identity", "Dropout")]
-    for node, after in zip(chain, chain[1:]):
-        if node.op_type in HostOutput.OPS:
-            g.problems.append(f"{_name(node)} ({node.op_type}): only the graph's last op may be a {node.op_type} (the "
-                              f"host applies it to the logits; {_name(after)} ({after.op_type}) follows)")
+            chain.has_modules = True
+        chain.cur = node.output[0]
+    _check_host_output_last(g)
     if g.problems:
         raise UsageError(f"{source}: cannot translate: " + "; ".join(g.problems))
-    if cur != model.graph.output[0].name:
-        raise UsageError(f"{source}: the chain ends at {cur!r}, not at the graph output "
+    if chain.cur != model.graph.output[0].name:
+        raise UsageError(f"{source}: the chain ends at {chain.cur!r}, not at the graph output "
                          f"{model.graph.output[0].name!r}")
-    dt = str(getattr(model.get_tensor_datatype(inputs[0].name), "name", "FLOAT32"))
+    dt = str(getattr(model.get_tensor_datatype(graph_input.name), "name", "FLOAT32"))
     return ImportedModel(modules, source="qonnx", input_chw=input_chw, onnx=model, tensors=tensors,
                          input_datatype=None if dt == "FLOAT32" else dt)
+
+
+#: the ONNX ops lbgen translates, in the order their handlers are defined
+SUPPORTED_OPS = tuple(_HANDLERS)

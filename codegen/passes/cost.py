@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 
+from .. import pe as processing_elements
 from ..ir import MatVec, signed_bits_for
 
 LANE_PRODUCT = 1.75
@@ -28,9 +29,8 @@ LAYER_FIXED = 60
 
 
 def weight_bits(layer: MatVec) -> float:
-    if layer.wtype.kind == "hetero":
-        return len(layer.wtype.scales)
-    return float(layer.wtype.bits)
+    """The weight width a lane is charged for: its PE says (planes: the planes)."""
+    return processing_elements.choose(layer.wtype, layer.itype).lane_weight_bits(layer.wtype)
 
 
 def estimate_luts(layer: MatVec, pe: int | None = None, simd: int | None = None) -> float:
