@@ -326,63 +326,11 @@ def report(
     for row in rows:
         table.add_row(*row)
     out_console.print(table)
-    extra: list[tuple[str, list[str], list[list[str]]]] = []
-
-    def show(title: str, cols: list[str], body: list[list[str]]) -> None:
-        t = Table(title=title)
-        for i, col in enumerate(cols):
-            t.add_column(col, justify="left" if i == 0 or col == "channels per width" else "right")
-        for r in body:
-            t.add_row(*r)
-        out_console.print(t)
-        extra.append((title, cols, body))
-
-    mixed = [l for l in graph.layers if l.channel_bits is not None]
-    if mixed:
-        body = []
-        for l in mixed:
-            widths, counts = np.unique(np.asarray(l.channel_bits), return_counts=True)
-            body.append([l.name, str(l.wtype), ", ".join(f"{int(w)} bits: {int(c)}" for w, c in zip(widths, counts)),
-                         f"{float(np.mean(l.channel_bits)):.3f}"])
-        show("Per-channel weight widths (--bits-budget)", ["layer", "stored as", "channels per width", "mean bits"],
-             body)
-    if any(l.huffman is not None for l in graph.layers):
-        from .passes.compress import layer_stats
-
-        cols = ["layer", "symbols", "raw bits", "Huffman bits", "stored bits", "entropy bound",
-                "mean code length", "x optimal", "longest code"]
-        if synth:
-            cols += ["decoder LUT/lane", "lanes", "decoder LUTs", "decoder FFs"]
-        body, totals = [], [0, 0, 0]
-        for l in graph.layers:
-            if l.huffman is None:
-                continue
-            st = layer_stats(l)
-            totals = [totals[0] + st.raw_bits, totals[1] + st.huffman_bits, totals[2] + st.stored_bits]
-            row = [l.name, str(st.symbols), str(st.raw_bits), str(st.huffman_bits), str(st.stored_bits),
-                   f"{st.entropy_bits:.0f}", f"{st.mean_len:.4f}", f"{st.mean_len / st.optimal_mean_len:.4f}",
-                   str(st.max_len)]
-            if synth:
-                from .synth import huffman_decoder_cells
-
-                try:
-                    with err_console.status(f"yosys: the Huffman decoder of {l.name} ({l.huffman.max_len}-bit codes)"):
-                        lane, total = huffman_decoder_cells(out_dir, l)
-                except UsageError as exc:
-                    _fail(exc)
-                    return
-                row += [str(lane.lut), str(l.pe * l.simd), str(total.lut), str(total.ff)]
-            body.append(row)
-        show("Huffman-coded weights", cols, body)
-        out_console.print(f"weight memory: {totals[0]} bits raw, {totals[1]} bits Huffman-coded, {totals[2]} "
-                          f"bits stored ({100 * (1 - totals[2] / totals[0]):.1f}% saved)")
-    if values is not None:
-        from .passes.compress import activation_stats
-
-        body = [[a.layer, str(a.values), str(a.raw_bits), str(a.symbols), f"{a.entropy:.3f}", f"{a.huffman:.3f}"]
-                for a in activation_stats(graph, values)]
-        show(f"Huffman bits per activation value (layer outputs, {len(values)} vectors)",
-             ["layer", "values", "stream bits", "distinct", "entropy", "Huffman"], body)
+    try:
+        extra = _extra_tables(out_dir, graph, synth, values)
+    except UsageError as exc:
+        _fail(exc)
+        return
     for line in total_lines(rep):
         out_console.print(line, highlight=False)
     try:
@@ -393,6 +341,85 @@ def report(
     except OSError as exc:
         err_console.print(f"[yellow]warning:[/] could not write the HTML report into {escape(str(out_dir))}: "
                           f"{escape(str(exc))}")
+
+
+#: one extra report table: (title, column names, rows)
+ExtraTable = tuple[str, list[str], list[list[str]]]
+
+
+def _extra_tables(out_dir: Path, graph, synth: bool, values) -> list[ExtraTable]:
+    """The report's tables after the per-layer one, printed as they are made (a
+    Yosys run may take a while) and returned for the HTML page."""
+    extra: list[ExtraTable] = []
+    for make in (_channel_width_table, _huffman_table, _activation_table):
+        got = make(out_dir, graph, synth, values)
+        if got is None:
+            continue
+        title, cols, body, footer = got
+        t = Table(title=title)
+        for i, col in enumerate(cols):
+            t.add_column(col, justify="left" if i == 0 or col == "channels per width" else "right")
+        for r in body:
+            t.add_row(*r)
+        out_console.print(t)
+        if footer:
+            out_console.print(footer)
+        extra.append((title, cols, body))
+    return extra
+
+
+def _channel_width_table(out_dir, graph, synth, values):
+    mixed = [l for l in graph.layers if l.channel_bits is not None]
+    if not mixed:
+        return None
+    body = []
+    for l in mixed:
+        widths, counts = np.unique(np.asarray(l.channel_bits), return_counts=True)
+        body.append([l.name, str(l.wtype), ", ".join(f"{int(w)} bits: {int(c)}" for w, c in zip(widths, counts)),
+                     f"{float(np.mean(l.channel_bits)):.3f}"])
+    return ("Per-channel weight widths (--bits-budget)", ["layer", "stored as", "channels per width", "mean bits"],
+            body, "")
+
+
+def _huffman_table(out_dir, graph, synth, values):
+    """Huffman statistics of every coded layer; with ``synth`` the decoders' Yosys cells too."""
+    coded = [l for l in graph.layers if l.huffman is not None]
+    if not coded:
+        return None
+    from .passes.compress import layer_stats
+
+    cols = ["layer", "symbols", "raw bits", "Huffman bits", "stored bits", "entropy bound",
+            "mean code length", "x optimal", "longest code"]
+    if synth:
+        cols += ["decoder LUT/lane", "lanes", "decoder LUTs", "decoder FFs"]
+    body, totals = [], [0, 0, 0]
+    for l in coded:
+        st = layer_stats(l)
+        totals = [totals[0] + st.raw_bits, totals[1] + st.huffman_bits, totals[2] + st.stored_bits]
+        row = [l.name, str(st.symbols), str(st.raw_bits), str(st.huffman_bits), str(st.stored_bits),
+               f"{st.entropy_bits:.0f}", f"{st.mean_len:.4f}", f"{st.mean_len / st.optimal_mean_len:.4f}",
+               str(st.max_len)]
+        if synth:
+            from .synth import huffman_decoder_cells
+
+            with err_console.status(f"yosys: the Huffman decoder of {l.name} ({l.huffman.max_len}-bit codes)"):
+                lane, total = huffman_decoder_cells(out_dir, l)
+            row += [str(lane.lut), str(l.pe * l.simd), str(total.lut), str(total.ff)]
+        body.append(row)
+    footer = (f"weight memory: {totals[0]} bits raw, {totals[1]} bits Huffman-coded, {totals[2]} "
+              f"bits stored ({100 * (1 - totals[2] / totals[0]):.1f}% saved)")
+    return "Huffman-coded weights", cols, body, footer
+
+
+def _activation_table(out_dir, graph, synth, values):
+    if values is None:
+        return None
+    from .passes.compress import activation_stats
+
+    body = [[a.layer, str(a.values), str(a.raw_bits), str(a.symbols), f"{a.entropy:.3f}", f"{a.huffman:.3f}"]
+            for a in activation_stats(graph, values)]
+    return (f"Huffman bits per activation value (layer outputs, {len(values)} vectors)",
+            ["layer", "values", "stream bits", "distinct", "entropy", "Huffman"], body, "")
 
 
 def _report_vectors(out_dir: Path, graph, inputs: Optional[Path]):

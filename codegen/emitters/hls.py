@@ -30,8 +30,9 @@ import jinja2
 import numpy as np
 
 from ..huffman import huffman_lanes
-from ..ir import DType, Graph, IRError, MatVec, check_thresholds_shape, pad_code, padding_corrections, topk_terms
+from ..ir import DType, Graph, IRError, MatVec, check_thresholds_shape, padding_corrections, topk_terms
 from ..packing import pack_elements, weight_words
+from .. import dataflow
 from .. import pe as processing_elements
 
 #: the files a generated design consists of besides the library headers
@@ -194,6 +195,140 @@ def converter_bits(in_elems: int, out_elems: int, elem_bits: int) -> int:
     return (in_elems + out_elems - 1) * elem_bits
 
 
+def _layer_context(layer: MatVec, taken: set[str]) -> tuple[dict[str, Any], list[tuple[int, str]]]:
+    """One layer's traits and ROMs for the templates, and the words (bits, what)
+    it adds to the ap_int width check."""
+    if layer.activation is not None:
+        raise HLSEmitError(f"layer {layer.name!r}: fold thresholds before emitting HLS")
+    widths: list[tuple[int, str]] = []
+    product = product_type(layer)          # refuses a PE that does not fit, naming the layer
+    ident = cpp_ident(layer.name, taken)
+    hidden = not layer.is_output
+    out_dt = layer.out_dtype
+    wwords = [] if layer.huffman else weight_words(layer)
+    wbits = layer.pe * layer.simd * layer.wtype.bits
+    d: dict[str, Any] = {
+        "name": layer.name, "ident": ident, "cfg": f"{ident}_config", "source": layer.source,
+        "mw": layer.mw, "mh": layer.mh, "pe": layer.pe, "simd": layer.simd,
+        "nf": layer.nf, "sf": layer.sf, "cycles": layer.cycles,
+        "acc_bits": layer.acc_bits, "out_bits": out_dt.bits,
+        "wtype": format_note(layer.wtype), "itype": format_note(layer.itype),
+        "weight_note": (f"{layer.weight_bits_avg:.3f} planes (bits) used per weight on average"
+                        if layer.wtype.kind == "hetero" else ""),
+        "otype": str(out_dt) if hidden else f"raw int{layer.acc_bits} accumulators",
+        "out_kind": out_dt.kind,
+        "pe_kind": processing_elements.of(layer).name,
+        "in_elem": elem_type(layer.itype), "weight_elem": elem_type(layer.wtype),
+        "product": product,
+        "in_beat_bits": layer.simd * layer.itype.bits,
+        "weight_word_bits": wbits,
+        "out_beat_bits": layer.pe * out_dt.bits,
+        "weights": [word_literal(w, wbits) for w in wwords], "weight_depth": len(wwords),
+        "weight_limbs": [limbs_literal(w, wbits) for w in wwords], "weight_limb_count": (wbits + 63) // 64,
+        "weight_impl": _rom_impl(len(wwords)),
+        "thresholds": None, "thresh_limbs": None, "thresh_limb_count": 0,
+        "thresh_word_bits": 0, "n_thresholds": 0, "invert_bit": 0, "thresh_impl": "",
+        "pixels": layer.pixels, "out_beats": layer.out_len // layer.pe,
+        "swu": None, "pool": None, "n_class": 1, "corr": None, "pix_class": None,
+        "huff": huffman_context(layer) if layer.huffman else None,
+        "name_c": _c_string(layer.name),
+    }
+    if layer.conv is not None:
+        d["swu"] = list(dataflow.window_params(layer))
+    if layer.pool is not None:
+        d["pool"] = list(dataflow.pool_params(layer))
+    corr = padding_corrections(layer)
+    if corr is not None and corr.offsets.size > layer.mh:
+        offsets = corr.offsets.reshape(-1, layer.mh)          # class = row class * columns + column class
+        top = 1 << layer.acc_bits
+        wrapped = (offsets + top // 2) % top - top // 2        # acc_t arithmetic wraps the same way
+        d["n_class"] = len(offsets)
+        d["corr"] = [[[str(int(wrapped[c, nf * layer.pe + p])) for nf in range(layer.nf)]
+                      for p in range(layer.pe)] for c in range(len(offsets))]
+        ncol = corr.offsets.shape[1]
+        d["pix_class"] = [str(int(r * ncol + c)) for r in corr.row_class for c in corr.col_class]
+    if wbits > AP_INT_LIMIT:
+        raise HLSEmitError(f"layer {layer.name!r}: its weight word (PE={layer.pe} x SIMD={layer.simd} x "
+                           f"{layer.wtype.bits}-bit weights) is {wbits} bits wide, more than ap_int's "
+                           f"{AP_INT_LIMIT}; choose a smaller PE or SIMD for it "
+                           f"(--pe/--simd, or --folding for this layer)")
+    widths += _activation_context(layer, d)
+    widths += [(wbits, f"{layer.name} weight word"), (d["in_beat_bits"], f"{layer.name} input beat"),
+               (d["out_beat_bits"], f"{layer.name} output beat")]
+    return d, widths
+
+
+def _activation_context(layer: MatVec, d: dict[str, Any]) -> list[tuple[int, str]]:
+    """The layer's activation in ``d``: a multi-threshold unit and its ROM, or
+    raw accumulators out of the last layer. Returns the words it adds to the
+    width check."""
+    out_dt = layer.out_dtype
+    if layer.is_output:
+        d["activation"] = f"lbgen::RawAccumulator<{layer.pe}, {layer.acc_bits}>"
+        return []
+    if out_dt.bits > 16:
+        raise HLSEmitError(f"layer {layer.name!r}: {out_dt} outputs need {(1 << out_dt.bits) - 1} "
+                           f"thresholds per channel; the multi-threshold unit takes up to 16 bits")
+    t = int(layer.thresholds.shape[1])
+    tbits = channel_threshold_bits(layer)
+    if tbits > AP_INT_LIMIT:
+        raise HLSEmitError(f"layer {layer.name!r}: one channel's threshold word ({t} thresholds x "
+                           f"{layer.acc_bits}-bit accumulator + invert flag) is {tbits} bits wide, "
+                           f"more than ap_int's {AP_INT_LIMIT}; use fewer output bits or a narrower "
+                           f"accumulator (--acc auto)")
+    rom = threshold_rom(layer)
+    d.update(
+        activation=f"lbgen::MultiThreshold<{layer.pe}, {t}, {layer.acc_bits}, {out_dt.bits}>",
+        thresholds=[[word_literal(w, tbits) for w in row] for row in rom],
+        thresh_limbs=[[limbs_literal(w, tbits) for w in row] for row in rom],
+        thresh_limb_count=(tbits + 63) // 64,
+        thresh_word_bits=tbits, n_thresholds=t, invert_bit=t * layer.acc_bits,
+        thresh_impl=_rom_impl(layer.nf),
+    )
+    return [(tbits, f"{layer.name} threshold word (one channel)")]
+
+
+def _dataflow_steps(graph: Graph, layers: list[dict[str, Any]], topk: dict[str, Any] | None):
+    """The streams and steps of the top function, in the order of the dataflow
+    plan (lbgen.dataflow), and the converter words for the width check."""
+    flow = dataflow.plan(graph, [d["ident"] for d in layers])
+    streams = [{"name": s.name, "type": f"{layers[s.owner]['cfg']}::{s.side}_beat_t", "depth": STREAM_DEPTH}
+               for s in flow.streams]
+    steps: list[dict[str, Any]] = []
+    widths: list[tuple[int, str]] = []
+    for u in flow.units:
+        layer, d = graph.layers[u.layer], layers[u.layer]
+        step: dict[str, Any] = {"src": u.src, "dst": u.dst}
+        if u.kind == "window":
+            step.update(kind="swu", cfg=f"{d['ident']}_swu_config",
+                        comment=f"{layer.name}: sliding window, {layer.pixels} windows of {layer.sf} beats")
+        elif u.kind == "mvau":
+            args = [f"{d['ident']}_weights"] + ([f"{d['ident']}_thresholds"] if d["thresholds"] is not None else [])
+            if d["corr"] is not None:
+                args += [f"{d['ident']}_corr", f"{d['ident']}_pix_class"]
+            step.update(kind="mvau", cfg=d["cfg"], args=args, trace_name=None if d["pool"] else d["ident"],
+                        beats=d["out_beats"],
+                        comment=f"{layer.name}: {layer.mh}x{layer.mw} {d['pe_kind']}, "
+                                + (f"{layer.pixels} pixels x " if layer.pixels > 1 else "")
+                                + f"{layer.sf} beats in, {layer.nf} beats out")
+        elif u.kind == "pool":
+            step.update(kind="pool", cfg=f"{d['ident']}_pool_config", trace_name=d["ident"], beats=d["out_beats"],
+                        comment=f"{layer.name}: {layer.pool.k}x{layer.pool.k} max-pool")
+        elif u.kind == "convert":
+            in_elems, out_elems, elem_bits, frame = u.convert
+            nxt = graph.layers[u.layer + 1]
+            step.update(kind="convert", in_elems=in_elems, out_elems=out_elems, elem_bits=elem_bits, frame=frame,
+                        comment=f"{layer.name} -> {nxt.name}: {in_elems}-element beats to {out_elems}-element beats")
+            widths.append((converter_bits(in_elems, out_elems, elem_bits), f"{layer.name} -> {nxt.name} width converter"))
+        else:
+            step.update(kind="topk", cfg=topk["cfg"], args=[topk["rom"]] if topk["use_scale"] else [],
+                        comment=f"top-K unit: the {topk['k']} largest of {topk['classes']} classes")
+            widths += [(topk["out_w"], "top-K output beat"),
+                       (topk["score_bits"] + topk["scale_bits"], "top-K score product")]
+        steps.append(step)
+    return streams, steps, widths
+
+
 def hls_context(graph: Graph) -> dict[str, Any]:
     """Everything the templates render, computed from the graph."""
     graph.validate()
@@ -202,146 +337,12 @@ def hls_context(graph: Graph) -> dict[str, Any]:
     layers: list[dict[str, Any]] = []
     widths: list[tuple[int, str]] = []
     for layer in graph.layers:
-        if layer.activation is not None:
-            raise HLSEmitError(f"layer {layer.name!r}: fold thresholds before emitting HLS")
-        product = product_type(layer)          # refuses a PE that does not fit, naming the layer
-        ident = cpp_ident(layer.name, taken)
-        hidden = not layer.is_output
-        out_dt = layer.out_dtype
-        wwords = [] if layer.huffman else weight_words(layer)
-        wbits = layer.pe * layer.simd * layer.wtype.bits
-        d: dict[str, Any] = {
-            "name": layer.name, "ident": ident, "cfg": f"{ident}_config", "source": layer.source,
-            "mw": layer.mw, "mh": layer.mh, "pe": layer.pe, "simd": layer.simd,
-            "nf": layer.nf, "sf": layer.sf, "cycles": layer.cycles,
-            "acc_bits": layer.acc_bits, "out_bits": out_dt.bits,
-            "wtype": format_note(layer.wtype), "itype": format_note(layer.itype),
-            "weight_note": (f"{layer.weight_bits_avg:.3f} planes (bits) used per weight on average"
-                            if layer.wtype.kind == "hetero" else ""),
-            "otype": str(out_dt) if hidden else f"raw int{layer.acc_bits} accumulators",
-            "out_kind": out_dt.kind,
-            "pe_kind": processing_elements.of(layer).name,
-            "in_elem": elem_type(layer.itype), "weight_elem": elem_type(layer.wtype),
-            "product": product,
-            "in_beat_bits": layer.simd * layer.itype.bits,
-            "weight_word_bits": wbits,
-            "out_beat_bits": layer.pe * out_dt.bits,
-            "weights": [word_literal(w, wbits) for w in wwords], "weight_depth": len(wwords),
-            "weight_limbs": [limbs_literal(w, wbits) for w in wwords], "weight_limb_count": (wbits + 63) // 64,
-            "weight_impl": _rom_impl(len(wwords)),
-            "thresholds": None, "thresh_limbs": None, "thresh_limb_count": 0,
-            "thresh_word_bits": 0, "n_thresholds": 0, "invert_bit": 0, "thresh_impl": "",
-            "pixels": layer.pixels, "out_beats": layer.out_len // layer.pe,
-            "swu": None, "pool": None, "n_class": 1, "corr": None, "pix_class": None,
-            "huff": huffman_context(layer) if layer.huffman else None,
-            "name_c": _c_string(layer.name),
-        }
-        if layer.conv is not None:
-            g = layer.conv
-            d["swu"] = [("C", g.in_ch), ("IN_H", g.in_h), ("IN_W", g.in_w), ("K_H", g.k_h), ("K_W", g.k_w),
-                        ("S_H", g.s_h), ("S_W", g.s_w), ("P_H", g.p_h), ("P_W", g.p_w),
-                        ("SIMD", layer.simd), ("E", layer.itype.bits)]
-            if pad_code(layer):     # the zero level of a signed input; absent: 0, designs unchanged
-                d["swu"].append(("PAD", pad_code(layer)))
-        if layer.pool is not None:
-            q = layer.pool
-            d["pool"] = [("C", q.ch), ("IN_H", q.in_h), ("IN_W", q.in_w), ("K", q.k), ("S", q.s),
-                         ("PE", layer.pe), ("E", out_dt.bits)]
-        corr = padding_corrections(layer)
-        if corr is not None and corr.offsets.size > layer.mh:
-            offsets = corr.offsets.reshape(-1, layer.mh)          # class = row class * columns + column class
-            top = 1 << layer.acc_bits
-            wrapped = (offsets + top // 2) % top - top // 2        # acc_t arithmetic wraps the same way
-            d["n_class"] = len(offsets)
-            d["corr"] = [[[str(int(wrapped[c, nf * layer.pe + p])) for nf in range(layer.nf)]
-                          for p in range(layer.pe)] for c in range(len(offsets))]
-            ncol = corr.offsets.shape[1]
-            d["pix_class"] = [str(int(r * ncol + c)) for r in corr.row_class for c in corr.col_class]
-        if wbits > AP_INT_LIMIT:
-            raise HLSEmitError(f"layer {layer.name!r}: its weight word (PE={layer.pe} x SIMD={layer.simd} x "
-                               f"{layer.wtype.bits}-bit weights) is {wbits} bits wide, more than ap_int's "
-                               f"{AP_INT_LIMIT}; choose a smaller PE or SIMD for it "
-                               f"(--pe/--simd, or --folding for this layer)")
-        if hidden:
-            if out_dt.bits > 16:
-                raise HLSEmitError(f"layer {layer.name!r}: {out_dt} outputs need {(1 << out_dt.bits) - 1} "
-                                   f"thresholds per channel; the multi-threshold unit takes up to 16 bits")
-            t = int(layer.thresholds.shape[1])
-            tbits = channel_threshold_bits(layer)
-            if tbits > AP_INT_LIMIT:
-                raise HLSEmitError(f"layer {layer.name!r}: one channel's threshold word ({t} thresholds x "
-                                   f"{layer.acc_bits}-bit accumulator + invert flag) is {tbits} bits wide, "
-                                   f"more than ap_int's {AP_INT_LIMIT}; use fewer output bits or a narrower "
-                                   f"accumulator (--acc auto)")
-            rom = threshold_rom(layer)
-            d.update(
-                activation=f"lbgen::MultiThreshold<{layer.pe}, {t}, {layer.acc_bits}, {out_dt.bits}>",
-                thresholds=[[word_literal(w, tbits) for w in row] for row in rom],
-                thresh_limbs=[[limbs_literal(w, tbits) for w in row] for row in rom],
-                thresh_limb_count=(tbits + 63) // 64,
-                thresh_word_bits=tbits, n_thresholds=t, invert_bit=t * layer.acc_bits,
-                thresh_impl=_rom_impl(layer.nf),
-            )
-            widths.append((tbits, f"{layer.name} threshold word (one channel)"))
-        else:
-            d["activation"] = f"lbgen::RawAccumulator<{layer.pe}, {layer.acc_bits}>"
-        widths += [(wbits, f"{layer.name} weight word"), (d["in_beat_bits"], f"{layer.name} input beat"),
-                   (d["out_beat_bits"], f"{layer.name} output beat")]
+        d, w = _layer_context(layer, taken)
         layers.append(d)
-
-    # the dataflow: streams and steps
-    streams: list[dict[str, Any]] = []
-    steps: list[dict[str, Any]] = []
-    src = "in"
+        widths += w
     topk = topk_context(graph, taken)
-    for i, (layer, d) in enumerate(zip(graph.layers, layers)):
-        last = i == len(layers) - 1
-        dst = "out" if last and topk is None else f"{d['ident']}_out"
-        if dst != "out":
-            streams.append({"name": dst, "type": f"{d['cfg']}::out_beat_t", "depth": STREAM_DEPTH})
-        args = [f"{d['ident']}_weights"] + ([f"{d['ident']}_thresholds"] if d["thresholds"] is not None else [])
-        if d["corr"] is not None:
-            args += [f"{d['ident']}_corr", f"{d['ident']}_pix_class"]
-        if d["swu"]:
-            win = f"{d['ident']}_win"
-            streams.append({"name": win, "type": f"{d['cfg']}::in_beat_t", "depth": STREAM_DEPTH})
-            steps.append({"kind": "swu", "cfg": f"{d['ident']}_swu_config", "src": src, "dst": win,
-                          "comment": f"{layer.name}: sliding window, {layer.pixels} windows of "
-                                     f"{layer.sf} beats"})
-            src = win
-        mv_dst = f"{d['ident']}_mv" if d["pool"] else dst
-        if d["pool"]:
-            streams.append({"name": mv_dst, "type": f"{d['cfg']}::out_beat_t", "depth": STREAM_DEPTH})
-        steps.append({"kind": "mvau", "cfg": d["cfg"], "src": src, "dst": mv_dst, "args": args,
-                      "trace_name": None if d["pool"] else d["ident"], "beats": d["out_beats"],
-                      "comment": f"{layer.name}: {layer.mh}x{layer.mw} {d['pe_kind']}, "
-                                 + (f"{layer.pixels} pixels x " if layer.pixels > 1 else "")
-                                 + f"{layer.sf} beats in, {layer.nf} beats out"})
-        if d["pool"]:
-            steps.append({"kind": "pool", "cfg": f"{d['ident']}_pool_config", "src": mv_dst, "dst": dst,
-                          "trace_name": d["ident"], "beats": d["out_beats"],
-                          "comment": f"{layer.name}: {layer.pool.k}x{layer.pool.k} max-pool"})
-        src = dst
-        if not last:
-            nxt, nd = graph.layers[i + 1], layers[i + 1]
-            if layer.pe != nxt.simd:
-                conv = f"{nd['ident']}_in"
-                streams.append({"name": conv, "type": f"{nd['cfg']}::in_beat_t", "depth": STREAM_DEPTH})
-                steps.append({"kind": "convert", "src": src, "dst": conv, "in_elems": layer.pe,
-                              "out_elems": nxt.simd, "elem_bits": d["out_bits"], "frame": layer.out_len,
-                              "comment": f"{layer.name} -> {nxt.name}: {layer.pe}-element beats to "
-                                         f"{nxt.simd}-element beats"})
-                widths.append((converter_bits(layer.pe, nxt.simd, d["out_bits"]),
-                               f"{layer.name} -> {nxt.name} width converter"))
-                src = conv
-
-    if topk is not None:
-        last_d = layers[-1]
-        steps.append({"kind": "topk", "cfg": topk["cfg"], "src": f"{last_d['ident']}_out", "dst": "out",
-                      "args": [topk["rom"]] if topk["use_scale"] else [],
-                      "comment": f"top-K unit: the {topk['k']} largest of {topk['classes']} classes"})
-        widths += [(topk["out_w"], "top-K output beat"), (topk["score_bits"] + topk["scale_bits"],
-                                                          "top-K score product")]
+    streams, steps, w = _dataflow_steps(graph, layers, topk)
+    widths += w
     max_width, where = max(widths)
     if max_width > AP_INT_LIMIT:
         raise HLSEmitError(f"{where} is {max_width} bits wide, more than ap_int's {AP_INT_LIMIT}; "

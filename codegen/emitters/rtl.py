@@ -30,10 +30,11 @@ import jinja2
 import numpy as np
 
 from ..huffman import HuffmanCode, LaneStream, huffman_lanes
-from ..ir import (Graph, IRError, MatVec, PaddingCorrection, check_thresholds_shape, pad_code, padding_corrections,
+from ..ir import (Graph, IRError, MatVec, PaddingCorrection, check_thresholds_shape, padding_corrections,
                   topk_terms)
 from ..packing import (pack_elements, threshold_search_words, threshold_word_bits, threshold_words,
                        weight_words, write_mem)
+from .. import dataflow
 from .. import pe as processing_elements
 
 TOP = "lbgen_top"
@@ -288,18 +289,8 @@ def rtl_plan(graph: Graph) -> dict[str, Any]:
             params += [("N_CLASS", len(offsets)), ("N_COL_CLASS", corr.offsets.shape[1]),
                        ("CLASS_BITS", class_bits), ("ROW_CLASS", _packed(corr.row_class, class_bits)),
                        ("COL_CLASS", _packed(corr.col_class, class_bits))]
-        swu = maxpool = None
-        if layer.conv is not None:
-            g = layer.conv
-            swu = [("C", g.in_ch), ("IN_H", g.in_h), ("IN_W", g.in_w), ("K_H", g.k_h), ("K_W", g.k_w),
-                   ("S_H", g.s_h), ("S_W", g.s_w), ("P_H", g.p_h), ("P_W", g.p_w), ("SIMD", layer.simd),
-                   ("E", layer.itype.bits)]
-            if pad_code(layer):          # the zero level of a signed input; absent: 0, designs unchanged
-                swu.append(("PAD", pad_code(layer)))
-        if layer.pool is not None:
-            q = layer.pool
-            maxpool = [("C", q.ch), ("IN_H", q.in_h), ("IN_W", q.in_w), ("K", q.k), ("S", q.s),
-                       ("PE", layer.pe), ("E", out_bits)]
+        swu = dataflow.window_params(layer) if layer.conv is not None else None
+        maxpool = dataflow.pool_params(layer) if layer.pool is not None else None
         layers.append({
             "name": _comment(layer.name), "source": _comment(layer.source), "id": ident,
             "mw": layer.mw, "mh": layer.mh, "pe": layer.pe, "simd": layer.simd,

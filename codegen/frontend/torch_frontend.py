@@ -1017,6 +1017,71 @@ def _to_nhwc(arr: np.ndarray, chw: tuple[int, int, int]) -> np.ndarray:
     return arr.reshape(arr.shape[0], c, a, b).transpose(0, 2, 3, 1).reshape(arr.shape[0], -1)
 
 
+class _LayerProblem(Exception):
+    """A problem of one layer; :func:`lower` collects them all and reports them at once."""
+
+
+def _geometry(seg: "_Segment", fmap, weights: np.ndarray, codes, itype: DType, zero: int):
+    """Place the layer of ``seg`` on the feature map ``fmap`` ((C, H, W) entering
+    it, None: a vector): its sliding window and max-pool, its weight (and code)
+    columns in NHWC order, and the feature map after it.
+
+    Returns (conv, pool, weights, codes, fmap after); raises _LayerProblem."""
+    lin = seg.linear.module
+    mh, mw = weights.shape
+    where = f"layer {seg.linear.path} ({type(lin).__name__})"
+    if not _is_conv(lin):
+        if fmap is None:
+            return None, None, weights, codes, None
+        if mw != fmap[0] * fmap[1] * fmap[2]:
+            raise _LayerProblem(f"{where}: takes {mw} inputs but the feature map before it has "
+                                f"{fmap[0]}x{fmap[1]}x{fmap[2]} (CxHxW)")
+        return None, None, _to_nhwc(weights, fmap), _to_nhwc(codes, fmap) if codes is not None else None, None
+    if fmap is None:
+        raise _LayerProblem(f"{where}: a convolution needs a feature map; its input shape is unknown (begin "
+                            "the model with nn.Unflatten(1, (C, H, W)) or pass --input-shape C,H,W), or a "
+                            "fully connected layer comes before it")
+    kh, kw = _pair(lin.kernel_size)
+    sh, sw = _pair(lin.stride)
+    ph, pw = _pair(lin.padding)
+    if int(lin.in_channels) != fmap[0] or mw != fmap[0] * kh * kw:
+        raise _LayerProblem(f"{where}: takes {lin.in_channels} channels but gets {fmap[0]}")
+    # torch pads with the value 0: the level ``zero`` of a signed or zero-pointed input
+    conv = ConvGeom(fmap[0], fmap[1], fmap[2], kh, kw, sh, sw, ph, pw, pad=zero if ph or pw else 0)
+    try:
+        conv.check(where)
+        conv.check_pad(itype, f"{where} behind {seg.in_quant.path}")
+    except IRError as exc:
+        raise _LayerProblem(str(exc)) from None
+    weights = _to_nhwc(weights, (fmap[0], kh, kw))
+    codes = _to_nhwc(codes, (fmap[0], kh, kw)) if codes is not None else None
+    fmap, pool = (mh, conv.out_h, conv.out_w), None
+    if seg.pool is not None:
+        k = _pair(seg.pool.module.kernel_size)[0]
+        pool = PoolGeom(mh, fmap[1], fmap[2], k, k)
+        try:
+            pool.check(f"layer {seg.pool.path}")
+        except IRError as exc:
+            raise _LayerProblem(str(exc)) from None
+        fmap = (mh, pool.out_h, pool.out_w)
+    return conv, pool, weights, codes, fmap
+
+
+def _attach_output(layer: MatVec, seg: "_Segment", in_step: float, w_scale, offset: np.ndarray, last: bool) -> None:
+    """What follows the layer's accumulator: an activation quantizer (its levels
+    as a callable, folded into thresholds later; the last layer's dequantization
+    too), or the logits' affine with the integer zero kept apart."""
+    if seg.out_quant is None:
+        layer.out_scale, layer.out_bias, layer.out_zero = _integer_bias(*_output_affine(seg, in_step), offset)
+        return
+    layer.activation = Activation(
+        out_dtype=_quant_dtype(seg.out_quant.module),
+        levels=_activation_fn(seg, in_step, w_scale.detach(), offset),
+        describe=" -> ".join([seg.linear.path + ".epilogue"] + [s.path for s in seg.after] + [seg.out_quant.path]))
+    if last:
+        layer.out_scale, layer.out_bias = _dequantization(seg.out_quant.module, layer.mh)
+
+
 def lower(model, w=None, a: Optional[int] = None, name: str = "model",
           hetero_dist: Optional[Sequence[float]] = None, input_shape=None) -> Graph:
     """Walk ``model`` and build the IR with activations still as callables.
@@ -1052,64 +1117,18 @@ def lower(model, w=None, a: Optional[int] = None, name: str = "model",
             continue
         mh, mw = weights.shape
         in_step = _float(in_q.step())
-        where = f"layer {seg.linear.path} ({type(lin).__name__})"
-        conv = pool = None
-        if _is_conv(lin):
-            if fmap is None:
-                problems.append(f"{where}: a convolution needs a feature map; its input shape is unknown (begin "
-                                "the model with nn.Unflatten(1, (C, H, W)) or pass --input-shape C,H,W), or a "
-                                "fully connected layer comes before it")
-                continue
-            kh, kw = _pair(lin.kernel_size)
-            sh, sw = _pair(lin.stride)
-            ph, pw = _pair(lin.padding)
-            if int(lin.in_channels) != fmap[0] or mw != fmap[0] * kh * kw:
-                problems.append(f"{where}: takes {lin.in_channels} channels but gets {fmap[0]}")
-                continue
-            # torch pads with the value 0: the level ``zero`` of a signed or zero-pointed input
-            conv = ConvGeom(fmap[0], fmap[1], fmap[2], kh, kw, sh, sw, ph, pw, pad=zero if ph or pw else 0)
-            try:
-                conv.check(where)
-                conv.check_pad(itype, f"{where} behind {seg.in_quant.path}")
-            except IRError as exc:
-                problems.append(str(exc))
-                continue
-            weights = _to_nhwc(weights, (fmap[0], kh, kw))
-            codes = _to_nhwc(codes, (fmap[0], kh, kw)) if codes is not None else None
-            fmap = (mh, conv.out_h, conv.out_w)
-            if seg.pool is not None:
-                k = _pair(seg.pool.module.kernel_size)[0]
-                pool = PoolGeom(mh, fmap[1], fmap[2], k, k)
-                try:
-                    pool.check(f"layer {seg.pool.path}")
-                except IRError as exc:
-                    problems.append(str(exc))
-                    continue
-                fmap = (mh, pool.out_h, pool.out_w)
-        elif fmap is not None:
-            if mw != fmap[0] * fmap[1] * fmap[2]:
-                problems.append(f"{where}: takes {mw} inputs but the feature map before it has "
-                                f"{fmap[0]}x{fmap[1]}x{fmap[2]} (CxHxW)")
-                continue
-            weights = _to_nhwc(weights, fmap)
-            codes = _to_nhwc(codes, fmap) if codes is not None else None
-            fmap = None
+        try:
+            conv, pool, weights, codes, fmap = _geometry(seg, fmap, weights, codes, itype, zero)
+        except _LayerProblem as exc:
+            problems.append(str(exc))
+            continue
         offset = zero * weights.sum(axis=1)        # invariant under the NHWC column order
         channel_bits = getattr(lin, "channel_bits", None)
         layer = MatVec(name=f"{'conv' if conv else 'fc'}{i}", source=seg.linear.path, mw=mw, mh=mh,
                        weights=weights, wtype=wtype, itype=itype, weight_codes=codes, conv=conv, pool=pool,
                        channel_bits=(channel_bits.detach().cpu().numpy().astype(np.int64)
                                      if channel_bits is not None else None))
-        if seg.out_quant is not None:
-            layer.activation = Activation(
-                out_dtype=_quant_dtype(seg.out_quant.module),
-                levels=_activation_fn(seg, in_step, w_scale.detach(), offset),
-                describe=" -> ".join([seg.linear.path + ".epilogue"] + [s.path for s in seg.after]
-                                     + [seg.out_quant.path]))
-            if i == len(segments) - 1:
-                layer.out_scale, layer.out_bias = _dequantization(seg.out_quant.module, mh)
-        else:
-            layer.out_scale, layer.out_bias, layer.out_zero = _integer_bias(*_output_affine(seg, in_step), offset)
+        _attach_output(layer, seg, in_step, w_scale, offset, last=i == len(segments) - 1)
         layers.append(layer)
     if problems:
         raise UsageError("; ".join(problems))
