@@ -133,10 +133,13 @@ class EmitOptions:
         if self.w is not None and not isinstance(self.w, WeightSpec):
             self._set("w", parse_weight_spec(str(self.w)))
         if self.hetero_dist is not None:
-            if isinstance(self.hetero_dist, str):
-                self._set("hetero_dist", parse_hetero_dist(self.hetero_dist))
-            else:
-                self._set("hetero_dist", parse_hetero_dist(",".join(str(float(v)) for v in self.hetero_dist)))
+            dist = self.hetero_dist
+            if not isinstance(dist, str):       # fractions given as numbers: the same checks as the text
+                try:
+                    dist = ",".join(repr(float(v)) for v in dist)
+                except (TypeError, ValueError):
+                    dist = str(dist)
+            self._set("hetero_dist", parse_hetero_dist(dist))
             if self.w is None or self.w.kind != "hetero":
                 raise UsageError("--hetero-dist needs a heterogeneous --w such as --w 1.4")
 
