@@ -52,9 +52,11 @@ import numpy as np
 from lbgen.emitters.rtl import library_files, rtl_library_dir, rtl_plan
 from lbgen.ir import DType, signed_bits_for
 from lbgen.synth import synth_module
-from lbgen.testing import random_graph
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))     # the tests' helpers: random IR graphs
+from lbgen_testing.graphs import random_graph  # noqa: E402
+
 RESULTS = HERE / "results"
 MW = 256                       # inputs per channel (fixes the accumulator width)
 MH = 64                        # channels

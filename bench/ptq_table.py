@@ -2,7 +2,7 @@
 
 Trains the float baseline of examples/digits/train.py (Linear-BatchNorm-ReLU,
 256 hidden units, fixed seeds) and a float CNN of the shape of
-examples/digits/train_cnn.py's (three 3x3 convolutions, a max-pool), then quantizes each with lbgen.quant.ptq at
+examples/digits/train_cnn.py's (three 3x3 convolutions, a max-pool), then quantizes each with lbgen.passes.model.ptq at
 8/8, 4/4, 3/3 and 2/4 bits (hidden weights / activations; the first and last
 layer keep 8-bit weights, the input 8 bits), and 2/2, with min-max,
 percentile (99.99) and ACIQ clipping, each with and without bias correction,
@@ -31,7 +31,7 @@ import torch
 
 from lbgen import golden
 from lbgen.flow import EmitOptions, build_graph
-from lbgen.quant.ptq import quantize_float_model
+from lbgen.passes.model.ptq import quantize_float_model
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

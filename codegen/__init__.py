@@ -12,9 +12,9 @@ def __getattr__(name):
         from .api import emit
         return emit
     if name == "host_stream":
-        from .flow import host_stream
+        from .inputs import host_stream
         return host_stream
     if name == "load":
-        from .flow import load_output
+        from .output import load_output
         return load_output
     raise AttributeError(f"module 'lbgen' has no attribute {name!r}")

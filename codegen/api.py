@@ -6,7 +6,6 @@ model just trained -- the same pipeline as ``lbgen emit`` without a file.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Optional
 
@@ -21,23 +20,18 @@ def emit(model, out, *, inputs=None, force: bool = False, name: str = "model",
     ``options`` are the ``lbgen emit`` options by their Python names: ``w``,
     ``a``, ``acc``, ``pe``, ``simd``, ``folding``, ``target_cycles``,
     ``compress``, ``bits_budget``, ``calib``, ``clip``, ``bias_correction``,
-    ``input_shape``, ``topk``, ... (see :class:`lbgen.flow.EmitOptions`). ``inputs``: a
+    ``input_shape``, ``topk``, ... (see :class:`lbgen.options.EmitOptions`). ``inputs``: a
     ``.npy``/``.npz`` of test vectors. Raises :class:`lbgen.errors.UsageError`
     naming the problem, before anything is written.
     """
-    from .flow import EmitOptions, emit as run_emit
+    from .flow import emit as run_emit
+    from .options import EmitOptions, option_names
 
-    fields = {f.name for f in dataclasses.fields(EmitOptions)}
-    unknown = sorted(set(options) - fields)
+    known = option_names()
+    unknown = sorted(set(options) - set(known))
     if unknown:
-        raise UsageError(f"lbgen.emit: unknown options {', '.join(unknown)} (known: {', '.join(sorted(fields))})")
-    if "w" in options and options["w"] is not None:
-        options["w"] = str(options["w"])
-    for key in ("folding", "calib"):
-        if options.get(key) is not None:
-            options[key] = Path(options[key])
-    if options.get("input_shape") is not None and not isinstance(options["input_shape"], str):
-        options["input_shape"] = ",".join(str(int(v)) for v in options["input_shape"])
+        raise UsageError(f"lbgen.emit: unknown options {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    # the values (w=1, input_shape=(1, 8, 8), folding="f.json", ...) are parsed here, once
     return run_emit(model, Path(out), EmitOptions(**options), inputs=None if inputs is None else Path(inputs),
                     force=force, name=name, targets=targets)
 

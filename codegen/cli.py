@@ -104,16 +104,18 @@ def emit(
     force: bool = typer.Option(False, "--force", help="replace an existing output directory"),
 ) -> None:
     """Compile a quantized model to Verilog + HLS C++ with test vectors."""
-    from .flow import EmitOptions, check_options, check_output, emit as run_emit
+    from .flow import emit as run_emit
     from .frontend.torch_frontend import load_module
+    from .options import EmitOptions
+    from .output import check_output
 
     try:
+        # the option text parsed and checked once, before loading, which may be slow
         opts = EmitOptions(w=w, a=a, acc=acc, pe=pe, simd=simd, folding=folding, trust=trust,
                            hetero_dist=hetero_dist, input_shape=input_shape, target_cycles=target_cycles,
                            compress=compress, huffman_max_len=huffman_max_len, bits_budget=bits_budget,
                            calib=calib, clip=clip, bias_correction=bias_correction, input_format=input_format,
                            topk=topk)
-        check_options(opts)  # before loading, which may be slow
         check_output(output, force)
         if model.suffix.lower() == ".onnx":
             if arch is not None:
@@ -198,7 +200,7 @@ def prepare_sim(out_dir: Path, inputs: Optional[Path] = None, frames: Optional[i
     (lbgen.integrity), read the vectors, run the golden model. Returns (graph,
     values, labels, golden trace); UsageError naming the file otherwise."""
     from . import golden
-    from .flow import read_vectors
+    from .inputs import read_vectors
     from .integrity import verified_graph
     from .ir import IRError
 
@@ -301,7 +303,7 @@ def report(
     """Per-layer table: PE kind, precision, folding, cycles, bit-operations, weight memory (and
     Yosys cells with --synth); totals; Huffman and activation statistics. Also writes
     out/report.html (with PNG plots) and out/report/report.json."""
-    from .flow import load_output
+    from .output import load_output
     from .report import build_report, table_rows, total_lines, write_html, write_json, write_plots
 
     try:
@@ -424,7 +426,7 @@ def _activation_table(out_dir, graph, synth, values):
 
 def _report_vectors(out_dir: Path, graph, inputs: Optional[Path]):
     """Input values for the activation statistics: --inputs, else out/sim/inputs.npy, else None."""
-    from .flow import read_vectors
+    from .inputs import read_vectors
 
     if inputs is not None:
         return read_vectors(inputs, graph).values

@@ -169,7 +169,7 @@ def check_structure(out_dir: Path, graph: Graph) -> None:
 def verified_graph(out_dir: Path, allow_modified: bool = False) -> Graph:
     """The IR of ``out_dir`` after both checks (the manifest unless ``allow_modified``);
     UsageError naming the first file that fails."""
-    from .flow import load_output
+    from .output import load_output
 
     out_dir = Path(out_dir)
     if not allow_modified:

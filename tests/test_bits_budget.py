@@ -27,10 +27,10 @@ from lbgen.csim import run_csim
 from lbgen.errors import UsageError
 from lbgen.flow import EmitOptions, emit
 from lbgen.ir import Graph, IRError
-from lbgen.quant.allocation import channel_noise
+from lbgen.passes.model.allocation import channel_noise
 from lbgen.simulate import run_rtl
 
-from conftest import DIGITS, random_bn
+from lbgen_testing.common import DIGITS, random_bn
 
 TEST_SET = DIGITS / "digits_test.npz"
 

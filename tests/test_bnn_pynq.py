@@ -31,7 +31,8 @@ from lbgen.flow import load_output
 from lbgen.simulate import run_rtl
 
 from bnn_models import bnn_model, input_shape, raw_inputs
-from conftest import ir_arrays
+
+from lbgen_testing.common import ir_arrays
 
 pytest.importorskip("brevitas_examples")
 pytest.importorskip("qonnx")

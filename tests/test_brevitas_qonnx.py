@@ -32,7 +32,7 @@ from lbgen.frontend.brevitas_frontend import brevitas_levels
 from lbgen.frontend.onnx_frontend import load_onnx
 from lbgen.simulate import run_rtl
 
-from conftest import DIGITS, ir_arrays
+from lbgen_testing.common import DIGITS, ir_arrays
 
 pytest.importorskip("brevitas")
 pytest.importorskip("qonnx")

@@ -13,7 +13,7 @@ import torch.nn as nn
 
 from lbgen import quant
 
-from conftest import DIGITS, assert_usage_error, run_cli, small_mlp
+from lbgen_testing.common import DIGITS, assert_usage_error, run_cli, small_mlp
 
 
 def test_help_lists_the_commands():
@@ -189,7 +189,7 @@ def test_bits_budget_usage_errors(tmp_path):
 
 
 def test_float_model_with_calib_is_quantized_post_training(tmp_path):
-    """--calib quantizes a float MLP (lbgen.quant.ptq) to --w/--a; without it the error says how."""
+    """--calib quantizes a float MLP (lbgen.passes.model.ptq) to --w/--a; without it the error says how."""
     import numpy as np
     import torch
     import torch.nn as nn

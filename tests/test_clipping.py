@@ -1,4 +1,4 @@
-"""Clipping ranges for post-training quantization (lbgen.quant.clipping, ACIQ and baselines).
+"""Clipping ranges for post-training quantization (lbgen.passes.model.clipping, ACIQ and baselines).
 
 The optimal clipping ratios reproduce the values of Banner et al.'s ACIQ
 (Laplace 2.83 b, 3.89 b, 5.03 b and Gaussian 1.71, 2.15, 2.55 sigma at 2, 3,
@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lbgen.quant.clipping import clip_value, optimal_ratio, quantization_mse
+from lbgen.passes.model.clipping import clip_value, optimal_ratio, quantization_mse
 
 PAPER = {"laplace": {2: 2.83, 3: 3.89, 4: 5.03}, "gauss": {2: 1.71, 3: 2.15, 4: 2.55}}
 

@@ -12,7 +12,7 @@ from lbgen import golden, quant
 from lbgen.errors import UsageError
 from lbgen.flow import EmitOptions, Vectors, build_graph, compare_torch_golden
 
-from conftest import random_bn2d_stats
+from lbgen_testing.common import random_bn2d_stats
 
 
 def _cnn(in_ch: int, flat: bool, w: str, seed: int = 0) -> nn.Sequential:

@@ -23,7 +23,7 @@ from lbgen.frontend.torch_frontend import load_module
 from lbgen.passes.folding import folding_bound
 from lbgen.simulate import run_rtl
 
-from conftest import DIGITS
+from lbgen_testing.common import DIGITS
 
 TEST_SET = DIGITS / "digits_test.npz"
 CNNS = json.loads((DIGITS / "cnn_results.json").read_text())["models"]

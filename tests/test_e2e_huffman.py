@@ -22,7 +22,7 @@ from lbgen.passes.compress import layer_stats
 from lbgen.passes.folding import folding_bound
 from lbgen.simulate import run_rtl
 
-from conftest import DIGITS
+from lbgen_testing.common import DIGITS
 
 TEST_SET = DIGITS / "digits_test.npz"
 MODELS = ["w4a4", "w2a2", "wlog4a4"]

@@ -11,7 +11,8 @@ from lbgen.errors import UsageError
 from lbgen.ir import ConvGeom, DType
 from lbgen.passes.cost import estimate_luts
 from lbgen.passes.folding import apply_folding, cheapest_folding, divisors, simd_dim
-from lbgen.testing import random_graph
+
+from lbgen_testing.graphs import random_graph
 
 B, U2, U4, I4 = DType("bipolar", 1), DType("uint", 2), DType("uint", 4), DType("int", 4)
 

@@ -35,7 +35,7 @@ from lbgen.flow import load_output
 from lbgen.frontend.input_format import parse_input_format
 from lbgen.simulate import run_rtl
 
-from conftest import assert_usage_error, run_cli
+from lbgen_testing.common import assert_usage_error, run_cli
 from qonnx_graphs import GraphBuilder, qkeras_style_mlp
 
 pytest.importorskip("qonnx")
@@ -386,7 +386,7 @@ def _brevitas_biased_net(conv: bool, seed: int = 7):
 def test_brevitas_quantized_biases(tmp_path, conv):
     from brevitas.export import export_qonnx
 
-    from conftest import ir_arrays
+    from lbgen_testing.common import ir_arrays
 
     model = _brevitas_biased_net(conv)
     shape = (2, 6, 6) if conv else (12,)
@@ -558,7 +558,7 @@ def test_bisection_gives_the_exhaustive_thresholds(monkeypatch):
     from lbgen.flow import EmitOptions, build_graph
     from lbgen.passes import thresholds as fold
 
-    from conftest import small_mlp
+    from lbgen_testing.common import small_mlp
 
     for seed in range(3):
         model = small_mlp(seed, dims=(12, 10, 8, 4), w_hidden=4, a_hidden=3)

@@ -17,7 +17,7 @@ from lbgen.ir import Activation, DType, MatVec
 from lbgen.passes.accumulators import size_accumulators
 from lbgen.passes.thresholds import fold_layer
 
-from conftest import DIGITS, small_mlp
+from lbgen_testing.common import DIGITS, random_bn, small_mlp
 
 
 def torch_vs_golden(model, graph, x):
@@ -200,8 +200,6 @@ import json  # noqa: E402
 import re  # noqa: E402
 
 from lbgen.precision import WeightSpec  # noqa: E402
-
-from conftest import random_bn  # noqa: E402
 
 
 def _init(lin, g: torch.Generator):

@@ -23,7 +23,8 @@ from lbgen import golden
 from lbgen.csim import CsimError, ap_types_include, build_csim, run_csim
 from lbgen.emitters.hls import GENERATED, HLSEmitError, emit_hls, hls_context, library_files
 from lbgen.ir import DType, Graph, MatVec, signed_bits_for
-from lbgen.testing import random_graph, random_inputs
+
+from lbgen_testing.graphs import random_graph, random_inputs
 
 B = DType("bipolar", 1)
 

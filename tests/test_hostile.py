@@ -29,7 +29,7 @@ import torch.nn as nn
 from lbgen import quant
 from lbgen.errors import UsageError
 
-from conftest import DIGITS, assert_usage_error, run_cli, small_mlp
+from lbgen_testing.common import DIGITS, assert_usage_error, run_cli, small_mlp
 
 MODEL = DIGITS / "digits_w1a2.pt"
 

@@ -25,7 +25,8 @@ from lbgen.huffman import (HuffmanCode, HuffmanError, LaneStream, encode_lanes, 
                            lane_sequences, limited_lengths, simulate_lane, word_bits)
 from lbgen.ir import DType, Graph, IRError
 from lbgen.passes.compress import compress_weights, layer_stats
-from lbgen.testing import random_graph, random_inputs
+
+from lbgen_testing.graphs import random_graph, random_inputs
 
 # -- codes ------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ import sys
 import venv
 from pathlib import Path
 
-from conftest import DIGITS, ROOT
+from lbgen_testing.common import DIGITS, ROOT
 
 
 def test_wheel_install_emits_from_another_directory(tmp_path):

@@ -10,7 +10,7 @@ ROM arrays in ``lbgen_params.h``), and run ``lbgen sim``, as a user would:
 * with it, the simulation runs, exits 1, and its first message names the
   layer, the frame, the channel and both values: exactly the output the flip
   changes first (computed independently with the golden model of the
-  mutated layer, ``lbgen.testing.weight_flip`` / ``threshold_flip``).
+  mutated layer, ``lbgen_testing.mutation.weight_flip`` / ``threshold_flip``).
 
 tests/test_sim.py does the same through ``run_rtl`` on random graphs for
 every ROM kind (parallel and binary-search thresholds, log2 and hetero weights).
@@ -26,10 +26,10 @@ import pytest
 import torch
 
 from lbgen.ir import Graph
-from lbgen.testing import (flip_hls_rom_bit, flip_mem_bit, hls_threshold_word, rtl_rom_flip, threshold_flip,
-                           weight_flip, weight_word)
 
-from conftest import assert_usage_error, run_cli, small_mlp
+from lbgen_testing.common import assert_usage_error, run_cli, small_mlp
+from lbgen_testing.mutation import (flip_hls_rom_bit, flip_mem_bit, hls_threshold_word, rtl_rom_flip,
+                                     threshold_flip, weight_flip, weight_word)
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ from lbgen.flow import EmitOptions, build_graph
 from lbgen.ir import topk_terms
 from lbgen.simulate import run_rtl
 
-from conftest import random_bn, small_mlp
+from lbgen_testing.common import random_bn, small_mlp
 
 pytestmark = pytest.mark.usefixtures("sim_cache")
 

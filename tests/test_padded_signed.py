@@ -25,7 +25,7 @@ from lbgen.frontend.brevitas_frontend import brevitas_levels
 from lbgen.frontend.onnx_frontend import load_onnx
 from lbgen.simulate import run_rtl
 
-from conftest import ir_arrays, random_bn2d_stats
+from lbgen_testing.common import ir_arrays, random_bn2d_stats
 from test_brevitas_qonnx import export_qonnx
 
 pytest.importorskip("brevitas")

@@ -4,7 +4,7 @@ FINN's and hls4ml's worst failures are hardware that silently disagrees with
 software. Hand-picked test designs only cover what their authors thought of,
 so hypothesis draws the networks here, from two generators:
 
-* **IR networks** (``lbgen.testing``): MLPs and CNNs in every weight format
+* **IR networks** (``lbgen_testing.graphs``): MLPs and CNNs in every weight format
   (bipolar, k-bit int, log2, heterogeneous planes) and activation width, any
   signedness the IR has, random PE x SIMD foldings (1 up to fully parallel),
   convolution shapes (kernel, non-square kernels, stride, padding with any pad
@@ -58,9 +58,9 @@ from lbgen.ir import DType, Graph, signed_bits_for
 from lbgen.passes.compress import compress_weights
 from lbgen.passes.folding import divisors
 from lbgen.simulate import SIMULATORS, run_rtl
-from lbgen.testing import ConvSpec, random_cnn, random_graph, random_inputs
 
-from conftest import random_bn
+from lbgen_testing.common import random_bn
+from lbgen_testing.graphs import ConvSpec, random_cnn, random_graph, random_inputs
 
 #: networks drawn per generator: (default run, make test-all); the pinned examples below run as well
 FAST = {"ir": 10, "torch": 5, "brevitas": 2}
@@ -118,7 +118,7 @@ def divisor_of(n: int) -> st.SearchStrategy[int]:
 
 @dataclass(frozen=True)
 class IRNet:
-    """A network of ``lbgen.testing``: every field is what hypothesis drew (its repr is the failure report)."""
+    """A network of ``lbgen_testing.graphs``: every field is what hypothesis drew (its repr is the failure report)."""
 
     seed: int
     dims: tuple[int, ...] = ()                 # MLP: in, hidden..., out

@@ -1,4 +1,4 @@
-"""Post-training quantization of a float MLP (lbgen.quant.ptq), then the usual flow.
+"""Post-training quantization of a float MLP (lbgen.passes.model.ptq), then the usual flow.
 
 A float digits MLP (Linear, BatchNorm1d, ReLU; trained here in a few
 seconds) is quantized from a calibration batch and emitted: torch equals
@@ -19,9 +19,9 @@ import torch.nn as nn
 
 from lbgen import golden
 from lbgen.flow import EmitOptions, build_graph, emit
-from lbgen.quant.ptq import PTQError, quantize_float_model
+from lbgen.passes.model.ptq import PTQError, quantize_float_model
 
-from conftest import DIGITS
+from lbgen_testing.common import DIGITS
 
 sys.path.insert(0, str(DIGITS))
 import train as digits_train  # noqa: E402  (examples/digits/train.py: data and the training loop)

@@ -23,7 +23,7 @@ from lbgen.cli import app
 from lbgen.flow import EmitOptions, emit, load_output
 from lbgen.synth import parse_stat
 
-from conftest import small_mlp
+from lbgen_testing.common import small_mlp
 
 LBGEN = [sys.executable, "-m", "lbgen.cli"]
 

@@ -20,7 +20,8 @@ from lbgen import golden
 from lbgen.emitters.rtl import emit_rtl
 from lbgen.ir import DType
 from lbgen.simulate import run_rtl, toolchain_env
-from lbgen.testing import ConvSpec, random_cnn, random_inputs
+
+from lbgen_testing.graphs import ConvSpec, random_cnn, random_inputs
 
 B, U2, U3, U4 = DType("bipolar", 1), DType("uint", 2), DType("uint", 3), DType("uint", 4)
 I3, I4, I8 = DType("int", 3), DType("int", 4), DType("int", 8)

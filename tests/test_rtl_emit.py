@@ -32,11 +32,13 @@ import numpy as np
 import pytest
 
 from lbgen import golden
-from lbgen.emitters.rtl import emit_rtl, library_files, rtl_interface, rtl_plan, threshold_files, threshold_unit
+from lbgen.emitters.rtl import emit_rtl, library_files, rtl_plan, threshold_files, threshold_unit
 from lbgen.ir import DType, Graph, IRError
 from lbgen.packing import (pack_elements, pack_stream, threshold_search_words, threshold_word_bits,
                            threshold_words, weight_words)
-from lbgen.testing import random_graph, random_inputs, random_layer
+
+from lbgen_testing.graphs import random_graph, random_inputs, random_layer
+from lbgen_testing.rtl import rtl_interface
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent

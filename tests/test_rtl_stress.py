@@ -45,7 +45,8 @@ from lbgen.emitters.rtl import emit_rtl
 from lbgen.ir import DType, Graph
 from lbgen.passes.compress import compress_weights
 from lbgen.simulate import ResetPoint, RtlResult, run_rtl
-from lbgen.testing import ConvSpec, random_cnn, random_graph, random_inputs
+
+from lbgen_testing.graphs import ConvSpec, random_cnn, random_graph, random_inputs
 
 B, U2, U3 = DType("bipolar", 1), DType("uint", 2), DType("uint", 3)
 I3, I4 = DType("int", 3), DType("int", 4)

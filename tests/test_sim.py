@@ -1,6 +1,6 @@
 """RTL simulation (lbgen.simulate + the cocotb testbench in sim/): bit-exact vs golden.
 
-Random graphs from lbgen.testing go through emit_rtl and run on Icarus and
+Random graphs from lbgen_testing.graphs go through emit_rtl and run on Icarus and
 Verilator under random tvalid gaps and tready back-pressure; outputs must
 equal golden bit for bit and the measured cycles per frame must be within 2%
 of the folding bound. Mutation tests flip one bit of a ROM (.mem) and expect
@@ -32,7 +32,9 @@ from lbgen.simlib.scoreboard import check_stream, report
 from lbgen.simlib.streams import StreamSpec, decode_beats, pack_frames
 from lbgen.simulate import (RtlResult, SimulationError, ToolchainError, read_filelist, run_rtl,
                             toolchain_env)
-from lbgen.testing import flip_mem_bit, random_graph, random_inputs, rtl_rom_flip
+
+from lbgen_testing.graphs import random_graph, random_inputs
+from lbgen_testing.mutation import flip_mem_bit, rtl_rom_flip
 
 B, U2, U3 = DType("bipolar", 1), DType("uint", 2), DType("uint", 3)
 

@@ -41,9 +41,9 @@ from lbgen.frontend.torch_frontend import load_module
 from lbgen.ir import DType, Graph, IRError, TopK, dyadic_terms, topk_terms
 from lbgen.packing import pack_stream
 from lbgen.simulate import run_rtl
-from lbgen.testing import random_graph, random_inputs
 
-from conftest import DIGITS, assert_usage_error, run_cli
+from lbgen_testing.common import DIGITS, assert_usage_error, run_cli
+from lbgen_testing.graphs import random_graph, random_inputs
 
 pytestmark = pytest.mark.usefixtures("sim_cache")
 
@@ -315,7 +315,7 @@ def test_random_graphs_topk_csim_icarus(tmp_path, seed, fold, k, levels):
     out_t = DType("uint", 2) if levels else None
     graph = random_graph(seed, [16, 8, 8], [B, I4], [B, U3], [(2, 4), fold])
     if out_t is not None:          # thresholds on the last layer too: it streams levels
-        from lbgen.testing import random_layer
+        from lbgen_testing.graphs import random_layer
 
         rng = np.random.default_rng(seed)
         last = random_layer(rng, "fc1", 8, 8, I4, U3, out_t, *fold)

@@ -25,7 +25,7 @@ from lbgen.flow import EmitOptions, emit
 from lbgen.ir import DType, Graph
 from lbgen.packing import unpack_stream
 
-from conftest import random_bn2d_stats, small_mlp
+from lbgen_testing.common import random_bn2d_stats, small_mlp
 
 TCLSH = shutil.which("tclsh")
 VITIS_COMMANDS = ("open_project", "set_top", "add_files", "open_solution", "set_part", "create_clock",

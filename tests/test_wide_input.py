@@ -4,7 +4,7 @@ A float input quantized onto hls4ml's ``fixed<16,6>`` is a 16-bit signed value;
 lbgen streams it as the unsigned level ``u = q + 2^15`` (the offset folds into
 the first layer's thresholds, as for any affine input), so the first layer
 multiplies 16-bit levels. Hidden activations stay 1..8 bits. These graphs
-(``lbgen.testing``) run golden = C-sim (ap_int) = Icarus = Verilator on every
+(``lbgen_testing.graphs``) run golden = C-sim (ap_int) = Icarus = Verilator on every
 layer's output stream, with inputs at both ends of the range; a padded first
 convolution pads with the level of the value 0 (2^15, 2^8, ...).
 """
@@ -22,7 +22,8 @@ from lbgen.emitters.rtl import emit_rtl
 from lbgen.errors import UsageError
 from lbgen.ir import DType, Graph, IRError, signed_bits_for
 from lbgen.passes.accumulators import size_accumulators
-from lbgen.testing import ConvSpec, random_cnn, random_graph, random_inputs
+
+from lbgen_testing.graphs import ConvSpec, random_cnn, random_graph, random_inputs
 
 from test_property import check_executors
 
@@ -123,7 +124,7 @@ def _brevitas_wide_input_cnn(bits: int):
     import brevitas.nn as qnn
     import torch
 
-    from conftest import random_bn2d_stats
+    from lbgen_testing.common import random_bn2d_stats
 
     torch.manual_seed(0)
     model = torch.nn.Sequential(
@@ -161,7 +162,7 @@ def test_brevitas_wide_input_through_both_frontends(tmp_path, bits):
     from lbgen.csim import run_csim
     from lbgen.frontend.onnx_frontend import load_onnx
 
-    from conftest import ir_arrays
+    from lbgen_testing.common import ir_arrays
     from test_brevitas_qonnx import export_qonnx
 
     model = _brevitas_wide_input_cnn(bits)

@@ -14,8 +14,7 @@
 * ``filelist.f``: the library files, then the top, one per line.
 
 Every width, depth, file name and parameter is computed here (``rtl_plan``);
-the template only formats. ``rtl_interface`` returns the top's port widths
-and per-layer stream formats for testbenches.
+the template only formats.
 """
 
 from __future__ import annotations
@@ -371,34 +370,6 @@ def topk_plan(graph: Graph, last_id: str) -> Optional[dict[str, Any]]:
         "in_w": last.pe * t.in_bits, "out_w": t.k * t.idx_bits, "depth": last.nf + 2,
         "score_bits": t.score_bits, "params": [(k, str(v)) for k, v in params],
         "mem": TOPK_MEM if t.use_scale else None, "mem_w": t.scale_bits + t.bias_bits,
-    }
-
-
-def rtl_interface(graph: Graph) -> dict[str, Any]:
-    """Port widths of the top and the format of every layer's output stream.
-
-    IN_W = SIMD(first) * bits(input), OUT_W = PE(last) * acc_bits(last);
-    ``layers`` lists, per layer, the prefix of its ``<prefix>_out_tdata/
-    _tvalid/_tready`` wires in the top, elements per beat, element bits and
-    dtype, beats per frame.
-    """
-    from ..passes.folding import folding_bound
-
-    plan = rtl_plan(graph)
-    first = graph.layers[0]
-    out_dt, out_per_beat, out_beats = graph.output_stream()
-    return {
-        "top": TOP,
-        "IN_W": plan["in_w"], "OUT_W": plan["out_w"],
-        "in_per_beat": first.simd, "in_dtype": first.itype, "in_beats": first.sf,
-        "out_per_beat": out_per_beat, "out_dtype": out_dt, "out_beats": out_beats,
-        "cycles_per_frame": folding_bound(graph),
-        "layers": [
-            {"name": layer.name, "prefix": lp["id"], "tdata_w": lp["out_w"], "per_beat": layer.pe,
-             "elem_bits": lp["out_elem_bits"], "dtype": layer.out_dtype, "beats": layer.out_len // layer.pe,
-             "cycles": layer.cycles}
-            for layer, lp in zip(graph.layers, plan["layers"])
-        ],
     }
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Optional
 
 import numpy as np
@@ -56,6 +56,7 @@ class InputFormat:
     wrap: bool = True
     bipolar: bool = False
     text: str = ""
+    given: str = field(default="", compare=False)   # the option's text as the user wrote it (messages)
 
     @property
     def step(self) -> float:
@@ -85,6 +86,10 @@ class InputFormat:
 def parse_input_format(text: str) -> InputFormat:
     """``--input-format`` (hls4ml spelling) or a FINN DataType name -> InputFormat;
     UsageError naming the option otherwise."""
+    return replace(_parse_input_format(text), given=str(text))
+
+
+def _parse_input_format(text: str) -> InputFormat:
     t = str(text).strip()
     finn = _finn_datatype(t)
     if finn is not None:
@@ -167,9 +172,9 @@ def implied_quantizer(fmt: InputFormat, preprocessing: list) -> object:
     return AffineQuant(bits, step, zero, signed=False, rounding="ROUND")
 
 
-def add_input_quantizer(model, fmt_text: Optional[str] = None):
+def add_input_quantizer(model, fmt: Optional[InputFormat] = None):
     """``model`` with an input quantizer in front of its first layer when it
-    has none: from ``fmt_text`` (``--input-format``) or the graph input's
+    has none: from ``fmt`` (``--input-format``, parsed) or the graph input's
     ``finn_datatype`` annotation; UsageError naming the option when neither
     says what the float input is. Models that quantize their input come back
     unchanged (``--input-format`` then must not be given)."""
@@ -179,16 +184,17 @@ def add_input_quantizer(model, fmt_text: Optional[str] = None):
     steps = _walk(model)
     first = next((i for i, s in enumerate(steps) if _kind_of(s.module) in ("quantizer", "linear")), None)
     if first is None or _kind_of(steps[first].module) == "quantizer":
-        if fmt_text is not None:
-            raise UsageError(f"--input-format {fmt_text}: the model quantizes its input itself "
+        if fmt is not None:
+            raise UsageError(f"--input-format {fmt.given or fmt.text}: the model quantizes its input itself "
                              f"({steps[first].path if first is not None else 'no layer'}); leave the option out")
         return model
     annotation = getattr(model, "input_datatype", None)
-    if fmt_text is None and annotation is None:
+    if fmt is None and annotation is None:
         raise UsageError(f"the model's input is float and reaches layer {steps[first].path} without a quantizer: "
                          f"give its number format with --input-format ({SPELLINGS}; e.g. --input-format "
                          "fixed<16,6>), as hls4ml's input precision")
-    fmt = parse_input_format(fmt_text if fmt_text is not None else annotation)
+    if fmt is None:
+        fmt = parse_input_format(annotation)
     pre = [s.module for s in steps[:first] if isinstance(s.module, ChannelAffine)]
     steps = steps[:first] + [Step("input_format", implied_quantizer(fmt, pre))] + steps[first:]
     return ImportedModel([(s.path, s.module) for s in steps], source=getattr(model, "source", "torch"),

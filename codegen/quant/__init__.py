@@ -29,7 +29,8 @@ from .modules import (
     snap_step,
 )
 
-from .allocation import allocate_bits  # noqa: E402  (numpy only)
+# the --bits-budget allocation, a model pass (numpy only); public here as lbgen.quant.allocate_bits
+from ..passes.model.allocation import allocate_bits  # noqa: E402
 
 #: Activation quantizer classes.
 ACT_MODULES = (QuantAct, BinaryAct)

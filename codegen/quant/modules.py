@@ -312,7 +312,7 @@ class ChannelBitsLinear(IntLinear):
     channel keeps its resolution while a narrow one spends few levels. The
     stored width ``weight_bits`` stays ``bits`` (the engine's multiplier); a
     Huffman code over the weight stream makes the narrow channels cheap in
-    memory. Built by :func:`lbgen.quant.allocate_channel_bits` (per-channel bit
+    memory. Built by :func:`lbgen.passes.model.bits_budget.allocate_channel_bits` (per-channel bit
     allocation under an average budget, as in Banner, Nahshan and Soudry's
     4-bit post-training quantization)."""
 

@@ -1,4 +1,4 @@
-"""Post-training quantization of a plain float MLP or CNN into lbgen.quant modules.
+"""Post-training quantization (``--calib``): a plain float MLP or CNN into lbgen.quant modules.
 
 A float ``nn.Sequential`` of ``Linear``/``Conv2d`` layers with ``BatchNorm``
 and ``ReLU``/``ReLU6`` between them (a ``MaxPool2d`` and ``Flatten`` after a
@@ -10,7 +10,7 @@ monotone quantizer), which the usual flow then compiles bit-exactly:
 * **Ranges** come from a calibration batch: per output channel for the
   weights (signed), per tensor for the activations (unsigned: the input
   features and every ReLU's output), by ``clip`` = ``aciq`` (analytical
-  clipping, lbgen.quant.clipping), ``minmax`` or ``percentile``. A weight
+  clipping, lbgen.passes.model.clipping), ``minmax`` or ``percentile``. A weight
   range below max |w| clamps the float weights first, so IntLinear's own
   per-channel scale (max |w| / Q) lands on it.
 * **Widths**: hidden layers get ``w_bits`` weights and ``a_bits``
@@ -41,7 +41,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .clipping import CLIP_METHODS, clip_value
-from .modules import IntConv2d, IntLinear, QuantAct
+from ...quant.modules import IntConv2d, IntLinear, QuantAct
 
 ELEMENTWISE = (nn.BatchNorm1d, nn.BatchNorm2d, nn.ReLU, nn.ReLU6, nn.Dropout, nn.Identity)
 RELUS = (nn.ReLU, nn.ReLU6)
