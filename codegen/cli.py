@@ -105,7 +105,6 @@ def emit(
 ) -> None:
     """Compile a quantized model to Verilog + HLS C++ with test vectors."""
     from .flow import emit as run_emit
-    from .frontend.torch_frontend import load_module
     from .options import EmitOptions
     from .output import check_output
 
@@ -117,20 +116,32 @@ def emit(
                            calib=calib, clip=clip, bias_correction=bias_correction, input_format=input_format,
                            topk=topk)
         check_output(output, force)
-        if model.suffix.lower() == ".onnx":
-            if arch is not None:
-                raise UsageError("--arch builds a torch model for a state_dict; a .onnx file is a whole graph")
-            from .frontend.onnx_frontend import load_onnx
-            module = load_onnx(model)
-        elif arch is not None:
-            from .api import load_state_dict_model
-            module = load_state_dict_model(model, arch)
-        else:
-            module = load_module(model, trust=trust)
-        result = run_emit(module, output, opts, inputs=inputs, force=force, name=model.stem)
+        result = run_emit(_load_model(model, arch, trust), output, opts, inputs=inputs, force=force,
+                          name=model.stem)
     except UsageError as exc:
         _fail(exc)
         return
+    _print_emit_summary(output, result)
+
+
+
+def _load_model(model: Path, arch: Optional[str], trust: bool):
+    """The model file as a module: a QONNX graph (.onnx), a state_dict into
+    --arch's factory, or a whole pickled module (code runs only with --trust)."""
+    if model.suffix.lower() == ".onnx":
+        if arch is not None:
+            raise UsageError("--arch builds a torch model for a state_dict; a .onnx file is a whole graph")
+        from .frontend.onnx_frontend import load_onnx
+        return load_onnx(model)
+    if arch is not None:
+        from .api import load_state_dict_model
+        return load_state_dict_model(model, arch)
+    from .frontend.torch_frontend import load_module
+    return load_module(model, trust=trust)
+
+
+def _print_emit_summary(output: Path, result) -> None:
+    """What emit wrote, what the host does around the hardware, and the checks' verdicts."""
     g = result.graph
     from .passes.folding import folding_bound
 
