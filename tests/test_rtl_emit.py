@@ -7,10 +7,10 @@ and 32-bit accumulators) the emitted Verilog must be `verilator --lint-only
 -Wall` clean, parse in pyverilog, elaborate in yosys, and simulate under
 Icarus bit-exact against the golden model, with random tvalid gaps and random
 tready, at every layer's output stream. With no back-pressure the pipeline
-must sustain max over layers of NF*SF cycles per frame. Icarus runs
-lb_mvau_core's word-level description; the bit-heap datapath that Verilator
-and synthesis see is run here under Verilator (slow) and in test_sim.py
-(cocotb, default run), and lb_rowsum's counter tree is proven equal to plain
+must sustain max over layers of NF*SF cycles per frame. Both simulators run
+the bit-level datapath that synthesis builds (BEHAVIORAL = 0; the word-level
+models are proven equal to it in test_pe_cores.py), here under Icarus and
+under Verilator (slow), and lb_rowsum's counter tree is proven equal to plain
 field sums with a SAT miter. A word-level model of the heaps checks the
 initial accumulators (accumulator_offsets) for every kind.
 
@@ -635,7 +635,7 @@ def test_rowsum_tree_equals_field_sums(n, w, m, tmp_path):
 def _lane_heaps(layer, xin: np.ndarray) -> tuple[np.ndarray, int]:
     """Word-level model of lb_mvau_core: per frame, channel and lane the value of
     the lane's heap bits (N, mh, mw), and the fold factor 2^SH."""
-    from lbgen.emitters.rtl import heap_kind
+    from lbgen.emitters.rtl import _pe_kind
     it, wt = layer.itype, layer.wtype
     c = layer.codes().astype(np.int64)[None]              # (1, mh, mw)
     bip = it.kind == "bipolar"
@@ -643,7 +643,7 @@ def _lane_heaps(layer, xin: np.ndarray) -> tuple[np.ndarray, int]:
     ib = 1 if bip else it.bits
     mask = (1 << ib) - 1
     xu = xb & mask
-    kind = heap_kind(layer)
+    kind = _pe_kind(layer)
     if kind == "xnor":
         return (c == xb).astype(np.int64), 2
     if kind == "addsub":

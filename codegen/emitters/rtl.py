@@ -121,14 +121,11 @@ def _pe_kind(layer: MatVec) -> str:
     if kind in ("shift", "planes") and x == "int":
         raise IRError(f"layer {layer.name!r}: the {kind} processing element takes bipolar or uint inputs, "
                       f"not {layer.itype}")
+    # lb_mvau_core builds PE_KIND as given and accepts only this one (as the HLS emitter's product_type)
+    if kind != choose_pe(layer):
+        raise IRError(f"layer {layer.name!r}: processing element {kind!r} does not fit {layer.wtype} weights "
+                      f"x {layer.itype} inputs (expected {choose_pe(layer)!r})")
     return kind
-
-
-def heap_kind(layer: MatVec) -> str:
-    """The datapath lb_mvau_core builds: bipolar weights are xnor or addsub whatever pe_kind says."""
-    if layer.wtype.kind == "bipolar":
-        return "xnor" if layer.itype.kind == "bipolar" else "addsub"
-    return _pe_kind(layer)
 
 
 def accumulator_offsets(layer: MatVec) -> np.ndarray:
@@ -142,7 +139,7 @@ def accumulator_offsets(layer: MatVec) -> np.ndarray:
     codes = layer.codes().astype(np.int64)
     mw = layer.mw
     it, wt = layer.itype, layer.wtype
-    kind = heap_kind(layer)
+    kind = _pe_kind(layer)
     ib = it.bits
     if kind == "xnor":                       # sum = 2*popcount(xnor) - MW
         return np.full(layer.mh, -mw, dtype=np.int64)

@@ -18,8 +18,9 @@
 // counter mostly sees six rows whose nonzero bits line up. Bits that are
 // constant zero (the caller's unused positions) vanish in synthesis.
 //
-// Plain continuous assignments: Verilator and synthesis read this module;
-// under Icarus lb_mvau_core computes the same sums word by word instead.
+// Plain continuous assignments. The lb_pe_* cores use it with BEHAVIORAL = 0
+// (their word-level models, BEHAVIORAL = 1, add lane words with
+// lb_adder_tree instead).
 module lb_rowsum #(
   parameter N = 1,
   parameter W = 2,
