@@ -32,7 +32,7 @@ from lbgen.ir import DType, MatVec
 ROOT = Path(__file__).resolve().parents[1]
 RTL = ROOT / "templates" / "rtl"
 SOURCES = ["lb_mvau_core.v", "lb_pe_xnor.v", "lb_pe_addsub.v", "lb_pe_mac.v", "lb_pe_shift.v", "lb_pe_planes.v",
-           "lb_rowsum.v", "lb_adder_tree.v"]
+           "lb_rowsum.v", "lb_adder_tree.v", "lb_thresh.v"]
 SIMULATORS = ("icarus", "verilator")
 CYCLES = 300
 
@@ -100,6 +100,26 @@ CORES = [
     Core("planes_4_u2", "planes", HET(16, 4, 2, 1), U(2), 2, 5),
     Core("planes_2_big_u1", "planes", HET(65536, 3), U(1), 1, 3),
 ]
+
+
+@dataclass(frozen=True)
+class Thresh:
+    """One lb_thresh parameter set (BEHAVIORAL 0: chunked comparators, 1: plain compare)."""
+
+    acc_bits: int
+    n_thresh: int
+    out_bits: int
+
+    @property
+    def name(self) -> str:
+        return f"thresh_a{self.acc_bits}_n{self.n_thresh}_o{self.out_bits}"
+
+    @property
+    def stim_bits(self) -> int:
+        return 1 + (self.n_thresh + 1) * self.acc_bits
+
+
+THRESH = [Thresh(8, 3, 2), Thresh(13, 1, 1), Thresh(16, 15, 4), Thresh(5, 7, 3), Thresh(2, 1, 1)]
 
 
 def _env(simulator: str) -> dict:
@@ -192,12 +212,41 @@ def _stimulus(core: Core, seed: int) -> Stimulus:
     return Stimulus(fields, expect, min(expect) if expect else n)
 
 
+def _thresh_stimulus(t: Thresh, seed: int) -> tuple[list[int], list[int]]:
+    """Per cycle {thr, acc, inv} words and the expected levels."""
+    rng = np.random.default_rng(seed)
+    acc_t = DType("int", t.acc_bits)
+    words, levels = [], []
+    for _ in range(CYCLES):
+        a = int(rng.integers(0, 1 << t.acc_bits))
+        # thresholds near the accumulator half the time, so that ties and neighbours occur
+        thr = [int(rng.integers(0, 1 << t.acc_bits)) if rng.random() < 0.5
+               else (a + int(rng.integers(-2, 3))) % (1 << t.acc_bits) for _ in range(t.n_thresh)]
+        inv = int(rng.random() < 0.5)
+        av = int(acc_t.decode(np.array([a]))[0])
+        count = sum(av >= int(acc_t.decode(np.array([v]))[0]) for v in thr)
+        levels.append(t.n_thresh - count if inv else count)
+        word = inv | (a << 1)
+        for j, v in enumerate(thr):
+            word |= v << (1 + t.acc_bits * (1 + j))
+        words.append(word)
+    return words, levels
+
+
 def _stim_bits(core: Core) -> int:
     return 3 + core.w_bits + core.x_bits + core.pe * core.acc_bits
 
 
-def _testbench(cores: list[Core]) -> str:
+def _testbench(cores: list[Core], thresh: list[Thresh]) -> str:
     lines = ["`timescale 1ns/1ps", "module tb;", "  reg clk = 1'b0;", "  integer cyc, fd;"]
+    for i, t in enumerate(thresh):
+        lines += [f"  // {t.name}", f"  reg  [{t.stim_bits}-1:0] tmem{i} [0:{CYCLES}-1];",
+                  f"  reg  [{t.stim_bits}-1:0] ts{i};", f"  wire [{t.out_bits}-1:0] l{i}_0, l{i}_1;"]
+        for b in (0, 1):
+            lines.append(f"  lb_thresh #(.ACC_BITS({t.acc_bits}), .N_THRESH({t.n_thresh}), .OUT_BITS({t.out_bits}), "
+                         f".BEHAVIORAL({b})) t{i}_{b} (.acc(ts{i}[1 +: {t.acc_bits}]), "
+                         f".thr(ts{i}[{1 + t.acc_bits} +: {t.n_thresh * t.acc_bits}]), .inv(ts{i}[0]), "
+                         f".level(l{i}_{b}));")
     for i, core in enumerate(cores):
         sb, ab = _stim_bits(core), core.pe * core.acc_bits
         wlo, xlo = 3, 3 + core.w_bits
@@ -216,10 +265,13 @@ def _testbench(cores: list[Core]) -> str:
                 f".init(s{i}[{ilo} +: {ab}]), .acc(a{i}_{b}));")
     lines += ["  initial begin", '    fd = $fopen("acc.txt", "w");']
     lines += [f'    $readmemh("stim{i}.hex", mem{i});' for i in range(len(cores))]
+    lines += [f'    $readmemh("tstim{i}.hex", tmem{i});' for i in range(len(thresh))]
     lines += ["    for (cyc = 0; cyc < %d; cyc = cyc + 1) begin" % CYCLES]
     lines += [f"      s{i} = mem{i}[cyc];" for i in range(len(cores))]
+    lines += [f"      ts{i} = tmem{i}[cyc];" for i in range(len(thresh))]
     lines += ["      #5 clk = 1'b1;", "      #5 clk = 1'b0;"]
     lines += [f'      $fwrite(fd, "%0d {i} %h %h\\n", cyc, a{i}_0, a{i}_1);' for i in range(len(cores))]
+    lines += [f'      $fwrite(fd, "%0d t{i} %h %h\\n", cyc, l{i}_0, l{i}_1);' for i in range(len(thresh))]
     lines += ["    end", "    $fclose(fd);", "    $finish;", "  end", "endmodule", ""]
     return "\n".join(lines)
 
@@ -233,7 +285,8 @@ def _run(cmd: list[str], cwd: Path, env: dict, timeout: float = 600) -> subproce
 @pytest.fixture(scope="module", params=SIMULATORS)
 def simulated(request, tmp_path_factory):
     """Build the testbench of every core once for this simulator and run it:
-    (simulator, {core index: stimulus}, {(cycle, core index): (acc BEHAVIORAL=0, acc BEHAVIORAL=1)})."""
+    (simulator, {core index: stimulus}, {(cycle, core index or "t<i>"): (BEHAVIORAL=0, BEHAVIORAL=1) outputs},
+    {lb_thresh index: expected levels})."""
     sim = request.param
     if not _have(sim):
         pytest.skip(f"{sim} not installed")
@@ -245,7 +298,11 @@ def simulated(request, tmp_path_factory):
     for i, core in enumerate(CORES):
         stims[i] = _stimulus(core, seed=1000 + i)
         (d / f"stim{i}.hex").write_text("".join(f"{w:x}\n" for w in stims[i].words))
-    (d / "tb.v").write_text(_testbench(CORES))
+    levels = {}
+    for i, t in enumerate(THRESH):
+        words, levels[i] = _thresh_stimulus(t, seed=2000 + i)
+        (d / f"tstim{i}.hex").write_text("".join(f"{w:x}\n" for w in words))
+    (d / "tb.v").write_text(_testbench(CORES, THRESH))
     if sim == "icarus":
         _run(["iverilog", "-g2005", "-Wall", "-o", "tb.vvp", "-s", "tb", *SOURCES, "tb.v"], d, env)
         _run(["vvp", "-n", "tb.vvp"], d, env)
@@ -259,13 +316,13 @@ def simulated(request, tmp_path_factory):
     for line in (d / "acc.txt").read_text().split("\n"):
         if line:
             cyc, i, a0, a1 = line.split()
-            dump[(int(cyc), int(i))] = (a0, a1)
-    return sim, stims, dump
+            dump[(int(cyc), i if i.startswith("t") else int(i))] = (a0, a1)
+    return sim, stims, dump, levels
 
 
 @pytest.mark.parametrize("idx", range(len(CORES)), ids=[c.name for c in CORES])
 def test_pe_core_bit_heap_equals_word_model_and_dot_products(simulated, idx):
-    sim, stims, dump = simulated
+    sim, stims, dump, _ = simulated
     core, st = CORES[idx], stims[idx]
     assert len(st.expect) > CYCLES // 3, "too few accumulator updates"
     mask = (1 << core.acc_bits) - 1
@@ -279,3 +336,66 @@ def test_pe_core_bit_heap_equals_word_model_and_dot_products(simulated, idx):
         got = int(dump[(cyc, idx)][0], 16)
         fields = [(got >> (p * core.acc_bits)) & mask for p in range(core.pe)]
         assert fields == [int(v) for v in want], f"{sim} {core.name} cycle {cyc}: {fields} != {list(want)}"
+
+
+@pytest.mark.parametrize("idx", range(len(THRESH)), ids=[t.name for t in THRESH])
+def test_thresh_chunked_compare_equals_plain_compare(simulated, idx):
+    """lb_thresh: the chunked comparators (BEHAVIORAL 0) and the plain signed compare (1) give
+    the same levels, and both are the count of thresholds <= acc (inverted: N - count)."""
+    sim, _, dump, levels = simulated
+    t = THRESH[idx]
+    for cyc in range(CYCLES):
+        l0, l1 = dump[(cyc, f"t{idx}")]
+        assert l0 == l1, f"{sim} {t.name} cycle {cyc}: chunked {l0} != plain {l1}"
+        assert int(l0, 16) == levels[idx][cyc], f"{sim} {t.name} cycle {cyc}: {l0} != {levels[idx][cyc]}"
+
+
+# --------------------------------------------------------------------------- PE_KIND is built as given
+
+def test_pe_kind_that_does_not_fit_stops_elaboration(tmp_path):
+    """A PE_KIND other than the one the formats call for (here mac for bipolar weights x uint
+    inputs, which is addsub) stops elaboration; Yosys names the values in the instance path."""
+    for name in SOURCES:
+        shutil.copy(RTL / name, tmp_path / name)
+    (tmp_path / "bad_top.v").write_text(
+        "`timescale 1ns/1ps\nmodule bad_top;\n  lb_mvau_core #(.PE(2), .SIMD(2), .WEIGHT_BITS(1), .W_KIND(0), "
+        ".IN_BITS(2), .IN_KIND(1), .ACC_BITS(8), .PE_KIND(2)) u_bad ();\nendmodule\n")
+    files = [*SOURCES, "bad_top.v"]
+    error = "lb_mvau_core_error_PE_KIND_does_not_fit_W_KIND_IN_KIND"
+    env = _env("icarus")
+    ran = 0
+    if shutil.which("iverilog", path=env["PATH"]):
+        res = subprocess.run(["iverilog", "-g2005", "-o", "bad.vvp", "-s", "bad_top", *files], cwd=tmp_path,
+                             env=env, capture_output=True, text=True, timeout=120)
+        assert res.returncode != 0 and error in res.stdout + res.stderr, res.stdout + res.stderr
+        ran += 1
+    if shutil.which("yosys", path=env["PATH"]):
+        res = subprocess.run(["yosys", "-q", "-p", f"read_verilog {' '.join(files)}; hierarchy -check -top bad_top"],
+                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+        out = res.stdout + res.stderr
+        assert res.returncode != 0 and error in out and "PE_KIND_[2].W_KIND_[0].IN_KIND_[1]" in out, out
+        ran += 1
+    if _have("verilator"):
+        venv = _env("verilator")
+        res = subprocess.run(["verilator", "--lint-only", "--top-module", "bad_top", "-Wno-fatal", "-Wno-PINMISSING",
+                              *files], cwd=tmp_path, env=venv, capture_output=True, text=True, timeout=120)
+        assert res.returncode != 0 and error in res.stdout + res.stderr, res.stdout + res.stderr
+        ran += 1
+    if not ran:
+        pytest.skip("no iverilog, yosys or verilator")
+
+
+def test_emitter_builds_the_pe_the_formats_call_for():
+    """rtl_plan passes the IR's pe_kind as PE_KIND and accepts only choose_pe's kind: a
+    bipolar-weight layer is never built as mac."""
+    from lbgen.emitters.rtl import rtl_plan
+    from lbgen.ir import IRError
+    from lbgen.testing import random_graph
+
+    graph = random_graph(3, [8, 4, 2], [B, I(3)], [U(2), U(2)], [(2, 2), (2, 2)])
+    plan = rtl_plan(graph)
+    assert [dict(lp["params"])["PE_KIND"] for lp in plan["layers"]] == [str(PE_KIND_CODE["addsub"]),
+                                                                         str(PE_KIND_CODE["mac"])]
+    graph.layers[0].pe_kind = "mac"
+    with pytest.raises(IRError, match=r"processing element 'mac' does not fit bipolar weights.*expected 'addsub'"):
+        rtl_plan(graph)

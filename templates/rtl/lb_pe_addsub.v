@@ -20,8 +20,10 @@
 // simulate): the bit heap. Level 1 (the rows below) is registered, the rest
 // is lb_rowsum's 6:3 counter tree. BEHAVIORAL = 1: the word-level model --
 // each lane's heap value as a word, registered, then an adder tree per PE
-// (lb_adder_tree): same ports, latency and results, far fewer vector
-// operations for an event-driven simulator.
+// (lb_adder_tree): same ports, latency and results (tests/test_pe_cores.py
+// runs both side by side). The heap's processes read whole words (w, x, a
+// level of the tree), so an event-driven simulator wakes each of them once
+// per new word.
 module lb_pe_addsub #(
   parameter PE           = 1,
   parameter SIMD         = 1,
@@ -33,7 +35,7 @@ module lb_pe_addsub #(
   parameter N_PLANES     = 1,          // planes only; same parameters for every core
   parameter [127:0] PLANE_SCALES = 128'd1,
   /* verilator lint_on UNUSEDPARAM */
-  parameter HW           = 2,   // fold sum bits per PE (lb_mvau_core: exact for SIMD lanes)
+  parameter HW           = 8,   // fold sum bits per PE (lb_mvau_core: exact for SIMD lanes)
   parameter BEHAVIORAL   = 0    // 0 bit-level heap (synthesis), 1 word-level model
 ) (
   input  wire                           clk,
@@ -71,6 +73,20 @@ module lb_pe_addsub #(
     integer i;
     begin
       for (i = 0; i < FW; i = i + 1) fmask[i] = ((i % HW) >= lo) && ((i % HW) < hi);
+    end
+  endfunction
+
+  // weight field of lane l in every PE field (the weight bit, XH times, low bits;
+  // zero when l >= SIMD). A function of the whole weight word: a process
+  // that reads it wakes once per new word, not once per lane and PE.
+  function [FW-1:0] wf;
+    input [PE*SIMD*WB-1:0] ww;
+    input [31:0]           l;
+    integer p;
+    begin
+      wf = {FW{1'b0}};
+      if (l < SIMD)
+        for (p = 0; p < PE; p = p + 1) wf[p*HW +: XH] = {XH{ww[p*SIMD + l]}};
     end
   endfunction
 
@@ -116,31 +132,17 @@ module lb_pe_addsub #(
       always @(posedge clk) begin
         if (en) rows2 <= rows_d;
       end
-      // operands of lane 3t+k, per PE field: weight field wfa, activation
-      // xla (zero past the last lane; those lanes' rows are zero)
-      wire [3*NT*FW-1:0] wfa;
-      wire [3*NT*IB-1:0] xla;
-      for (q = 0; q < 3*NT; q = q + 1) begin : g_l
-        if (q < SIMD) begin : g_lane
-          assign xla[q*IB +: IB] = x[q*IB +: IB];
-          for (p = 0; p < PE; p = p + 1) begin : g_p
-            assign wfa[q*FW + p*HW +: HW] = {{(HW-XH){1'b0}}, {XH{w[p*SIMD+q]}}};
-          end
-        end else begin : g_pad
-          assign xla[q*IB +: IB] = {IB{1'b0}};
-          assign wfa[q*FW +: FW] = {FW{1'b0}};
-        end
-      end
       localparam [FW-1:0] M1  = fmask(1, HW);
       localparam [FW-1:0] FXH = fmask(0, XH);
       // x (or ~x where w = -1) per lane; the signed top bit complemented
       localparam [FW-1:0] TOP = (IN_KIND == 2) ? fmask(IB - 1, IB) : {FW{1'b0}};
       for (t = 0; t < NT; t = t + 1) begin : g_t
+        localparam L0 = 3*t, L1 = (3*t+1 < SIMD) ? 3*t+1 : 0, L2 = (3*t+2 < SIMD) ? 3*t+2 : 0;
         reg [FW-1:0] a0, a1, a2;
         always @* begin
-          a0 = (3*t   < SIMD) ? (~(wfa[(3*t+0)*FW +: FW] ^ {PE{{(HW-XH){1'b0}}, xla[(3*t+0)*IB +: XH]}}) ^ TOP) & FXH : {FW{1'b0}};
-          a1 = (3*t+1 < SIMD) ? (~(wfa[(3*t+1)*FW +: FW] ^ {PE{{(HW-XH){1'b0}}, xla[(3*t+1)*IB +: XH]}}) ^ TOP) & FXH : {FW{1'b0}};
-          a2 = (3*t+2 < SIMD) ? (~(wfa[(3*t+2)*FW +: FW] ^ {PE{{(HW-XH){1'b0}}, xla[(3*t+2)*IB +: XH]}}) ^ TOP) & FXH : {FW{1'b0}};
+          a0 = (3*t   < SIMD) ? (~(wf(w, 3*t+0) ^ {PE{{(HW-XH){1'b0}}, x[L0*IB +: XH]}}) ^ TOP) & FXH : {FW{1'b0}};
+          a1 = (3*t+1 < SIMD) ? (~(wf(w, 3*t+1) ^ {PE{{(HW-XH){1'b0}}, x[L1*IB +: XH]}}) ^ TOP) & FXH : {FW{1'b0}};
+          a2 = (3*t+2 < SIMD) ? (~(wf(w, 3*t+2) ^ {PE{{(HW-XH){1'b0}}, x[L2*IB +: XH]}}) ^ TOP) & FXH : {FW{1'b0}};
           rows_d[t*FW +: FW]      = a0 ^ a1 ^ a2;
           rows_d[(NT+t)*FW +: FW] = (((a0 & a1) | (a0 & a2) | (a1 & a2)) << 1) & M1;
         end

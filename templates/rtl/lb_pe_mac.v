@@ -22,8 +22,10 @@
 // simulate): the bit heap. Level 1 (the rows below) is registered, the rest
 // is lb_rowsum's 6:3 counter tree. BEHAVIORAL = 1: the word-level model --
 // each lane's heap value as a word, registered, then an adder tree per PE
-// (lb_adder_tree): same ports, latency and results, far fewer vector
-// operations for an event-driven simulator.
+// (lb_adder_tree): same ports, latency and results (tests/test_pe_cores.py
+// runs both side by side). The heap's processes read whole words (w, x, a
+// level of the tree), so an event-driven simulator wakes each of them once
+// per new word.
 module lb_pe_mac #(
   parameter PE           = 1,
   parameter SIMD         = 1,
@@ -35,7 +37,7 @@ module lb_pe_mac #(
   parameter N_PLANES     = 1,          // planes only; same parameters for every core
   parameter [127:0] PLANE_SCALES = 128'd1,
   /* verilator lint_on UNUSEDPARAM */
-  parameter HW           = 2,   // fold sum bits per PE (lb_mvau_core: exact for SIMD lanes)
+  parameter HW           = 8,   // fold sum bits per PE (lb_mvau_core: exact for SIMD lanes)
   parameter BEHAVIORAL   = 0    // 0 bit-level heap (synthesis), 1 word-level model
 ) (
   input  wire                           clk,
@@ -118,6 +120,20 @@ module lb_pe_mac #(
     end
   endfunction
 
+  // weight field of lane l in every PE field (the weight code, low bits;
+  // zero when l >= SIMD). A function of the whole weight word: a process
+  // that reads it wakes once per new word, not once per lane and PE.
+  function [FW-1:0] wf;
+    input [PE*SIMD*WB-1:0] ww;
+    input [31:0]           l;
+    integer p;
+    begin
+      wf = {FW{1'b0}};
+      if (l < SIMD)
+        for (p = 0; p < PE; p = p + 1) wf[p*HW +: WB] = ww[(p*SIMD + l)*WB +: WB];
+    end
+  endfunction
+
   // ---- parameter checks: a failing check instantiates a module that does
   // ---- not exist, so elaboration stops with its name as the message.
   generate
@@ -160,21 +176,6 @@ module lb_pe_mac #(
       always @(posedge clk) begin
         if (en) rows2 <= rows_d;
       end
-      // operands of lane 3t+k, per PE field: weight field wfa, activation
-      // xla (zero past the last lane; those lanes' rows are zero)
-      wire [3*NT*FW-1:0] wfa;
-      wire [3*NT*IB-1:0] xla;
-      for (q = 0; q < 3*NT; q = q + 1) begin : g_l
-        if (q < SIMD) begin : g_lane
-          assign xla[q*IB +: IB] = x[q*IB +: IB];
-          for (p = 0; p < PE; p = p + 1) begin : g_p
-            assign wfa[q*FW + p*HW +: HW] = {{(HW-WB){1'b0}}, w[(p*SIMD+q)*WB +: WB]};
-          end
-        end else begin : g_pad
-          assign xla[q*IB +: IB] = {IB{1'b0}};
-          assign wfa[q*FW +: FW] = {FW{1'b0}};
-        end
-      end
       localparam [FW-1:0] M1  = fmask(1, HW);
       localparam [FW-1:0] FWB = fmask(0, (WB < HW) ? WB : HW);
       if (XB != 0) begin : g_bip
@@ -182,14 +183,15 @@ module lb_pe_mac #(
         // and, for unsigned w, x_b at 2^WB
         localparam [FW-1:0] TOP = (W_KIND == 2) ? fmask(WB - 1, WB) : {FW{1'b0}};
         for (t = 0; t < NT; t = t + 1) begin : g_t
+          localparam L0 = 3*t, L1 = (3*t+1 < SIMD) ? 3*t+1 : 0, L2 = (3*t+2 < SIMD) ? 3*t+2 : 0;
           reg [FW-1:0] a0, a1, a2, c0, c1, c2;
           always @* begin
-            a0 = (3*t   < SIMD) ? (~(wfa[(3*t+0)*FW +: FW] ^ {PE{{(HW-WB){1'b0}}, {WB{xla[(3*t+0)*IB + 0]}}}}) ^ TOP) & FWB : {FW{1'b0}};
-            a1 = (3*t+1 < SIMD) ? (~(wfa[(3*t+1)*FW +: FW] ^ {PE{{(HW-WB){1'b0}}, {WB{xla[(3*t+1)*IB + 0]}}}}) ^ TOP) & FWB : {FW{1'b0}};
-            a2 = (3*t+2 < SIMD) ? (~(wfa[(3*t+2)*FW +: FW] ^ {PE{{(HW-WB){1'b0}}, {WB{xla[(3*t+2)*IB + 0]}}}}) ^ TOP) & FWB : {FW{1'b0}};
-            c0 = (3*t   < SIMD) ? {PE{act_bits(xla[(3*t+0)*IB + 0])}} : {FW{1'b0}};
-            c1 = (3*t+1 < SIMD) ? {PE{act_bits(xla[(3*t+1)*IB + 0])}} : {FW{1'b0}};
-            c2 = (3*t+2 < SIMD) ? {PE{act_bits(xla[(3*t+2)*IB + 0])}} : {FW{1'b0}};
+            a0 = (3*t   < SIMD) ? (~(wf(w, 3*t+0) ^ {PE{{(HW-WB){1'b0}}, {WB{x[L0*IB + 0]}}}}) ^ TOP) & FWB : {FW{1'b0}};
+            a1 = (3*t+1 < SIMD) ? (~(wf(w, 3*t+1) ^ {PE{{(HW-WB){1'b0}}, {WB{x[L1*IB + 0]}}}}) ^ TOP) & FWB : {FW{1'b0}};
+            a2 = (3*t+2 < SIMD) ? (~(wf(w, 3*t+2) ^ {PE{{(HW-WB){1'b0}}, {WB{x[L2*IB + 0]}}}}) ^ TOP) & FWB : {FW{1'b0}};
+            c0 = (3*t   < SIMD) ? {PE{act_bits(x[L0*IB + 0])}} : {FW{1'b0}};
+            c1 = (3*t+1 < SIMD) ? {PE{act_bits(x[L1*IB + 0])}} : {FW{1'b0}};
+            c2 = (3*t+2 < SIMD) ? {PE{act_bits(x[L2*IB + 0])}} : {FW{1'b0}};
             rows_d[t*FW +: FW]        = a0 ^ a1 ^ a2;
             rows_d[(NT+t)*FW +: FW]   = (((a0 & a1) | (a0 & a2) | (a1 & a2)) << 1) & M1;
             rows_d[(2*NT+t)*FW +: FW] = c0 ^ c1 ^ c2;
@@ -206,11 +208,12 @@ module lb_pe_mac #(
                                    : (W_KIND == 2) ? fmask(WB - 1, WB)
                                    : (XNEG != 0) ? fmask(0, WB) : {FW{1'b0}};
           for (t = 0; t < NT; t = t + 1) begin : g_t
+            localparam L0 = 3*t, L1 = (3*t+1 < SIMD) ? 3*t+1 : 0, L2 = (3*t+2 < SIMD) ? 3*t+2 : 0;
             reg [FW-1:0] a0, a1, a2;
             always @* begin
-              a0 = (3*t   < SIMD) ? ((wfa[(3*t+0)*FW +: FW] & {PE{{(HW-WB){1'b0}}, {WB{xla[(3*t+0)*IB + j]}}}}) ^ NEGM) << j : {FW{1'b0}};
-              a1 = (3*t+1 < SIMD) ? ((wfa[(3*t+1)*FW +: FW] & {PE{{(HW-WB){1'b0}}, {WB{xla[(3*t+1)*IB + j]}}}}) ^ NEGM) << j : {FW{1'b0}};
-              a2 = (3*t+2 < SIMD) ? ((wfa[(3*t+2)*FW +: FW] & {PE{{(HW-WB){1'b0}}, {WB{xla[(3*t+2)*IB + j]}}}}) ^ NEGM) << j : {FW{1'b0}};
+              a0 = (3*t   < SIMD) ? ((wf(w, 3*t+0) & {PE{{(HW-WB){1'b0}}, {WB{x[L0*IB + j]}}}}) ^ NEGM) << j : {FW{1'b0}};
+              a1 = (3*t+1 < SIMD) ? ((wf(w, 3*t+1) & {PE{{(HW-WB){1'b0}}, {WB{x[L1*IB + j]}}}}) ^ NEGM) << j : {FW{1'b0}};
+              a2 = (3*t+2 < SIMD) ? ((wf(w, 3*t+2) & {PE{{(HW-WB){1'b0}}, {WB{x[L2*IB + j]}}}}) ^ NEGM) << j : {FW{1'b0}};
               rows_d[(2*NT*j+t)*FW +: FW]    = a0 ^ a1 ^ a2;
               rows_d[(2*NT*j+NT+t)*FW +: FW] = (((a0 & a1) | (a0 & a2) | (a1 & a2)) << 1) & M1;
             end

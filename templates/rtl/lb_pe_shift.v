@@ -20,12 +20,14 @@
 // simulate): the bit heap. Level 1 (the rows below) is registered, the rest
 // is lb_rowsum's 6:3 counter tree. BEHAVIORAL = 1: the word-level model --
 // each lane's heap value as a word, registered, then an adder tree per PE
-// (lb_adder_tree): same ports, latency and results, far fewer vector
-// operations for an event-driven simulator.
+// (lb_adder_tree): same ports, latency and results (tests/test_pe_cores.py
+// runs both side by side). The heap's processes read whole words (w, x, a
+// level of the tree), so an event-driven simulator wakes each of them once
+// per new word.
 module lb_pe_shift #(
   parameter PE           = 1,
   parameter SIMD         = 1,
-  parameter WEIGHT_BITS  = 1,
+  parameter WEIGHT_BITS  = 3,
   parameter W_KIND       = 3,
   parameter IN_BITS      = 1,
   parameter IN_KIND      = 1,
@@ -33,7 +35,7 @@ module lb_pe_shift #(
   parameter N_PLANES     = 1,          // planes only; same parameters for every core
   parameter [127:0] PLANE_SCALES = 128'd1,
   /* verilator lint_on UNUSEDPARAM */
-  parameter HW           = 2,   // fold sum bits per PE (lb_mvau_core: exact for SIMD lanes)
+  parameter HW           = 8,   // fold sum bits per PE (lb_mvau_core: exact for SIMD lanes)
   parameter BEHAVIORAL   = 0    // 0 bit-level heap (synthesis), 1 word-level model
 ) (
   input  wire                           clk,

@@ -17,8 +17,7 @@
 //
 // BEHAVIORAL = 0 (default; what synthesis builds and the default tests
 // simulate): the chunked comparators above. BEHAVIORAL = 1: the plain signed
-// compare per threshold (same results, fewer vector operations for an
-// event-driven simulator).
+// compare per threshold (same results; tests/test_pe_cores.py runs both).
 module lb_thresh #(
   parameter ACC_BITS = 8,
   parameter N_THRESH = 1,
@@ -70,23 +69,21 @@ module lb_thresh #(
     end else begin : g_chunk
       // acc and the thresholds zero padded to whole chunks, sign flipped
       // (offset binary)
-      wire [CW-1:0]          au;
-      wire [N_THRESH*CW-1:0] tu;
-      if (CW > ACC_BITS) begin : g_pad
-        assign au = {{(CW-ACC_BITS){1'b0}}, acc} ^ SIGN;
-        for (j = 0; j < N_THRESH; j = j + 1) begin : g_t
-          assign tu[j*CW +: CW] = {{(CW-ACC_BITS){1'b0}}, thr[j*ACC_BITS +: ACC_BITS]} ^ SIGN;
-        end
-      end else begin : g_nopad
-        assign au = acc ^ SIGN;
-        assign tu = thr ^ {N_THRESH{SIGN}};
+      reg [CW-1:0] au;
+      always @* begin
+        au = {CW{1'b0}};
+        au[ACC_BITS-1:0] = acc;
+        au = au ^ SIGN;
       end
 
-      // one process per threshold
+      // one process per threshold (reading the whole threshold word: it
+      // wakes once per new word)
       for (j = 0; j < N_THRESH; j = j + 1) begin : g_cmp
         reg [CW-1:0] t, same, above, gtv, eqv;
         always @* begin
-          t     = tu[j*CW +: CW];
+          t     = {CW{1'b0}};
+          t[ACC_BITS-1:0] = thr[j*ACC_BITS +: ACC_BITS];
+          t     = t ^ SIGN;
           same  = ~(au ^ t);
           above = au & ~t;
           gtv   = ((above >> 2) | ((same >> 2) & (above >> 1)) | ((same >> 2) & (same >> 1) & above)) & BASE;
