@@ -143,9 +143,8 @@ def test_shipped_model_csim_equals_golden_on_all_test_images(shipped_out):
 
 def _rtl_cases(slow: bool) -> list:
     """(model, simulator) pairs; w1a2 and w1a1 run whole in the default run already (digits_out).
-    The default run's short checks use Verilator, which simulates the bit-level heaps that
-    synthesis sees (Icarus runs the word-level lanes, see lb_mvau_core); Icarus runs every
-    model on the whole test set under -m slow."""
+    The default run's short checks use Verilator; both simulators run the bit-level heaps that
+    synthesis sees (BEHAVIORAL = 0); Icarus runs every model on the whole test set under -m slow."""
     names = [n for n in sorted(SHIPPED) if n not in RTL_DEFAULT and (slow or n in RTL_SHORT)]
     marks = (pytest.mark.slow,) if slow else ()
     sims = ("icarus", "verilator") if slow else ("verilator",)

@@ -7,10 +7,10 @@ and 32-bit accumulators) the emitted Verilog must be `verilator --lint-only
 -Wall` clean, parse in pyverilog, elaborate in yosys, and simulate under
 Icarus bit-exact against the golden model, with random tvalid gaps and random
 tready, at every layer's output stream. With no back-pressure the pipeline
-must sustain max over layers of NF*SF cycles per frame. Icarus runs
-lb_mvau_core's word-level description; the bit-heap datapath that Verilator
-and synthesis see is run here under Verilator (slow) and in test_sim.py
-(cocotb, default run), and lb_rowsum's counter tree is proven equal to plain
+must sustain max over layers of NF*SF cycles per frame. Both simulators run
+the bit-level datapath that synthesis builds (BEHAVIORAL = 0; the word-level
+models are proven equal to it in test_pe_cores.py), here under Icarus and
+under Verilator (slow), and lb_rowsum's counter tree is proven equal to plain
 field sums with a SAT miter. A word-level model of the heaps checks the
 initial accumulators (accumulator_offsets) for every kind.
 

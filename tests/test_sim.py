@@ -275,9 +275,8 @@ def test_360_frames_of_256_cycles(tmp_path, sim_cache, simulator, dims, folding)
 L2 = lambda k: DType("log2", k)                                          # noqa: E731
 HET = lambda *s: DType("hetero", 2 * len(s) - 1, tuple(s))               # noqa: E731
 
-#: every processing element and format the core builds, on both simulators:
-#: Icarus runs lb_mvau_core's word-level description, Verilator the bit heaps
-#: that synthesis builds, so both are proven against the golden model.
+#: every processing element and format the core builds, on both simulators,
+#: both running the bit heaps that synthesis builds (BEHAVIORAL = 0).
 NEW_FORMATS = {
     # log2 x uint, hetero (3 planes) x uint, log2 x bipolar, hetero (2 planes) x bipolar, int x uint
     "log2_hetero": (21, [16, 12, 8, 8, 6, 4], [L2(4), HET(8, 4, 2), L2(3), HET(3, 1), DType("int", 4)],

@@ -44,12 +44,15 @@
 //
 // Processing elements (PE_KIND, see lb_mvau_core): 0 xnor (bipolar x
 // bipolar), 1 addsub (bipolar weights x k-bit), 2 mac (integer weights),
-// 3 shift (log2 weights), 4 planes (hetero weights).
+// 3 shift (log2 weights), 4 planes (hetero weights); one core each,
+// lb_pe_xnor .. lb_pe_planes. BEHAVIORAL = 1 swaps the bit-level datapaths
+// (the cores' heaps, lb_thresh's chunked comparators; the default 0, what
+// synthesis builds) for word-level models with the same results.
 //
 // Pipeline (stall-all: every stage advances together on `en`):
 //   I  issue     fold counters, weight ROM / input buffer address
 //   1  fetch     weight word, activation word (stream or buffer)
-//   2  heap      products and first counter level (lb_mvau_core)
+//   2  heap      products and first counter level (lb_pe_* in lb_mvau_core)
 //   3  reduce    counter tree per PE (lb_rowsum); initial accumulators read
 //   4  acc       accumulators; thresholds read
 //   5  activate  multi-threshold compare (or raw accumulator), registered;
@@ -97,7 +100,8 @@ module lb_mvau #(
   parameter HUFF_BASE   = 1'b0,
   parameter HUFF_ORDER  = 1'b0,
   parameter HUFF_KW     = 1,
-  parameter HUFF_META   = 96'd0
+  parameter HUFF_META   = 96'd0,
+  parameter BEHAVIORAL  = 0      // 0 bit-level datapath (synthesis), 1 word-level models (lb_mvau_core, lb_thresh)
 ) (
   input  wire                     clk,
   input  wire                     rst_n,
@@ -386,7 +390,7 @@ module lb_mvau #(
   lb_mvau_core #(
     .PE(PE), .SIMD(SIMD), .WEIGHT_BITS(WEIGHT_BITS), .W_KIND(W_KIND),
     .IN_BITS(IN_BITS), .IN_KIND(IN_KIND), .ACC_BITS(ACC_BITS), .PE_KIND(PE_KIND),
-    .N_PLANES(N_PLANES), .PLANE_SCALES(PLANE_SCALES)
+    .N_PLANES(N_PLANES), .PLANE_SCALES(PLANE_SCALES), .BEHAVIORAL(BEHAVIORAL)
   ) u_core (
     .clk(clk), .en(en), .valid(v1), .first(first1), .w(w1), .x(x1),
     .init(init3), .acc(acc4)
@@ -423,7 +427,7 @@ module lb_mvau #(
       for (p = 0; p < PE; p = p + 1) begin : g_pe
         wire [OUT_BITS-1:0] level;
         lb_thresh #(
-          .ACC_BITS(ACC_BITS), .N_THRESH(N_THRESH), .OUT_BITS(OUT_BITS)
+          .ACC_BITS(ACC_BITS), .N_THRESH(N_THRESH), .OUT_BITS(OUT_BITS), .BEHAVIORAL(BEHAVIORAL)
         ) u_thresh (
           .acc(acc4[p*ACC_BITS +: ACC_BITS]),
           .thr(tq4[p*N_THRESH*ACC_BITS +: N_THRESH*ACC_BITS]),

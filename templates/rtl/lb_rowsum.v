@@ -18,8 +18,11 @@
 // counter mostly sees six rows whose nonzero bits line up. Bits that are
 // constant zero (the caller's unused positions) vanish in synthesis.
 //
-// Plain continuous assignments: Verilator and synthesis read this module;
-// under Icarus lb_mvau_core computes the same sums word by word instead.
+// One combinational process per level, reading the whole level below: an
+// event-driven simulator evaluates each level once per new input, not once
+// per counter. The lb_pe_* cores use it with BEHAVIORAL = 0
+// (their word-level models, BEHAVIORAL = 1, add lane words with
+// lb_adder_tree instead).
 module lb_rowsum #(
   parameter N = 1,
   parameter W = 2,
@@ -73,11 +76,13 @@ module lb_rowsum #(
   localparam [MW-1:0] MASK1 = field_mask(1);
   localparam [MW-1:0] MASK2 = field_mask(2);
 
-  genvar l, g, m;
+  genvar l;
   generate
     if (NL == 0) begin : g_one
       assign sum = rows;
     end else begin : g_tree
+      // one process per level (it wakes once per new level below, not once
+      // per counter or field)
       for (l = 0; l <= NL; l = l + 1) begin : g_l
         localparam R = rows_at(N, l);                      // rows of this level
         wire [R*MW-1:0] v;
@@ -86,35 +91,44 @@ module lb_rowsum #(
         end else begin : g_next
           localparam RP = rows_at(N, l - 1);               // rows of the level below
           wire [RP*MW-1:0] u = g_l[l-1].v;
+          reg  [R*MW-1:0]  r;
+          assign v = r;
           if (RP >= 6) begin : g_c63
             localparam G = RP / 6;                         // counters
-            for (g = 0; g < G; g = g + 1) begin : g_g
-              wire [MW-1:0] a = u[(6*g)*MW +: MW];
-              wire [MW-1:0] b = u[(6*g+1)*MW +: MW];
-              wire [MW-1:0] c = u[(6*g+2)*MW +: MW];
-              wire [MW-1:0] d = u[(6*g+3)*MW +: MW];
-              wire [MW-1:0] e = u[(6*g+4)*MW +: MW];
-              wire [MW-1:0] f = u[(6*g+5)*MW +: MW];
-              wire [MW-1:0] s1 = a ^ b ^ c;
-              wire [MW-1:0] c1 = (a & b) | (a & c) | (b & c);
-              wire [MW-1:0] s2 = d ^ e ^ f;
-              wire [MW-1:0] c2 = (d & e) | (d & f) | (e & f);
-              wire [MW-1:0] h  = s1 & s2;
-              assign v[g*MW +: MW]       = s1 ^ s2;
-              assign v[(G+g)*MW +: MW]   = ((c1 ^ c2 ^ h) << 1) & MASK1;
-              assign v[(2*G+g)*MW +: MW] = (((c1 & c2) | (c1 & h) | (c2 & h)) << 2) & MASK2;
-            end
-            if (RP % 6 != 0) begin : g_pass
-              assign v[3*G*MW +: (RP%6)*MW] = u[6*G*MW +: (RP%6)*MW];
+            localparam P = RP % 6;                         // rows passed up
+            reg [MW-1:0] a, b, c, d, e, f, s1, c1, s2, c2, h;
+            integer g;
+            always @* begin
+              r = {(R*MW){1'b0}};
+              for (g = 0; g < G; g = g + 1) begin
+                a  = u[(6*g)*MW +: MW];
+                b  = u[(6*g+1)*MW +: MW];
+                c  = u[(6*g+2)*MW +: MW];
+                d  = u[(6*g+3)*MW +: MW];
+                e  = u[(6*g+4)*MW +: MW];
+                f  = u[(6*g+5)*MW +: MW];
+                s1 = a ^ b ^ c;
+                c1 = (a & b) | (a & c) | (b & c);
+                s2 = d ^ e ^ f;
+                c2 = (d & e) | (d & f) | (e & f);
+                h  = s1 & s2;
+                r[g*MW +: MW]       = s1 ^ s2;
+                r[(G+g)*MW +: MW]   = ((c1 ^ c2 ^ h) << 1) & MASK1;
+                r[(2*G+g)*MW +: MW] = (((c1 & c2) | (c1 & h) | (c2 & h)) << 2) & MASK2;
+              end
+              for (g = 0; g < P; g = g + 1) r[(3*G+g)*MW +: MW] = u[(6*G+g)*MW +: MW];
             end
           end else begin : g_add
-            for (g = 0; g < R; g = g + 1) begin : g_g
-              if (2*g + 1 < RP) begin : g_pair
-                for (m = 0; m < M; m = m + 1) begin : g_m
-                  assign v[g*MW + m*W +: W] = u[(2*g)*MW + m*W +: W] + u[(2*g+1)*MW + m*W +: W];
+            integer g, m;
+            always @* begin
+              r = {(R*MW){1'b0}};
+              for (g = 0; g < R; g = g + 1) begin
+                if (2*g + 1 < RP) begin
+                  for (m = 0; m < M; m = m + 1)
+                    r[g*MW + m*W +: W] = u[(2*g)*MW + m*W +: W] + u[(2*g+1)*MW + m*W +: W];
+                end else begin
+                  r[g*MW +: MW] = u[(2*g)*MW +: MW];
                 end
-              end else begin : g_odd
-                assign v[g*MW +: MW] = u[(2*g)*MW +: MW];
               end
             end
           end

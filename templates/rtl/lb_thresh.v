@@ -14,10 +14,15 @@
 // the top chunk down: acc >= t is the carry out of G + (G|E) + 1 (a
 // position carries exactly when g_k, and propagates exactly when e_k).
 // Two LUTs per three bits instead of one per bit.
+//
+// BEHAVIORAL = 0 (default; what synthesis builds and the default tests
+// simulate): the chunked comparators above. BEHAVIORAL = 1: the plain signed
+// compare per threshold (same results; tests/test_pe_cores.py runs both).
 module lb_thresh #(
   parameter ACC_BITS = 8,
   parameter N_THRESH = 1,
-  parameter OUT_BITS = 1
+  parameter OUT_BITS = 1,
+  parameter BEHAVIORAL = 0     // 0 chunked comparators (synthesis), 1 plain compare
 ) (
   input  wire [ACC_BITS-1:0]          acc,
   input  wire [N_THRESH*ACC_BITS-1:0] thr,
@@ -31,6 +36,9 @@ module lb_thresh #(
     if (N_THRESH > (1 << OUT_BITS) - 1) begin : g_err_levels
       lb_thresh_error_N_THRESH_exceeds_2_pow_OUT_BITS_minus_1 u_err ();
     end
+    if (BEHAVIORAL != 0 && BEHAVIORAL != 1) begin : g_err_behavioral
+      lb_thresh_error_BEHAVIORAL_must_be_0_or_1 u_err ();
+    end
   endgenerate
 
   localparam integer        TOP_I = N_THRESH;
@@ -41,33 +49,8 @@ module lb_thresh #(
 
   wire [N_THRESH-1:0] ge;
   genvar j, k;
-`ifdef __ICARUS__
-  // Icarus pays per vector operation: there, the plain signed compare (the
-  // chunked comparator below is what Verilator and synthesis see)
-  generate
-    for (j = 0; j < N_THRESH; j = j + 1) begin : g_cmp
-      assign ge[j] = $signed(acc) >= $signed(thr[j*ACC_BITS +: ACC_BITS]);
-    end
-  endgenerate
-`else
-  // acc and the thresholds zero padded to whole chunks, sign flipped
-  // (offset binary)
-  wire [CW-1:0]          au;
-  wire [N_THRESH*CW-1:0] tu;
-  generate
-    if (CW > ACC_BITS) begin : g_pad
-      assign au = {{(CW-ACC_BITS){1'b0}}, acc} ^ SIGN;
-      for (j = 0; j < N_THRESH; j = j + 1) begin : g_t
-        assign tu[j*CW +: CW] = {{(CW-ACC_BITS){1'b0}}, thr[j*ACC_BITS +: ACC_BITS]} ^ SIGN;
-      end
-    end else begin : g_nopad
-      assign au = acc ^ SIGN;
-      assign tu = thr ^ {N_THRESH{SIGN}};
-    end
-  endgenerate
-
   // chunk results, bitwise over the whole word (bit 3k of each vector is
-  // chunk k), one process per threshold
+  // chunk k)
   localparam [CW-1:0] BASE = base_bits(0);
   function [CW-1:0] base_bits;
     input [31:0] dummy;
@@ -78,27 +61,46 @@ module lb_thresh #(
   endfunction
 
   generate
-    for (j = 0; j < N_THRESH; j = j + 1) begin : g_cmp
-      reg [CW-1:0] t, same, above, gtv, eqv;
+    if (BEHAVIORAL != 0) begin : g_word
+      // the plain signed compare
+      for (j = 0; j < N_THRESH; j = j + 1) begin : g_cmp
+        assign ge[j] = $signed(acc) >= $signed(thr[j*ACC_BITS +: ACC_BITS]);
+      end
+    end else begin : g_chunk
+      // acc and the thresholds zero padded to whole chunks, sign flipped
+      // (offset binary)
+      reg [CW-1:0] au;
       always @* begin
-        t     = tu[j*CW +: CW];
-        same  = ~(au ^ t);
-        above = au & ~t;
-        gtv   = ((above >> 2) | ((same >> 2) & (above >> 1)) | ((same >> 2) & (same >> 1) & above)) & BASE;
-        eqv   = (same & (same >> 1) & (same >> 2)) & BASE;
+        au = {CW{1'b0}};
+        au[ACC_BITS-1:0] = acc;
+        au = au ^ SIGN;
       end
-      wire [NC-1:0] gt, eq;
-      for (k = 0; k < NC; k = k + 1) begin : g_k
-        assign gt[k] = gtv[3*k];
-        assign eq[k] = eqv[3*k];
+
+      // one process per threshold (reading the whole threshold word: it
+      // wakes once per new word)
+      for (j = 0; j < N_THRESH; j = j + 1) begin : g_cmp
+        reg [CW-1:0] t, same, above, gtv, eqv;
+        always @* begin
+          t     = {CW{1'b0}};
+          t[ACC_BITS-1:0] = thr[j*ACC_BITS +: ACC_BITS];
+          t     = t ^ SIGN;
+          same  = ~(au ^ t);
+          above = au & ~t;
+          gtv   = ((above >> 2) | ((same >> 2) & (above >> 1)) | ((same >> 2) & (same >> 1) & above)) & BASE;
+          eqv   = (same & (same >> 1) & (same >> 2)) & BASE;
+        end
+        wire [NC-1:0] gt, eq;
+        for (k = 0; k < NC; k = k + 1) begin : g_k
+          assign gt[k] = gtv[3*k];
+          assign eq[k] = eqv[3*k];
+        end
+        wire [NC:0] s = {1'b0, gt} + {1'b0, gt | eq} + {{NC{1'b0}}, 1'b1};
+        assign ge[j] = s[NC];
+        wire unused_s = &{1'b0, s[NC-1:0], gtv & ~BASE, eqv & ~BASE};
       end
-      wire [NC:0] s = {1'b0, gt} + {1'b0, gt | eq} + {{NC{1'b0}}, 1'b1};
-      assign ge[j] = s[NC];
-      wire unused_s = &{1'b0, s[NC-1:0], gtv & ~BASE, eqv & ~BASE};
     end
   endgenerate
 
-`endif
 
   wire [OUT_BITS-1:0] count;
   lb_adder_tree #(
