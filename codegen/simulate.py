@@ -461,6 +461,48 @@ def _bursts(name: str, spec) -> Optional[list]:
     return [p, lo, hi] if p else None
 
 
+def _input_values(out_dir: Path, graph: Graph, inputs) -> np.ndarray:
+    """The frames to send: ``inputs``, else ``out_dir/sim/inputs.npy``; (N >= 1, in_len) int64."""
+    if inputs is None:
+        path = out_dir / "sim" / "inputs.npy"
+        if not path.is_file():
+            raise IRError(f"{path}: not found; pass the input values explicitly")
+        inputs = np.load(path, allow_pickle=False)
+    inputs = np.asarray(inputs, dtype=np.int64)
+    if inputs.ndim != 2 or len(inputs) == 0:
+        raise IRError(f"run_rtl: inputs of shape {inputs.shape}, expected (N >= 1, {graph.layers[0].in_len})")
+    return inputs
+
+
+def _run_dir(simulator: str, build_dir: Optional[Path]) -> Path:
+    """A fresh directory for one run: ``build_dir/run-<simulator>`` (kept), else a temporary one."""
+    if build_dir is None:
+        return Path(tempfile.mkdtemp(prefix=f"lbgen-{simulator}-"))
+    run_dir = Path(build_dir) / f"run-{simulator}"
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True)
+    return run_dir
+
+
+def _run_cocotb(simulator: str, env: dict[str, str], bdir: Path, run_dir: Path, seed: int,
+                log: Optional[Path]) -> Optional[str]:
+    """Run the testbench (``run_dir/config.json``) on the built design; the
+    simulator's abnormal exit as text, None if it ended normally."""
+    sim_env = dict(env)
+    sim_env.pop("PYTEST_CURRENT_TEST", None)   # else cocotb's runner sys.exit()s on a failing test
+    sim_env["LBGEN_SIM_CONFIG"] = str(run_dir / "config.json")
+    with _environ(sim_env):
+        runner = _runner(simulator)
+        try:
+            runner.test(test_module=TEST_MODULE, hdl_toplevel=TOPLEVEL, hdl_toplevel_lang="verilog",
+                        build_dir=str(bdir), test_dir=str(run_dir), seed=int(seed),
+                        results_xml=str(run_dir / "results.xml"), log_file=None if log is None else str(log))
+        except (SystemExit, RuntimeError, subprocess.CalledProcessError) as exc:
+            return f"simulator exited abnormally ({type(exc).__name__}: {exc})"
+    return None
+
+
 def run_rtl(out_dir: Path, inputs: Optional[np.ndarray] = None, simulator: str = "icarus", seed: int = 0,
             backpressure: float = 0.3, gaps: float = 0.3, build_dir: Optional[Path] = None,
             throughput_frames: int = 20, *, monitor_layers: bool = True, keep: bool = False,
@@ -500,14 +542,7 @@ def run_rtl(out_dir: Path, inputs: Optional[np.ndarray] = None, simulator: str =
     out_dir = Path(out_dir)
     graph = Graph.load(out_dir)
     resets = _reset_points(reset_at, graph, monitor_layers)
-    if inputs is None:
-        path = out_dir / "sim" / "inputs.npy"
-        if not path.is_file():
-            raise IRError(f"{path}: not found; pass the input values explicitly")
-        inputs = np.load(path, allow_pickle=False)
-    inputs = np.asarray(inputs, dtype=np.int64)
-    if inputs.ndim != 2 or len(inputs) == 0:
-        raise IRError(f"run_rtl: inputs of shape {inputs.shape}, expected (N >= 1, {graph.layers[0].in_len})")
+    inputs = _input_values(out_dir, graph, inputs)
     n1, n2 = len(inputs), max(0, int(throughput_frames))
     all_inputs = np.concatenate([inputs, inputs[np.arange(n2) % n1]]) if n2 else inputs
     trace = golden.run(graph, all_inputs)
@@ -516,14 +551,8 @@ def run_rtl(out_dir: Path, inputs: Optional[np.ndarray] = None, simulator: str =
     rtl_dir = out_dir / "rtl"
     bdir, reused, build_s = build(simulator, rtl_dir, build_dir, env, verbose)
 
-    if build_dir is not None:
-        run_dir = Path(build_dir) / f"run-{simulator}"
-        if run_dir.exists():
-            shutil.rmtree(run_dir)
-        run_dir.mkdir(parents=True)
-        keep = True
-    else:
-        run_dir = Path(tempfile.mkdtemp(prefix=f"lbgen-{simulator}-"))
+    run_dir = _run_dir(simulator, build_dir)
+    keep = keep or build_dir is not None
     try:
         for f in rtl_dir.iterdir():
             if f.is_file() and f.suffix in DATA_SUFFIXES:
@@ -543,21 +572,9 @@ def run_rtl(out_dir: Path, inputs: Optional[np.ndarray] = None, simulator: str =
             "resets": [r.to_json() for r in resets], "stall_bursts": stalls, "gap_bursts": gap_runs,
         }
         (run_dir / "config.json").write_text(json.dumps(cfg, indent=1) + "\n")
-        sim_env = dict(env)
-        sim_env.pop("PYTEST_CURRENT_TEST", None)   # else cocotb's runner sys.exit()s on a failing test
-        sim_env["LBGEN_SIM_CONFIG"] = str(run_dir / "config.json")
         log = run_dir / "sim.log"
         t0 = time.monotonic()
-        sim_error = None
-        with _environ(sim_env):
-            runner = _runner(simulator)
-            try:
-                runner.test(test_module=TEST_MODULE, hdl_toplevel=TOPLEVEL, hdl_toplevel_lang="verilog",
-                            build_dir=str(bdir), test_dir=str(run_dir), seed=int(seed),
-                            results_xml=str(run_dir / "results.xml"),
-                            log_file=None if verbose else str(log))
-            except (SystemExit, RuntimeError, subprocess.CalledProcessError) as exc:
-                sim_error = f"simulator exited abnormally ({type(exc).__name__}: {exc})"
+        sim_error = _run_cocotb(simulator, env, bdir, run_dir, seed, None if verbose else log)
         run_s = time.monotonic() - t0
         return _collect(graph, trace, n1, simulator, run_dir, sim_error, log, bdir, reused, build_s, run_s,
                         cycles_bound, keep)
