@@ -36,7 +36,7 @@ from lbgen.ir import DType, MatVec
 ROOT = Path(__file__).resolve().parents[1]
 RTL = ROOT / "templates" / "rtl"
 SOURCES = ["lb_mvau_core.v", "lb_pe_xnor.v", "lb_pe_addsub.v", "lb_pe_mac.v", "lb_pe_shift.v", "lb_pe_planes.v",
-           "lb_rowsum.v", "lb_adder_tree.v", "lb_thresh.v"]
+           "lb_pe_reduce.v", "lb_rowsum.v", "lb_adder_tree.v", "lb_thresh.v"]
 SIMULATORS = ("icarus", "verilator")
 CYCLES = 300
 

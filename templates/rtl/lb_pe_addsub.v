@@ -7,23 +7,8 @@
 // triple; each output bit one LUT6 over the six operand bits), so no
 // product is ever registered on its own.
 //
-// Ports and parameters are those of every lb_pe_* core (lb_mvau_core picks
-// one by PE_KIND): w = weight word, element p*SIMD+s = code of PE p, lane s
-// (WEIGHT_BITS each), x = input beat (SIMD x IN_BITS), both with the beat;
-// sum = the per-PE fold sums of the beat that came one enabled cycle
-// earlier (field p = sum over the lanes of PE p of the lane's heap value,
-// HW bits, exact: HW covers SIMD lanes), combinational from the register
-// of stage 2. The caller accumulates sum << SH plus the constant part
-// (lbgen.emit.rtl.accumulator_offsets).
-//
-// BEHAVIORAL = 0 (default; what synthesis builds and the default tests
-// simulate): the bit heap. Level 1 (the rows below) is registered, the rest
-// is lb_rowsum's 6:3 counter tree. BEHAVIORAL = 1: the word-level model --
-// each lane's heap value as a word, registered, then an adder tree per PE
-// (lb_adder_tree): same ports, latency and results (tests/test_pe_cores.py
-// runs both side by side). The heap's processes read whole words (w, x, a
-// level of the tree), so an event-driven simulator wakes each of them once
-// per new word.
+// Ports, parameters and BEHAVIORAL are those of every lb_pe_* core; the
+// registers and the reduction to fold sums are lb_pe_reduce (see there).
 module lb_pe_addsub #(
   parameter PE           = 1,
   parameter SIMD         = 1,
@@ -104,34 +89,26 @@ module lb_pe_addsub #(
     end
   endgenerate
 
-  genvar p, q, t;
+  genvar q, t;
+
+  wire [NL*LW-1:0] hv_d;     // BEHAVIORAL = 1: each lane's heap value, PE-major
+  reg  [NR*FW-1:0] rows_d;   // BEHAVIORAL = 0: level-1 heap rows (one part per process)
+  lb_pe_reduce #(
+    .PE(PE), .SIMD(SIMD), .HW(HW), .LW(LW), .NR(NR), .BEHAVIORAL(BEHAVIORAL)
+  ) u_reduce (
+    .clk(clk), .en(en), .lanes(hv_d), .rows(rows_d), .sum(sum)
+  );
 
   generate
     if (BEHAVIORAL != 0) begin : g_word
-      // ---- word-level model: lane values (LW bits), registered, then an
-      // ---- adder tree per PE
-      wire [NL*LW-1:0] hv_d;
-      reg  [NL*LW-1:0] hv2;
-      always @(posedge clk) begin
-        if (en) hv2 <= hv_d;
-      end
+      // ---- word-level model: each lane's value (LW bits)
       for (q = 0; q < NL; q = q + 1) begin : g_q
         assign hv_d[q*LW +: LW] = lane(w[q*WB +: WB], x[(q%SIMD)*IB +: IB]);
       end
-      for (p = 0; p < PE; p = p + 1) begin : g_red
-        lb_adder_tree #(
-          .N(SIMD), .IN_W(LW), .OUT_W(HW), .IN_SIGNED(0)
-        ) u_tree (
-          .in(hv2[p*SIMD*LW +: SIMD*LW]), .sum(sum[p*HW +: HW])
-        );
-      end
+      always @* rows_d = {NR*FW{1'b0}};
     end else begin : g_heap
-      // ---- bit heap: level-1 rows, registered, then lb_rowsum
-      reg  [NR*FW-1:0] rows_d;            // combinational, one part per process
-      reg  [NR*FW-1:0] rows2;
-      always @(posedge clk) begin
-        if (en) rows2 <= rows_d;
-      end
+      // ---- bit heap: level-1 rows
+      assign hv_d = {NL*LW{1'b0}};
       localparam [FW-1:0] M1  = fmask(1, HW);
       localparam [FW-1:0] FXH = fmask(0, XH);
       // x (or ~x where w = -1) per lane; the signed top bit complemented
@@ -147,11 +124,6 @@ module lb_pe_addsub #(
           rows_d[(NT+t)*FW +: FW] = (((a0 & a1) | (a0 & a2) | (a1 & a2)) << 1) & M1;
         end
       end
-      lb_rowsum #(
-        .N(NR), .W(HW), .M(PE)
-      ) u_sum (
-        .rows(rows2), .sum(sum)
-      );
     end
   endgenerate
 endmodule
