@@ -12,8 +12,6 @@ checked against qonnx's own executor.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import subprocess
 import sys
 import warnings
@@ -32,7 +30,7 @@ from lbgen.frontend.brevitas_frontend import brevitas_levels
 from lbgen.frontend.onnx_frontend import load_onnx
 from lbgen.simulate import run_rtl
 
-from lbgen_testing.common import DIGITS, ir_arrays
+from lbgen_testing.common import DIGITS, export_qonnx, ir_arrays
 
 pytest.importorskip("brevitas")
 pytest.importorskip("qonnx")
@@ -47,16 +45,6 @@ PRECISION = {"w1a2": (1, 2), "w4a4": (4, 4)}
 def _test_images():
     with np.load(TEST_SET) as z:
         return z["x"], z["y"]
-
-
-def export_qonnx(model, path, shape=(1, 64)):
-    from brevitas.export import export_qonnx as brevitas_export
-
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
-            warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        brevitas_export(model, torch.rand(*shape), str(path))
-    return path
 
 
 @pytest.fixture(scope="module", params=list(PRECISION), ids=list(PRECISION))
@@ -110,7 +98,7 @@ def test_brevitas_forward_equals_golden_on_every_level(routes):
 
 
 def test_report_of_each_route(routes):
-    from test_report import report_shipped
+    from lbgen_testing.report import report_shipped
 
     name, model, outs = routes
     for out in outs.values():

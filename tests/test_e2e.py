@@ -169,7 +169,7 @@ def test_shipped_model_rtl_equals_golden_on_all_test_images(shipped_out, simulat
 
 
 def test_shipped_model_report(shipped_out):
-    from test_report import report_shipped
+    from lbgen_testing.report import report_shipped
 
     name, out, result = shipped_out
     report_shipped(out, result.graph)

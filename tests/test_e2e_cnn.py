@@ -97,7 +97,7 @@ def test_auto_folding_meets_the_target_and_rtl_runs_at_the_bound(target, tmp_pat
 
 
 def test_cnn_report(cnn_out):
-    from test_report import report_shipped
+    from lbgen_testing.report import report_shipped
 
     name, out, result = cnn_out
     report_shipped(out, result.graph)

@@ -26,7 +26,7 @@ from lbgen.frontend.onnx_frontend import load_onnx
 from lbgen.simulate import run_rtl
 
 from lbgen_testing.common import ir_arrays, random_bn2d_stats
-from test_brevitas_qonnx import export_qonnx
+from lbgen_testing.common import export_qonnx
 
 pytest.importorskip("brevitas")
 pytest.importorskip("qonnx")

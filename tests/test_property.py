@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import multiprocessing
 import tempfile
 import time
 import warnings
@@ -50,23 +49,21 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from lbgen import golden, quant
-from lbgen.csim import run_csim
 from lbgen.emitters.hls import emit_hls
 from lbgen.emitters.rtl import emit_rtl
 from lbgen.flow import EmitOptions, emit
 from lbgen.ir import DType, Graph, signed_bits_for
 from lbgen.passes.compress import compress_weights
 from lbgen.passes.folding import divisors
-from lbgen.simulate import SIMULATORS, run_rtl
 
 from lbgen_testing.common import random_bn
+from lbgen_testing.executors import THROUGHPUT, check_executors
 from lbgen_testing.graphs import ConvSpec, random_cnn, random_graph, random_inputs
 
 #: networks drawn per generator: (default run, make test-all); the pinned examples below run as well
 FAST = {"ir": 10, "torch": 5, "brevitas": 2}
 LONG = {"ir": 180, "torch": 90, "brevitas": 40}
 FRAMES = 10                 # vectors per network (plus THROUGHPUT back-to-back frames)
-THROUGHPUT = 6
 ACC_LIMIT = 32              # the 32-bit default; an exact accumulator is used when it fits
 
 B = DType("bipolar", 1)
@@ -567,37 +564,6 @@ def raw_features(levels: np.ndarray, pre: tuple, shape: tuple, seed: int) -> np.
 
 
 # --------------------------------------------------------------------------- every executor
-
-def check_executors(out: Path, graph: Graph, inputs: np.ndarray, seed: int, gaps: float, backpressure: float) -> None:
-    """golden = C-sim (ap_int) = Icarus = Verilator on every layer's output; the RTL meets the folding bound."""
-    trace = golden.run(graph, inputs)
-    problems = []
-    # the C-sim builds and runs in a forked process beside the RTL simulations: CI's second core
-    # would idle otherwise (a process, not a thread: run_rtl sets os.environ for cocotb's runner)
-    with multiprocessing.get_context("fork").Pool(1) as pool:
-        csim_job = pool.apply_async(run_csim, (out, inputs), {"native": False})
-        for sim in SIMULATORS:
-            problems += _rtl_problems(sim, out, graph, inputs, trace, seed, gaps, backpressure)
-        first = csim_job.get().mismatch(trace)
-    if first:
-        problems.append(f"C-sim: {first}")
-    assert not problems, "\n".join(problems)
-
-
-def _rtl_problems(sim: str, out: Path, graph: Graph, inputs: np.ndarray, trace, seed: int, gaps: float,
-                  backpressure: float) -> list[str]:
-    res = run_rtl(out, inputs, simulator=sim, seed=seed, backpressure=backpressure, gaps=gaps,
-                  throughput_frames=THROUGHPUT)
-    if not res.passed:
-        return [res.summary() + "\n" + res.log_tail]
-    problems = [f"{sim}: layer {layer.name!r} differs from golden but the testbench passed it"
-                for layer in graph.layers
-                if not np.array_equal(res.layer_outputs[layer.name], trace.outputs[layer.name])]
-    if not res.throughput_ok(0.1):
-        problems.append(f"{sim}: {res.cycles_per_frame} cycles/frame measured, folding bound "
-                        f"{res.expected_cycles_per_frame}")
-    return problems
-
 
 def _run_ir_net(net: IRNet, stats: dict) -> None:
     graph = net.graph().validate()

@@ -25,7 +25,7 @@ from lbgen.passes.accumulators import size_accumulators
 
 from lbgen_testing.graphs import ConvSpec, random_cnn, random_graph, random_inputs
 
-from test_property import check_executors
+from lbgen_testing.executors import check_executors
 
 #: a module-private build cache (conftest): these designs are built once and should not push out the user's
 pytestmark = pytest.mark.usefixtures("sim_cache")
@@ -163,7 +163,7 @@ def test_brevitas_wide_input_through_both_frontends(tmp_path, bits):
     from lbgen.frontend.onnx_frontend import load_onnx
 
     from lbgen_testing.common import ir_arrays
-    from test_brevitas_qonnx import export_qonnx
+    from lbgen_testing.common import export_qonnx
 
     model = _brevitas_wide_input_cnn(bits)
     wide = DType("uint", bits)

@@ -3,8 +3,11 @@ fresh process, small quantized models built in-test, IR comparison."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import torch
@@ -95,3 +98,14 @@ def ir_arrays(graph) -> dict:
                            None if layer.out_bias is None else layer.out_bias.tolist(),
                            None if layer.out_zero is None else layer.out_zero.tolist())
     return out
+
+
+def export_qonnx(model, path, shape=(1, 64)):
+    """Brevitas' export_qonnx of ``model`` on a random input of ``shape``, quietly; returns ``path``."""
+    from brevitas.export import export_qonnx as brevitas_export
+
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
+            warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        brevitas_export(model, torch.rand(*shape), str(path))
+    return path

@@ -1,0 +1,47 @@
+"""Every executor on one emitted design: golden = C-sim (ap_int) = Icarus =
+Verilator on every layer's output stream, and the RTL at its folding bound."""
+
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+
+import numpy as np
+
+from lbgen import golden
+from lbgen.csim import run_csim
+from lbgen.ir import Graph
+from lbgen.simulate import SIMULATORS, run_rtl
+
+THROUGHPUT = 6
+
+
+def check_executors(out: Path, graph: Graph, inputs: np.ndarray, seed: int, gaps: float, backpressure: float) -> None:
+    """golden = C-sim (ap_int) = Icarus = Verilator on every layer's output; the RTL meets the folding bound."""
+    trace = golden.run(graph, inputs)
+    problems = []
+    # the C-sim builds and runs in a forked process beside the RTL simulations: CI's second core
+    # would idle otherwise (a process, not a thread: run_rtl sets os.environ for cocotb's runner)
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        csim_job = pool.apply_async(run_csim, (out, inputs), {"native": False})
+        for sim in SIMULATORS:
+            problems += _rtl_problems(sim, out, graph, inputs, trace, seed, gaps, backpressure)
+        first = csim_job.get().mismatch(trace)
+    if first:
+        problems.append(f"C-sim: {first}")
+    assert not problems, "\n".join(problems)
+
+
+def _rtl_problems(sim: str, out: Path, graph: Graph, inputs: np.ndarray, trace, seed: int, gaps: float,
+                  backpressure: float) -> list[str]:
+    res = run_rtl(out, inputs, simulator=sim, seed=seed, backpressure=backpressure, gaps=gaps,
+                  throughput_frames=THROUGHPUT)
+    if not res.passed:
+        return [res.summary() + "\n" + res.log_tail]
+    problems = [f"{sim}: layer {layer.name!r} differs from golden but the testbench passed it"
+                for layer in graph.layers
+                if not np.array_equal(res.layer_outputs[layer.name], trace.outputs[layer.name])]
+    if not res.throughput_ok(0.1):
+        problems.append(f"{sim}: {res.cycles_per_frame} cycles/frame measured, folding bound "
+                        f"{res.expected_cycles_per_frame}")
+    return problems
