@@ -217,7 +217,7 @@ def _layer_context(layer: MatVec, taken: set[str]) -> tuple[dict[str, Any], list
                         if layer.wtype.kind == "hetero" else ""),
         "otype": str(out_dt) if hidden else f"raw int{layer.acc_bits} accumulators",
         "out_kind": out_dt.kind,
-        "pe_kind": processing_elements.of(layer).name,
+        "pe_kind": layer.pe_kind or processing_elements.choose(layer.wtype, layer.itype).name,
         "in_elem": elem_type(layer.itype), "weight_elem": elem_type(layer.wtype),
         "product": product,
         "in_beat_bits": layer.simd * layer.itype.bits,

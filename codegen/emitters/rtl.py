@@ -257,6 +257,7 @@ def rtl_plan(graph: Graph) -> dict[str, Any]:
     ids = _layer_ids(graph)
     layers = []
     for layer, ident in zip(graph.layers, ids):
+        pe = processing_elements.of(layer, rtl=True)
         hidden = not layer.is_output
         out_bits = layer.out_dtype.bits
         n_thresh = layer.thresholds.shape[1] if hidden else 1
@@ -270,7 +271,7 @@ def rtl_plan(graph: Graph) -> dict[str, Any]:
             ("MW", layer.mw), ("MH", layer.mh), ("PE", layer.pe), ("SIMD", layer.simd),
             ("WEIGHT_BITS", layer.wtype.bits), ("W_KIND", KIND_CODE[layer.wtype.kind]),
             ("IN_BITS", layer.itype.bits), ("IN_KIND", KIND_CODE[layer.itype.kind]),
-            ("ACC_BITS", layer.acc_bits), ("PE_KIND", processing_elements.of(layer, rtl=True).code),
+            ("ACC_BITS", layer.acc_bits), ("PE_KIND", pe.code),
             ("N_PLANES", len(scales)), ("PLANE_SCALES", _vhex(PLANE_SCALES_W, packed_scales)),
             ("ACC_INIT", _vhex(64, 0 if per_channel else int(offsets[0, 0]))),
             ("USE_THRESH", int(hidden)), ("N_THRESH", n_thresh), ("THRESH_SEARCH", int(search)),
@@ -295,7 +296,7 @@ def rtl_plan(graph: Graph) -> dict[str, Any]:
             "mw": layer.mw, "mh": layer.mh, "pe": layer.pe, "simd": layer.simd,
             "nf": layer.nf, "sf": layer.sf, "cycles": layer.cycles,
             "itype": str(layer.itype), "wtype": str(layer.wtype), "otype": str(layer.out_dtype),
-            "pe_kind": processing_elements.of(layer, rtl=True).name, "acc_bits": layer.acc_bits,
+            "pe_kind": pe.name, "acc_bits": layer.acc_bits,
             "in_w": layer.simd * layer.itype.bits, "out_w": layer.pe * out_bits,
             "out_elem_bits": out_bits, "hidden": hidden,
             "params": [(k, str(v)) for k, v in params],

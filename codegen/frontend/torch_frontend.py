@@ -950,10 +950,9 @@ def _input_shape(steps: list[Step], input_shape) -> tuple[Optional[tuple[int, in
         if _kind_of(m) in ("linear", "pool"):
             break
     if input_shape is not None:
-        shape = tuple(int(v) for v in input_shape)
-        if len(shape) != 3 or min(shape) < 1:
-            raise UsageError(f"--input-shape {input_shape!r}: expected C,H,W (three positive integers)")
-        return shape, False
+        from ..options import parse_input_shape      # the one parser of --input-shape
+
+        return parse_input_shape(input_shape), False
     return None, False
 
 
