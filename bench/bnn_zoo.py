@@ -103,7 +103,7 @@ def compile_both(name: str, model, x: np.ndarray, tmp: Path, extra: list[str] = 
     same = bool(mems) and all((tmp / "onnx" / "rtl" / m.name).read_bytes() == m.read_bytes() for m in mems)
     return {"emit_memory_s": round(t_mem, 2), "emit_qonnx_s": round(t_onnx, 2), "same_roms": same,
             "checks": mem.checks + [" ".join(line.split()) for line in proc.stdout.splitlines()[1:]],
-            "cycles_default": max(layer.cycles for layer in mem.graph.layers)}
+            "cycles_default": max(mem.graph.cycles(layer) for layer in mem.graph.layers)}
 
 
 def verify(out: Path, frames: int, rtl: bool) -> dict:
@@ -127,7 +127,7 @@ def target_bound(name: str, model, x: np.ndarray, tmp: Path, target: int) -> int
     with _Quiet():
         res = lbgen.emit(model, tmp / "target", inputs=None, target_cycles=target, name=name, force=True,
                          input_shape=shape_of(name) if name.startswith("cnv") else None)
-    return max(layer.cycles for layer in res.graph.layers)
+    return max(res.graph.cycles(layer) for layer in res.graph.layers)
 
 
 def zoo_row(name: str, rtl_cnv: bool) -> dict:

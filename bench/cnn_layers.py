@@ -73,7 +73,7 @@ def plan_jobs(model_path: Path, target: int, cache: str) -> tuple[list, list]:
         if lp["maxpool"]:
             units.append(("lb_maxpool", dict(lp["maxpool"])))
         rows.append({"target": target, "layer": layer.name, "pe": layer.pe, "simd": layer.simd,
-                     "cycles": layer.cycles, "units": [u for u, _ in units]})
+                     "cycles": graph.cycles(layer), "units": [u for u, _ in units]})
         jobs.append([(u, p, cache) for u, p in units])
     return rows, jobs
 

@@ -170,7 +170,7 @@ def golden_figures(model: nn.Module, kind: str, x_te: np.ndarray, y_te: np.ndarr
         layers.append({"name": l.name, "source": l.source, "mw": l.mw, "mh": l.mh, "pixels": l.pixels,
                        "macs": macs, "weight_bits": wbits, "input_bits": l.itype.bits,
                        "bitops": macs * wbits * l.itype.bits, "pe": l.pe, "simd": l.simd,
-                       "cycles": l.cycles, "est_luts": round(estimate_luts(l), 1)})
+                       "cycles": graph.cycles(l), "est_luts": round(estimate_luts(l), 1)})
     return {"golden_accuracy": float(np.mean(np.argmax(logits, 1) == y_te)),
             "macs": sum(r["macs"] for r in layers),
             "bitops": int(round(sum(r["bitops"] for r in layers))),

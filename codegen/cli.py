@@ -238,9 +238,9 @@ def _stored_values(out_dir: Path, graph) -> np.ndarray:
         values = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise UsageError(f"{path}: cannot read the test vectors ({exc})") from None
-    if values.ndim != 2 or values.shape[1] != graph.layers[0].in_len or values.dtype.kind not in "iu":
+    if values.ndim != 2 or values.shape[1] != graph.in_len or values.dtype.kind not in "iu":
         raise UsageError(f"{path}: {values.dtype} shape {values.shape}, expected integer input values of "
-                         f"shape (N, {graph.layers[0].in_len})")
+                         f"shape (N, {graph.in_len})")
     it = graph.layers[0].itype
     if values.size and (values.min() < it.min or values.max() > it.max or (it.kind == "bipolar" and
                                                                            np.any(values == 0))):

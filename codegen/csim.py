@@ -200,7 +200,7 @@ def _check_design(hls_dir: Path, graph: Graph) -> None:
     defines = dict(re.findall(r"^#define (LBGEN_\w+) (\d+)", top_h.read_text(), flags=re.M))
     first = graph.layers[0]
     out_dt, per_beat, beats = graph.output_stream()
-    want = {"LBGEN_IN_W": first.simd * first.itype.bits, "LBGEN_IN_BEATS": first.in_len // first.simd,
+    want = {"LBGEN_IN_W": first.simd * first.itype.bits, "LBGEN_IN_BEATS": graph.in_len // first.simd,
             "LBGEN_OUT_W": per_beat * out_dt.bits, "LBGEN_OUT_BEATS": beats}
     for key, value in want.items():
         if int(defines.get(key, -1)) != value:
@@ -225,8 +225,8 @@ def run_csim(out_dir: Path, inputs: np.ndarray, build_dir: Path | None = None, *
     build_dir = Path(build_dir) if build_dir is not None else out_dir / "build" / "csim"
     x = np.asarray(inputs)
     first, last = graph.layers[0], graph.layers[-1]
-    if x.ndim != 2 or x.shape[1] != first.in_len:
-        raise IRError(f"csim: inputs of shape {x.shape}, expected (N, {first.in_len})")
+    if x.ndim != 2 or x.shape[1] != graph.in_len:
+        raise IRError(f"csim: inputs of shape {x.shape}, expected (N, {graph.in_len})")
     n = x.shape[0]
     _check_design(hls_dir, graph)
 
@@ -262,7 +262,7 @@ def run_csim(out_dir: Path, inputs: np.ndarray, build_dir: Path | None = None, *
         if trace and n:
             for layer, fname in zip(graph.layers, trace_names(graph).values()):
                 path = tmp_path / "trace" / f"{fname}.hex"
-                frames = _read_beats(path, layer.out_len // layer.pe, n, f"C-sim trace of layer {layer.name!r}")
+                frames = _read_beats(path, graph.layer_out_len(layer) // layer.pe, n, f"C-sim trace of layer {layer.name!r}")
                 layers[layer.name] = unpack_stream(frames, layer.out_dtype, layer.pe)
     return CsimResult(result=result, layers=layers, build_seconds=build_seconds, run_seconds=run_seconds,
                       sim_seconds=sim_seconds, frames=n, binary=binary)

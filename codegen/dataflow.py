@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from .ir import Graph, MatVec, pad_code
+from .ir import ConvGeom, Graph, MatVec, PoolGeom, SlidingWindow, pad_code
 
 
 @dataclass(frozen=True)
@@ -46,53 +46,58 @@ class Plan:
     streams: list[Stream] = field(default_factory=list)     # the internal ones (not ``in``/``out``)
 
 
-def window_params(layer: MatVec) -> tuple[tuple[str, int], ...]:
+def window_params(layer: MatVec, conv: ConvGeom) -> tuple[tuple[str, int], ...]:
     """Parameters of the sliding-window unit (lb_swu / lbgen::swu) in front of a convolution."""
-    g = layer.conv
-    params = [("C", g.in_ch), ("IN_H", g.in_h), ("IN_W", g.in_w), ("K_H", g.k_h), ("K_W", g.k_w),
-              ("S_H", g.s_h), ("S_W", g.s_w), ("P_H", g.p_h), ("P_W", g.p_w), ("SIMD", layer.simd),
+    params = [("C", conv.in_ch), ("IN_H", conv.in_h), ("IN_W", conv.in_w), ("K_H", conv.k_h), ("K_W", conv.k_w),
+              ("S_H", conv.s_h), ("S_W", conv.s_w), ("P_H", conv.p_h), ("P_W", conv.p_w), ("SIMD", layer.simd),
               ("E", layer.itype.bits)]
-    if pad_code(layer):          # the zero level of a signed input; absent: 0, designs unchanged
-        params.append(("PAD", pad_code(layer)))
+    if pad_code(layer, conv):    # the zero level of a signed input; absent: 0, designs unchanged
+        params.append(("PAD", pad_code(layer, conv)))
     return tuple(params)
 
 
-def pool_params(layer: MatVec) -> tuple[tuple[str, int], ...]:
+def pool_params(layer: MatVec, pool: PoolGeom) -> tuple[tuple[str, int], ...]:
     """Parameters of the max-pool unit (lb_maxpool / lbgen::maxpool) after a layer."""
-    q = layer.pool
-    return (("C", q.ch), ("IN_H", q.in_h), ("IN_W", q.in_w), ("K", q.k), ("S", q.s),
+    return (("C", pool.ch), ("IN_H", pool.in_h), ("IN_W", pool.in_w), ("K", pool.k), ("S", pool.s),
             ("PE", layer.pe), ("E", layer.out_dtype.bits))
 
 
 def plan(graph: Graph, idents: list[str]) -> Plan:
-    """The units and streams of ``graph``, its layers named by ``idents``."""
+    """The units and streams of ``graph``, node by node, its layers named by ``idents``."""
     p = Plan()
     layers = graph.layers
-    src = "in"
-    for i, layer in enumerate(layers):
-        ident = idents[i]
-        last = i == len(layers) - 1
-        dst = "out" if last and graph.topk is None else f"{ident}_out"
+    index = {id(layer): i for i, layer in enumerate(layers)}
+    src, i = "in", -1
+    for n, node in enumerate(graph.nodes):
+        if isinstance(node, SlidingWindow):
+            consumer = graph.nodes[n + 1]
+            win = f"{idents[index[id(consumer)]]}_win"
+            p.streams.append(Stream(win, index[id(consumer)], "in"))
+            p.units.append(Unit("window", index[id(consumer)], src, win, window_params(consumer, node.geom)))
+            src = win
+            continue
+        ends_layer = not isinstance(node, MatVec) or graph.pool(node) is None      # a pool ends its layer
+        if isinstance(node, MatVec):
+            i = index[id(node)]
+        dst = _layer_out(graph, i, idents) if ends_layer else f"{idents[i]}_mv"
         if dst != "out":
             p.streams.append(Stream(dst, i, "out"))
-        if layer.conv is not None:
-            win = f"{ident}_win"
-            p.streams.append(Stream(win, i, "in"))
-            p.units.append(Unit("window", i, src, win, window_params(layer)))
-            src = win
-        mv_dst = f"{ident}_mv" if layer.pool is not None else dst
-        if layer.pool is not None:
-            p.streams.append(Stream(mv_dst, i, "out"))
-        p.units.append(Unit("mvau", i, src, mv_dst))
-        if layer.pool is not None:
-            p.units.append(Unit("pool", i, mv_dst, dst, pool_params(layer)))
+        p.units.append(Unit("mvau", i, src, dst) if isinstance(node, MatVec) else
+                       Unit("pool", i, src, dst, pool_params(layers[i], node.geom)))
         src = dst
-        if not last and layer.pe != layers[i + 1].simd:
-            conv = f"{idents[i + 1]}_in"
-            p.streams.append(Stream(conv, i + 1, "in"))
-            p.units.append(Unit("convert", i, src, conv,
-                                convert=(layer.pe, layers[i + 1].simd, layer.out_dtype.bits, layer.out_len)))
-            src = conv
+        if not ends_layer or i == len(layers) - 1 or layers[i].pe == layers[i + 1].simd:
+            continue
+        conv = f"{idents[i + 1]}_in"
+        p.streams.append(Stream(conv, i + 1, "in"))
+        p.units.append(Unit("convert", i, src, conv, convert=(layers[i].pe, layers[i + 1].simd,
+                                                              layers[i].out_dtype.bits,
+                                                              graph.layer_out_len(layers[i]))))
+        src = conv
     if graph.topk is not None:
         p.units.append(Unit("topk", len(layers) - 1, src, "out"))
     return p
+
+
+def _layer_out(graph: Graph, i: int, idents: list[str]) -> str:
+    """The output stream of layer i: the graph's ``out`` for the last layer without a top-K unit."""
+    return "out" if i == len(graph.layers) - 1 and graph.topk is None else f"{idents[i]}_out"

@@ -11,7 +11,7 @@ from typing import Optional
 
 import numpy as np
 
-from .ir import Graph, IRError, MatVec, topk_terms
+from .ir import Graph, IRError, MatVec, SlidingWindow, topk_terms
 
 
 class OverflowError_(IRError):
@@ -59,19 +59,16 @@ def host_output(graph: Graph, logits: np.ndarray) -> np.ndarray:
 
 
 def accumulate(layer: MatVec, x: np.ndarray) -> np.ndarray:
-    """acc[n, c] = sum_i W[c, i] * x[n, i], exact in int64, range-checked.
+    """acc[n, p*mh + c] = sum_i W[c, i] * x[n, p*mw + i], exact in int64, range-checked.
 
-    A convolution applies W to the window of every output pixel: acc[n, p*mh + c]
-    for pixel p, with padded window positions taken as the value 0 (as torch
-    pads): the value ``conv.pad``, the level that means 0 in the input's own
-    format (0 for bipolar inputs, whose hardware adds border corrections).
+    ``x`` holds the layer's ``pixels`` input vectors per frame back to back:
+    one for a fully connected layer, the windows of every output pixel behind
+    a sliding window (whose padded positions already carry the value 0, as
+    torch pads: ``SlidingWindow.golden``).
     """
     w = layer.weights.astype(np.int64)
-    if layer.conv is not None:
-        cols = layer.conv.windows(x.astype(np.int64), pad_value=layer.conv.pad)        # (N, pixels, window)
-        acc = (cols @ w.T).reshape(x.shape[0], -1)
-    else:
-        acc = x.astype(np.int64) @ w.T
+    x = np.asarray(x, dtype=np.int64)
+    acc = (x.reshape(x.shape[0], layer.pixels, layer.mw) @ w.T).reshape(x.shape[0], -1)
     lo, hi = -(1 << (layer.acc_bits - 1)), (1 << (layer.acc_bits - 1)) - 1
     if acc.size and (acc.min() < lo or acc.max() > hi):
         raise OverflowError_(f"layer {layer.name!r}: accumulator [{acc.min()}, {acc.max()}] "
@@ -99,25 +96,28 @@ def level_values(layer: MatVec, levels: np.ndarray) -> np.ndarray:
 
 
 def run(graph: Graph, inputs: np.ndarray) -> Trace:
-    """Run integer input values (N, mw0) through the graph."""
+    """Run integer input values (N, in_len) through the graph, node by node.
+
+    The trace keeps, per layer, its accumulators and its output values (after
+    its pool): what the hardware's per-layer streams carry."""
     x = np.asarray(inputs, dtype=np.int64)
-    if x.ndim != 2 or x.shape[1] != graph.layers[0].in_len:
-        raise IRError(f"golden: inputs of shape {x.shape}, expected (N, {graph.layers[0].in_len})")
-    it = graph.layers[0].itype
+    if x.ndim != 2 or x.shape[1] != graph.in_len:
+        raise IRError(f"golden: inputs of shape {x.shape}, expected (N, {graph.in_len})")
+    it = graph.input.dtype
     if x.size and (x.min() < it.min or x.max() > it.max or (it.kind == "bipolar" and np.any(x == 0))):
         raise IRError(f"golden: input values outside {it}")
     trace = Trace(inputs=x, acc={}, outputs={}, logits=np.zeros(0))
-    for layer in graph.layers:
-        acc = accumulate(layer, x)
-        trace.acc[layer.name] = acc
-        if layer.is_output:
-            x = acc
+    layer = None
+    for node in graph.nodes:
+        if isinstance(node, MatVec):
+            layer = node
+            acc = accumulate(node, x)
+            trace.acc[node.name] = acc
+            x = acc if node.is_output else level_values(node, threshold_levels(node, acc))
         else:
-            levels = threshold_levels(layer, acc)
-            if layer.pool is not None:
-                levels = layer.pool.apply(levels)
-            x = level_values(layer, levels)
-        trace.outputs[layer.name] = x
+            x = node.golden(x)
+        if layer is not None and not isinstance(node, SlidingWindow):
+            trace.outputs[layer.name] = x
     trace.logits = logits(graph, x)
     trace.output = host_output(graph, trace.logits)
     if graph.topk is not None:

@@ -53,7 +53,7 @@ def random_vectors(graph: Graph, seed: int = 0) -> Vectors:
     """No --inputs: DEFAULT_RANDOM_VECTORS random input values of the first layer's type."""
     rng = np.random.default_rng(seed)
     it = graph.layers[0].itype
-    shape = (DEFAULT_RANDOM_VECTORS, graph.layers[0].in_len)
+    shape = (DEFAULT_RANDOM_VECTORS, graph.in_len)
     values = rng.choice([-1, 1], size=shape) if it.kind == "bipolar" else rng.integers(it.min, it.max + 1, size=shape)
     return Vectors(values=values.astype(np.int64))
 
@@ -83,8 +83,8 @@ def read_vectors(path: Optional[Path], graph: Graph, seed: int = 0) -> Vectors:
     if not path.is_file():
         raise UsageError(f"--inputs file {str(path)!r} not found")
     x, labels = _load_inputs(path)
-    if x.ndim < 2 or x.shape[0] == 0 or int(np.prod(x.shape[1:])) != graph.layers[0].in_len:
-        raise UsageError(f"--inputs file {str(path)!r}: shape {x.shape}, expected (N, {graph.layers[0].in_len})")
+    if x.ndim < 2 or x.shape[0] == 0 or int(np.prod(x.shape[1:])) != graph.in_len:
+        raise UsageError(f"--inputs file {str(path)!r}: shape {x.shape}, expected (N, {graph.in_len})")
     x = x.reshape(x.shape[0], -1).astype(np.float32)
     if not np.all(np.isfinite(x)):
         raise UsageError(f"--inputs file {str(path)!r}: contains NaN or Inf")
@@ -118,8 +118,8 @@ def host_doc(graph: Graph) -> dict:
     """``out/host.json``: what the host computes from raw features and streams in."""
     first = graph.layers[0]
     return {"stream": graph.input.describe(),
-            "values_per_frame": first.in_len,
-            "order": "NHWC (pixels row-major, channels together)" if first.conv is not None else "features",
+            "values_per_frame": graph.in_len,
+            "order": "NHWC (pixels row-major, channels together)" if graph.conv(first) is not None else "features",
             "element_bits": first.itype.bits,
             "elements_per_beat": first.simd,
             "python": "lbgen.host_stream(lbgen.load(OUT_DIR), features)",

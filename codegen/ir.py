@@ -1,11 +1,22 @@
 """The integer, hardware-ready intermediate representation.
 
 The IR is the only contract between the frontends (which know torch) and the
-emitters (which know templates). It is deliberately small: a chain of
-matrix-vector layers, each with integer weights, the number formats of its
-input, weights and output, its folding and, for every layer but the last, a
-per-channel multi-threshold activation. It serialises to ``lbgen.json`` plus
-``.npy`` arrays so that golden model, simulation and report run without torch.
+emitters (which know templates). It is deliberately small: a chain of typed
+nodes (:class:`Node`), each with its own checks, golden function and
+serialisation, registered by its ``op`` in :data:`NODE_TYPES`:
+
+* :class:`MatVec`: a matrix-vector layer with integer weights, the number
+  formats of its input, weights and output, its folding and, for every layer
+  but the last, a per-channel multi-threshold activation;
+* :class:`SlidingWindow`: the windows of a convolution, in front of the
+  MatVec that computes it;
+* :class:`MaxPool`: a max-pool of a layer's output levels.
+
+A *layer* is a MatVec with the window before it and the pool after it
+(``Graph.layers``, ``Graph.window``, ``Graph.pool``). The graph serialises to
+``lbgen.json`` (format 2: a list of nodes) plus ``.npy`` arrays, so that golden
+model, simulation and report run without torch; format 1 files (layers with
+``conv``/``pool`` fields) still load.
 """
 
 from __future__ import annotations
@@ -15,14 +26,16 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Optional
 
 import numpy as np
 
 if TYPE_CHECKING:
     from .huffman import HuffmanCode
 
-IR_VERSION = 1
+IR_VERSION = 2
+#: formats ``Graph.load`` reads: 1 (layers with conv/pool fields) is converted
+IR_VERSIONS = (1, 2)
 
 #: Number kinds a stream element or a weight can have.
 #: ``bipolar``: value in {-1,+1}, stored as bit b = (v+1)/2 (1 bit).
@@ -567,6 +580,128 @@ class PoolGeom:
         return PoolGeom(**{k: int(d[k]) for k in ("ch", "in_h", "in_w", "k", "s")})
 
 
+class Node:
+    """One typed node of the graph: a unit of the dataflow.
+
+    A node takes a stream of ``in_len`` elements per frame and gives one of
+    ``out_len``; ``check`` tests its own invariants, ``golden`` computes it
+    (values in, values out, (N, in_len) -> (N, out_len), exact integers),
+    ``to_json``/``from_json`` serialise it (arrays beside it, by name:
+    ``ARRAYS``). A new kind of node (an Add, a Concat) is a subclass
+    registered with :func:`node_type`; ``Graph.validate`` checks how nodes
+    link up.
+    """
+
+    op: ClassVar[str]
+    #: names of the numpy arrays saved beside lbgen.json (``ir/<node>.<array>.npy``)
+    ARRAYS: ClassVar[tuple[str, ...]] = ()
+    name: str
+
+    @property
+    def in_len(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def out_len(self) -> int:
+        raise NotImplementedError
+
+    def check(self, where: str) -> None:
+        raise NotImplementedError
+
+    def golden(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def to_json(self) -> dict:
+        raise NotImplementedError
+
+    @classmethod
+    def from_json(cls, d: dict, arrays: dict[str, np.ndarray]) -> "Node":
+        raise NotImplementedError
+
+
+#: op -> node class (``lbgen.json`` names a node's class by its op)
+NODE_TYPES: dict[str, type[Node]] = {}
+
+
+def node_type(cls):
+    """Class decorator: register a node class under its ``op``."""
+    if cls.op in NODE_TYPES:
+        raise ValueError(f"node op {cls.op!r} is taken by {NODE_TYPES[cls.op].__name__}")
+    NODE_TYPES[cls.op] = cls
+    return cls
+
+
+@node_type
+@dataclass
+class SlidingWindow(Node):
+    """A convolution's sliding-window unit: one window vector per output pixel.
+
+    It takes a feature map (NHWC, ``geom.in_len`` elements) and streams, for
+    every output pixel in row-major order, the ``geom.window`` elements of its
+    window (``ConvGeom.window_index``); padded positions carry the value
+    ``geom.pad``. The MatVec after it applies its matrix to every window.
+    """
+
+    op: ClassVar[str] = "sliding_window"
+    name: str
+    geom: ConvGeom
+
+    @property
+    def in_len(self) -> int:
+        return self.geom.in_len
+
+    @property
+    def out_len(self) -> int:
+        return self.geom.pixels * self.geom.window
+
+    def check(self, where: str) -> None:
+        self.geom.check(where)
+
+    def golden(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.int64)
+        return self.geom.windows(x, pad_value=self.geom.pad).reshape(x.shape[0], -1)
+
+    def to_json(self) -> dict:
+        return {"op": self.op, "name": self.name, "geom": self.geom.to_json()}
+
+    @classmethod
+    def from_json(cls, d: dict, arrays: dict[str, np.ndarray]) -> "SlidingWindow":
+        return cls(str(d["name"]), ConvGeom.from_json(d["geom"]))
+
+
+@node_type
+@dataclass
+class MaxPool(Node):
+    """A max-pool of a layer's output levels (``PoolGeom``), NHWC in and out."""
+
+    op: ClassVar[str] = "max_pool"
+    name: str
+    geom: PoolGeom
+
+    @property
+    def in_len(self) -> int:
+        return self.geom.in_h * self.geom.in_w * self.geom.ch
+
+    @property
+    def out_len(self) -> int:
+        return self.geom.out_len
+
+    def check(self, where: str) -> None:
+        self.geom.check(where)
+
+    def golden(self, x: np.ndarray) -> np.ndarray:
+        """Maxima of the values: the level -> value map is increasing (bipolar
+        2l - 1, uint the level), so pooling values or levels is the same."""
+        return self.geom.apply(np.asarray(x, dtype=np.int64))
+
+    def to_json(self) -> dict:
+        return {"op": self.op, "name": self.name, "geom": self.geom.to_json()}
+
+    @classmethod
+    def from_json(cls, d: dict, arrays: dict[str, np.ndarray]) -> "MaxPool":
+        return cls(str(d["name"]), PoolGeom.from_json(d["geom"]))
+
+
 @dataclass(frozen=True)
 class TopK:
     """A hardware top-K unit after the last layer (``--topk K``), like FINN's LabelSelect.
@@ -665,20 +800,21 @@ def dyadic_terms(scale: np.ndarray, bias: np.ndarray) -> tuple[list[int], list[i
     return ints[:n], ints[n:], e
 
 
+@node_type
 @dataclass
-class MatVec:
-    """One fully connected layer: y = W x, then thresholds (or raw output).
+class MatVec(Node):
+    """One matrix-vector layer: y = W x, then thresholds (or raw output).
 
     Weights are the integer *values* (bipolar as -1/+1), shape (mh, mw).
     Output channel c is computed by PE c % pe in neuron fold c // pe; input i
     sits in lane i % simd of synapse fold i // simd.
 
-    A convolution is a MatVec with ``conv`` set: the matrix is applied to the
-    window of every output pixel (``ConvGeom``), so a frame of in_len inputs
-    gives pixels*mh outputs (NHWC). ``pool`` max-pools the output levels of a
-    hidden layer. Without ``conv`` a layer takes one vector of mw inputs;
-    after a convolution that vector is the NHWC frame (the frontend reorders
-    the columns of a torch Flatten + Linear).
+    The layer applies W to ``pixels`` vectors per frame: one for a fully
+    connected layer, one per output pixel behind a :class:`SlidingWindow`
+    (a convolution), so a frame of pixels*mw inputs gives pixels*mh outputs
+    (NHWC). A :class:`MaxPool` after it pools its output levels. After a
+    convolution, a fully connected layer's vector is the NHWC frame (the
+    frontend reorders the columns of a torch Flatten + Linear).
 
     A hidden layer carries ``thresholds`` (mh, n_thresholds), ascending per
     row, and ``threshold_invert`` (mh,): the output level is
@@ -715,10 +851,6 @@ class MatVec:
     #: (mh, mw) uint64 codes of the weights, for formats whose code is not
     #: implied by the value (hetero); None: ``wtype.encode(weights)``
     weight_codes: Optional[np.ndarray] = None
-    #: sliding-window geometry of a convolution; None: fully connected
-    conv: Optional[ConvGeom] = None
-    #: max-pool of the output levels; None: no pooling
-    pool: Optional[PoolGeom] = None
     #: Huffman-coded weights (``lbgen.passes.compress``): the canonical code over
     #: the weight codes, and the encoded streams of the pe*simd lanes
     #: (``lbgen.huffman.lane_sequences``), back to back in ``huffman_stream``
@@ -730,6 +862,14 @@ class MatVec:
     #: differ in precision (--bits-budget): channel c's weights lie in
     #: +-(2^(b_c-1) - 1), stored in the layer's ``wtype``; None: all ``wtype``
     channel_bits: Optional[np.ndarray] = None
+    #: matrix-vector products per frame: the output pixels of the sliding
+    #: window in front of the layer, else 1
+    pixels: int = 1
+
+    op: ClassVar[str] = "matvec"
+    ARRAYS: ClassVar[tuple[str, ...]] = (
+        "weights", "weight_codes", "thresholds", "threshold_invert", "out_scale", "out_bias", "out_zero",
+        "huffman_stream", "huffman_lane_bits", "channel_bits")
 
     def codes(self) -> np.ndarray:
         """The weight codes the hardware stores, (mh, mw) uint64."""
@@ -770,26 +910,20 @@ class MatVec:
         return self.mw // self.simd
 
     @property
-    def pixels(self) -> int:
-        """Matrix-vector products per frame: output pixels of a convolution, else 1."""
-        return self.conv.pixels if self.conv else 1
-
-    @property
     def in_len(self) -> int:
-        """Elements of one input frame."""
-        return self.conv.in_len if self.conv else self.mw
+        """Elements of one input frame: ``pixels`` vectors of mw."""
+        return self.pixels * self.mw
 
     @property
     def out_len(self) -> int:
-        """Elements of one output frame (after pooling)."""
-        return self.pool.out_len if self.pool else self.pixels * self.mh
+        """Elements of one output frame, before any pool: ``pixels`` vectors of mh."""
+        return self.pixels * self.mh
 
     @property
     def cycles(self) -> int:
         """Cycles per frame at initiation interval 1: NF*SF per matrix-vector
-        product, or the input beats where a strided 1x1 window reads more than
-        it computes."""
-        return max(self.pixels * self.nf * self.sf, self.in_len // self.simd)
+        product (``Graph.cycles`` adds what the window in front may cost)."""
+        return self.pixels * self.nf * self.sf
 
     @property
     def is_output(self) -> bool:
@@ -817,21 +951,145 @@ class MatVec:
         hi = pos.sum(axis=1) * hi_in + neg.sum(axis=1) * lo_in
         return lo, hi
 
+    # -- the node ------------------------------------------------------------
+    def check(self, where: str) -> None:
+        """Sizes, folding, weights and their codes, per-channel widths, Huffman streams."""
+        if self.mw <= 0 or self.mh <= 0:
+            raise IRError(f"{where}: zero-sized layer ({self.mh}x{self.mw})")
+        if self.pe < 1 or self.simd < 1 or self.pixels < 1:
+            raise IRError(f"{where}: PE={self.pe}, SIMD={self.simd} and pixels={self.pixels} must be positive")
+        if not 2 <= self.acc_bits <= 64:
+            raise IRError(f"{where}: acc_bits={self.acc_bits} out of range 2..64")
+        if self.weights.shape != (self.mh, self.mw):
+            raise IRError(f"{where}: weights shape {self.weights.shape} != ({self.mh}, {self.mw})")
+        w = self.weights
+        if w.size and (w.min() < self.wtype.min or w.max() > self.wtype.max):
+            raise IRError(f"{where}: weights outside {self.wtype}")
+        if self.wtype.kind == "bipolar" and np.any(w == 0):
+            raise IRError(f"{where}: a bipolar weight is 0")
+        _check_weight_codes(self, where)
+        _check_channel_bits(self, where)
+        _check_huffman(self, where)
+        if self.mh % self.pe or self.mw % self.simd:
+            raise IRError(f"{where}: PE={self.pe} must divide MH={self.mh} and SIMD={self.simd} must divide "
+                          f"MW={self.mw}")
+
+    def golden(self, x: np.ndarray) -> np.ndarray:
+        """Input values -> output values: the raw accumulators of an output
+        layer, else the threshold levels as values (bipolar as -1/+1)."""
+        from . import golden
+
+        acc = golden.accumulate(self, x)
+        return acc if self.is_output else golden.level_values(self, golden.threshold_levels(self, acc))
+
+    def to_json(self) -> dict:
+        """The layer without its arrays (``Graph.save`` writes those)."""
+        if self.activation is not None:
+            raise IRError(f"layer {self.name!r}: fold thresholds before saving")
+        d: dict[str, Any] = {
+            "op": self.op, "name": self.name, "source": self.source, "mw": self.mw, "mh": self.mh,
+            "wtype": self.wtype.to_json(), "itype": self.itype.to_json(),
+            "odtype": self.odtype.to_json() if self.odtype else None,
+            "pe": self.pe, "simd": self.simd, "acc_bits": self.acc_bits, "pe_kind": self.pe_kind,
+        }
+        if self.pixels != 1:
+            d["pixels"] = self.pixels
+        if self.huffman is not None:
+            d["huffman"] = self.huffman.to_json()
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict, arrays: dict[str, np.ndarray]) -> "MatVec":
+        where = f"layer {d['name']!r}"
+        if arrays.get("weights") is None:
+            raise IRError(f"{where} has no weights")
+
+        def fmt(key: str) -> DType:
+            try:
+                return DType.from_json(d[key])
+            except IRError as exc:
+                raise IRError(f"{where} {key}: {exc}") from None
+
+        return cls(
+            name=str(d["name"]), source=str(d.get("source", "")), mw=int(d["mw"]), mh=int(d["mh"]),
+            weights=arrays["weights"], wtype=fmt("wtype"), itype=fmt("itype"),
+            odtype=fmt("odtype") if d.get("odtype") else None,
+            pe=int(d["pe"]), simd=int(d["simd"]), acc_bits=int(d["acc_bits"]), pe_kind=str(d["pe_kind"]),
+            pixels=int(d.get("pixels", 1)),
+            huffman=_huffman_from_json(d) if d.get("huffman") is not None else None,
+            **{key: arrays.get(key) for key in cls.ARRAYS if key != "weights"})
+
 
 @dataclass
 class Graph:
-    """A quantized network as a chain of layers, input first."""
+    """A quantized network as a chain of typed nodes, input first.
+
+    ``layers`` are its MatVec nodes; a layer's sliding window sits right
+    before it and its max-pool right after it (``window``, ``pool``).
+    """
 
     name: str
     input: InputQuant
-    layers: list[MatVec] = field(default_factory=list)
+    nodes: list[Node] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
     #: a top-K unit after the last layer (``--topk``); None: the last layer's stream is the output
     topk: Optional[TopK] = None
 
+    # -- layers ----------------------------------------------------------------
+    @property
+    def layers(self) -> list[MatVec]:
+        """The matrix-vector layers, in order."""
+        return [n for n in self.nodes if isinstance(n, MatVec)]
+
     @property
     def output(self) -> MatVec:
         return self.layers[-1]
+
+    @property
+    def in_len(self) -> int:
+        """Elements of one input frame (what the first node takes)."""
+        return self.nodes[0].in_len
+
+    def _neighbour(self, layer: MatVec, step: int, kind: type) -> Any:
+        i = self._index(layer) + step
+        node = self.nodes[i] if 0 <= i < len(self.nodes) else None
+        return node if isinstance(node, kind) else None
+
+    def _index(self, layer: MatVec) -> int:
+        for i, node in enumerate(self.nodes):
+            if node is layer or (isinstance(node, MatVec) and node.name == layer.name):
+                return i
+        raise KeyError(layer.name)
+
+    def window(self, layer: MatVec) -> Optional[SlidingWindow]:
+        """The sliding window in front of ``layer`` (a convolution), else None."""
+        return self._neighbour(layer, -1, SlidingWindow)
+
+    def conv(self, layer: MatVec) -> Optional[ConvGeom]:
+        """The convolution geometry of ``layer``, None for a fully connected one."""
+        window = self.window(layer)
+        return window.geom if window else None
+
+    def pool(self, layer: MatVec) -> Optional[PoolGeom]:
+        """The max-pool after ``layer``, else None."""
+        node = self._neighbour(layer, 1, MaxPool)
+        return node.geom if node else None
+
+    def layer_in_len(self, layer: MatVec) -> int:
+        """Elements of the frame the layer takes (its window's input for a convolution)."""
+        conv = self.conv(layer)
+        return conv.in_len if conv else layer.in_len
+
+    def layer_out_len(self, layer: MatVec) -> int:
+        """Elements of the frame the layer gives (after its pool)."""
+        pool = self.pool(layer)
+        return pool.out_len if pool else layer.out_len
+
+    def cycles(self, layer: MatVec) -> int:
+        """Cycles per frame of the layer at initiation interval 1: NF*SF per
+        matrix-vector product, or the input beats where a strided 1x1 window
+        reads more than the engine computes."""
+        return max(layer.cycles, self.layer_in_len(layer) // layer.simd)
 
     def output_stream(self) -> tuple[DType, int, int]:
         """(element format, elements per beat, beats per frame) of the top's output stream:
@@ -848,89 +1106,81 @@ class Graph:
         raise KeyError(name)
 
     def replace(self, **changes: Any) -> "Graph":
+        """A copy with fields changed; ``layers=`` swaps the MatVec nodes, in
+        order, keeping windows and pools where they are."""
+        layers = changes.pop("layers", None)
+        if layers is not None:
+            layers = list(layers)
+            if len(layers) != len(self.layers):
+                raise IRError(f"replace: {len(layers)} layers for a graph of {len(self.layers)}")
+            it = iter(layers)
+            changes["nodes"] = [next(it) if isinstance(n, MatVec) else n for n in self.nodes]
         return dataclasses.replace(self, **changes)
 
+    # -- checks ------------------------------------------------------------------
     def validate(self) -> "Graph":
         """Check the structural contract; raise IRError naming the layer."""
         if not self.layers:
             raise IRError("the graph has no compute layers")
-        prev_len, prev_type, prev = None, self.input.dtype, None
-        for i, layer in enumerate(self.layers):
-            where = f"layer {layer.name!r}"
-            if layer.mw <= 0 or layer.mh <= 0:
-                raise IRError(f"{where}: zero-sized layer ({layer.mh}x{layer.mw})")
-            if layer.pe < 1 or layer.simd < 1:
-                raise IRError(f"{where}: PE={layer.pe} and SIMD={layer.simd} must be positive")
-            if not 2 <= layer.acc_bits <= 64:
-                raise IRError(f"{where}: acc_bits={layer.acc_bits} out of range 2..64")
-            if layer.weights.shape != (layer.mh, layer.mw):
-                raise IRError(f"{where}: weights shape {layer.weights.shape} != ({layer.mh}, {layer.mw})")
-            if i == len(self.layers) - 1 and (layer.conv is not None or layer.pool is not None):
-                raise IRError(f"{where}: the output layer must be fully connected (add a Flatten and a "
-                              "Linear after the last convolution)")
-            _check_geometry(layer, prev, where)
-            if prev_len is not None and layer.in_len != prev_len:
-                raise IRError(f"{where}: takes {layer.in_len} inputs per frame but the layer before "
+        names = [n.name for n in self.nodes]
+        if len(set(names)) != len(names):
+            raise IRError(f"two nodes are named {next(n for n in names if names.count(n) > 1)!r}")
+        last = self.layers[-1]
+        if self.nodes[-1] is not last or self.window(last) is not None:
+            raise IRError(f"layer {last.name!r}: the output layer must be fully connected (add a Flatten and "
+                          "a Linear after the last convolution)")
+        prev_len, prev_type = None, self.input.dtype
+        link = _Link()
+        for i, node in enumerate(self.nodes):
+            owner = self._owner(i)
+            where = f"layer {owner.name!r}"
+            node.check(where)
+            link.check(self, i, where, prev_type)
+            if isinstance(node, MatVec):
+                if node.itype != prev_type:
+                    raise IRError(f"{where}: input type {node.itype} != previous output {prev_type}")
+                _check_activation(node, node is last, where)
+            if prev_len is not None and node.in_len != prev_len:
+                raise IRError(f"{where}: takes {self.layer_in_len(owner)} inputs per frame but the layer before "
                               f"gives {prev_len}")
-            if layer.itype != prev_type:
-                raise IRError(f"{where}: input type {layer.itype} != previous output {prev_type}")
-            w = layer.weights
-            if w.size and (w.min() < layer.wtype.min or w.max() > layer.wtype.max):
-                raise IRError(f"{where}: weights outside {layer.wtype}")
-            if layer.wtype.kind == "bipolar" and np.any(w == 0):
-                raise IRError(f"{where}: a bipolar weight is 0")
-            _check_weight_codes(layer, where)
-            _check_channel_bits(layer, where)
-            _check_huffman(layer, where)
-            if layer.mh % layer.pe or layer.mw % layer.simd:
-                raise IRError(f"{where}: PE={layer.pe} must divide MH={layer.mh} and SIMD={layer.simd} must divide MW={layer.mw}")
-            last = i == len(self.layers) - 1
-            if not last and layer.thresholds is None and layer.activation is None:
-                raise IRError(f"{where}: a hidden layer needs an activation")
-            if last and layer.activation is not None and layer.activation.out_dtype.kind not in ("uint", "bipolar"):
-                raise IRError(f"{where}: a thresholded output layer streams uint or bipolar levels, "
-                              f"not {layer.activation.out_dtype}")
-            prev_len, prev = layer.out_len, layer
-            prev_type = layer.out_dtype if layer.activation is None else layer.activation.out_dtype
+            prev_len = node.out_len
+            if isinstance(node, MatVec):
+                prev_type = node.out_dtype if node.activation is None else node.activation.out_dtype
         if self.topk is not None:
-            self.topk.check(self.layers[-1])
+            self.topk.check(last)
         return self
 
-    # -- serialisation ------------------------------------------------------
-    _ARRAYS = ("weights", "weight_codes", "thresholds", "threshold_invert", "out_scale", "out_bias", "out_zero",
-               "huffman_stream", "huffman_lane_bits", "channel_bits")
+    def _owner(self, i: int) -> MatVec:
+        """The layer node i belongs to: a window the MatVec after it, a pool the one before."""
+        node = self.nodes[i]
+        if isinstance(node, MatVec):
+            return node
+        j = i + 1 if isinstance(node, SlidingWindow) else i - 1
+        if 0 <= j < len(self.nodes) and isinstance(self.nodes[j], MatVec):
+            return self.nodes[j]
+        raise IRError(f"{node.op} node {node.name!r} is not next to the matrix-vector layer it belongs to")
 
+    # -- serialisation ------------------------------------------------------
     def save(self, out_dir: Path) -> Path:
-        """Write ``lbgen.json`` and ``ir/<layer>.<array>.npy``; return the json path."""
+        """Write ``lbgen.json`` and ``ir/<node>.<array>.npy``; return the json path."""
         out_dir = Path(out_dir)
         arr_dir = out_dir / "ir"
         arr_dir.mkdir(parents=True, exist_ok=True)
-        layers = []
-        for layer in self.layers:
-            if layer.activation is not None:
-                raise IRError(f"layer {layer.name!r}: fold thresholds before saving")
-            d: dict[str, Any] = {
-                "name": layer.name, "source": layer.source, "mw": layer.mw, "mh": layer.mh,
-                "wtype": layer.wtype.to_json(), "itype": layer.itype.to_json(),
-                "odtype": layer.odtype.to_json() if layer.odtype else None,
-                "pe": layer.pe, "simd": layer.simd, "acc_bits": layer.acc_bits,
-                "pe_kind": layer.pe_kind, "arrays": {},
-            }
-            if layer.conv is not None:
-                d["conv"] = layer.conv.to_json()
-            if layer.pool is not None:
-                d["pool"] = layer.pool.to_json()
-            if layer.huffman is not None:
-                d["huffman"] = layer.huffman.to_json()
-            for key in self._ARRAYS:
-                value = getattr(layer, key)
+        nodes = []
+        for node in self.nodes:
+            d = node.to_json()
+            arrays = {}
+            for key in node.ARRAYS:
+                value = getattr(node, key)
                 if value is not None:
-                    rel = f"ir/{layer.name}.{key}.npy"
+                    rel = f"ir/{node.name}.{key}.npy"
                     np.save(out_dir / rel, np.asarray(value), allow_pickle=False)
-                    d["arrays"][key] = rel
-            layers.append(d)
+                    arrays[key] = rel
+            if arrays:
+                d["arrays"] = arrays
+            nodes.append(d)
         doc = {"lbgen_ir": IR_VERSION, "name": self.name, "input": self.input.to_json(),
-               "layers": layers, "meta": self.meta}
+               "nodes": nodes, "meta": self.meta}
         if self.topk is not None:
             doc["topk"] = self.topk.to_json()      # optional: files without it load as before
         path = out_dir / "lbgen.json"
@@ -939,92 +1189,89 @@ class Graph:
 
     @staticmethod
     def load(out_dir: Path) -> "Graph":
-        """Read a graph written by ``save``; raise IRError naming what is wrong."""
-        out_dir = Path(out_dir)
-        path = out_dir / "lbgen.json"
-        try:
-            doc = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise IRError(f"{path}: not found (is this an lbgen output directory?)") from None
-        except OSError as exc:
-            raise IRError(f"{path}: cannot be read ({exc.strerror})") from None
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-            raise IRError(f"{path}: not valid JSON ({exc})") from None
+        """Read a graph written by ``save`` (format 1 or 2); raise IRError naming what is wrong."""
+        from .ir_load import load_graph
 
-        def parsed(what: str, parse, value):
-            """``parse(value)``, its IRError located in the file."""
-            try:
-                return parse(value)
-            except IRError as exc:
-                raise IRError(f"{path}: {what}: {exc}") from None
+        return load_graph(Path(out_dir))
 
-        try:
-            if not isinstance(doc, dict):
-                raise IRError(f"{path}: malformed IR (a JSON {type(doc).__name__}, not an object)")
-            if doc.get("lbgen_ir") != IR_VERSION:
-                raise IRError(f"{path}: IR version {doc.get('lbgen_ir')!r}, expected {IR_VERSION}")
-            layers = []
-            for d in doc["layers"]:
-                arrays = {}
-                for key, rel in d.get("arrays", {}).items():
-                    if key not in Graph._ARRAYS:
-                        raise IRError(f"{path}: layer {d['name']!r} has unknown array {key!r}")
-                    apath = (out_dir / rel).resolve()
-                    shown = out_dir / rel          # the path as the user gave it, in messages
-                    if out_dir.resolve() not in apath.parents:
-                        raise IRError(f"{path}: layer {d['name']!r} array {key} points outside the output directory")
-                    try:
-                        arrays[key] = np.load(apath, allow_pickle=False)
-                    except (OSError, ValueError, EOFError) as exc:
-                        raise IRError(f"{shown}: cannot read array {key} of layer {d['name']!r} "
-                                      f"({path.name} names it): {exc}") from None
-                    if key in ("weights", "weight_codes") and arrays[key].shape != (int(d["mh"]), int(d["mw"])):
-                        raise IRError(f"{shown}: shape {arrays[key].shape}, but layer {d['name']!r} in {path.name} "
-                                      f"is {int(d['mh'])}x{int(d['mw'])} (MH x MW)")
-                    kinds = "biuf" if key in ("out_scale", "out_bias") else "biu"
-                    if arrays[key].dtype.kind not in kinds:
-                        raise IRError(f"{shown}: a {arrays[key].dtype} array, expected "
-                                      + ("numbers" if "f" in kinds else "integers"))
-                layers.append(MatVec(
-                    name=str(d["name"]), source=str(d.get("source", "")),
-                    mw=int(d["mw"]), mh=int(d["mh"]),
-                    weights=arrays.get("weights"),
-                    wtype=parsed(f"layer {d['name']!r} wtype", DType.from_json, d["wtype"]),
-                    itype=parsed(f"layer {d['name']!r} itype", DType.from_json, d["itype"]),
-                    odtype=(parsed(f"layer {d['name']!r} odtype", DType.from_json, d["odtype"])
-                            if d.get("odtype") else None),
-                    pe=int(d["pe"]), simd=int(d["simd"]), acc_bits=int(d["acc_bits"]),
-                    pe_kind=str(d["pe_kind"]),
-                    thresholds=arrays.get("thresholds"), threshold_invert=arrays.get("threshold_invert"),
-                    out_scale=arrays.get("out_scale"), out_bias=arrays.get("out_bias"),
-                    out_zero=arrays.get("out_zero"),
-                    weight_codes=arrays.get("weight_codes"),
-                    conv=ConvGeom.from_json(d["conv"]) if d.get("conv") is not None else None,
-                    pool=PoolGeom.from_json(d["pool"]) if d.get("pool") is not None else None,
-                    huffman=_huffman_from_json(d, path) if d.get("huffman") is not None else None,
-                    huffman_stream=arrays.get("huffman_stream"),
-                    huffman_lane_bits=arrays.get("huffman_lane_bits"),
-                    channel_bits=arrays.get("channel_bits"),
-                ))
-            graph = Graph(name=str(doc["name"]), input=parsed("input", InputQuant.from_json, doc["input"]),
-                          layers=layers, meta=dict(doc.get("meta", {})),
-                          topk=parsed("topk", TopK.from_json, doc["topk"]) if doc.get("topk") is not None
-                          else None)
-        except IRError:
-            raise                           # already names the file
-        except (KeyError, TypeError, AttributeError, ValueError, OverflowError) as exc:
-            raise IRError(f"{path}: malformed IR ({type(exc).__name__}: {exc})") from None
-        for layer in graph.layers:
-            if layer.weights is None:
-                raise IRError(f"{path}: layer {layer.name!r} has no weights")
-        try:
-            graph.validate()
-            check_thresholds_shape(graph)
-        except IRError as exc:
-            raise IRError(f"{path}: {exc}") from None
-        except (TypeError, ValueError, OverflowError) as exc:     # e.g. a float array where integers belong
-            raise IRError(f"{path}: malformed IR ({type(exc).__name__}: {exc})") from None
-        return graph
+
+def layer_nodes(layer: MatVec, conv: Optional[ConvGeom] = None, pool: Optional[PoolGeom] = None) -> list[Node]:
+    """The nodes of one layer: a sliding window of geometry ``conv`` in front
+    of it (a convolution; the layer then takes ``conv.pixels`` vectors per
+    frame), the layer, a max-pool ``pool`` after it. Windows and pools are
+    named after their layer (``<layer>/window``, ``<layer>/pool``)."""
+    nodes: list[Node] = []
+    if conv is not None:
+        nodes.append(SlidingWindow(f"{layer.name}/window", conv))
+        if layer.pixels != conv.pixels:
+            layer = dataclasses.replace(layer, pixels=conv.pixels)
+    nodes.append(layer)
+    if pool is not None:
+        nodes.append(MaxPool(f"{layer.name}/pool", pool))
+    return nodes
+
+
+class _Link:
+    """How the nodes of a graph link up, checked node by node: a window reads a
+    feature map of its shape (the graph's input, or a convolution layer's
+    output) and feeds a MatVec of its size; a pool follows a convolution layer
+    and covers its output map."""
+
+    def __init__(self) -> None:
+        self.fmap: Optional[tuple[int, int, int]] = None     # (C, H, W) of the stream so far, None: flat
+        self.layer: Optional[MatVec] = None                  # the last layer seen
+
+    def check(self, graph: "Graph", i: int, where: str, itype: DType) -> None:
+        node = graph.nodes[i]
+        if isinstance(node, SlidingWindow):
+            self._window(node, graph.nodes[i + 1], where, itype)
+        elif isinstance(node, MaxPool):
+            self._pool(node, graph.nodes[i - 1], where)
+        elif isinstance(node, MatVec):
+            conv = graph.conv(node)
+            if conv is None and node.pixels != 1:
+                raise IRError(f"{where}: {node.pixels} vectors per frame without a sliding window")
+            self.fmap = (node.mh, conv.out_h, conv.out_w) if conv else None
+            self.layer = node
+
+    def _window(self, window: SlidingWindow, consumer: Node, where: str, itype: DType) -> None:
+        conv = window.geom
+        conv.check_pad(itype, where)
+        if self.layer is not None and self.fmap is None:
+            raise IRError(f"{where}: a convolution must follow a convolution (or be the first layer), "
+                          f"not the fully connected layer {self.layer.name!r}")
+        if self.layer is not None and (conv.in_ch, conv.in_h, conv.in_w) != self.fmap:
+            c, h, w = self.fmap
+            raise IRError(f"{where}: expects a {conv.in_ch}x{conv.in_h}x{conv.in_w} (CxHxW) input but "
+                          f"{self.layer.name!r} gives {c}x{h}x{w}")
+        assert isinstance(consumer, MatVec)                     # Graph._owner made sure
+        if consumer.mw != conv.window:
+            raise IRError(f"{where}: {consumer.mw} weight columns but a {conv.k_h}x{conv.k_w} window over "
+                          f"{conv.in_ch} channels has {conv.window}")
+        if consumer.pixels != conv.pixels:
+            raise IRError(f"{where}: {consumer.pixels} vectors per frame but its window gives {conv.pixels}")
+        if conv.in_ch % consumer.simd:
+            raise IRError(f"{where}: SIMD={consumer.simd} must divide the input channels ({conv.in_ch}) of a "
+                          "convolution, so that a beat stays within one pixel")
+
+    def _pool(self, pool: MaxPool, producer: Node, where: str) -> None:
+        q = pool.geom
+        if self.fmap is None or not isinstance(producer, MatVec):
+            raise IRError(f"{where}: max-pool needs a feature map (a convolution layer)")
+        if (q.ch, q.in_h, q.in_w) != self.fmap:
+            c, h, w = self.fmap
+            raise IRError(f"{where}: max-pool over {q.ch}x{q.in_h}x{q.in_w} but the convolution "
+                          f"gives {c}x{h}x{w}")
+        self.fmap = (q.ch, q.out_h, q.out_w)
+
+
+def _check_activation(layer: MatVec, last: bool, where: str) -> None:
+    """A hidden layer has an activation; a thresholded output layer streams levels."""
+    if not last and layer.thresholds is None and layer.activation is None:
+        raise IRError(f"{where}: a hidden layer needs an activation")
+    if last and layer.activation is not None and layer.activation.out_dtype.kind not in ("uint", "bipolar"):
+        raise IRError(f"{where}: a thresholded output layer streams uint or bipolar levels, "
+                      f"not {layer.activation.out_dtype}")
 
 
 @dataclass(frozen=True)
@@ -1051,18 +1298,18 @@ class PaddingCorrection:
         return self.offsets[rc, cc]
 
 
-def pad_code(layer: MatVec) -> int:
+def pad_code(layer: MatVec, conv: Optional[ConvGeom]) -> int:
     """The code a convolution's sliding-window unit sends at a padded position:
     the input format's code of ``conv.pad`` (the value 0 in torch's terms), or 0
     for a bipolar input, whose border pixels ``padding_corrections`` fixes."""
-    if layer.conv is None or layer.itype.kind == "bipolar":
+    if conv is None or layer.itype.kind == "bipolar":
         return 0
-    return int(layer.itype.encode(np.array([layer.conv.pad]))[0])
+    return int(layer.itype.encode(np.array([conv.pad]))[0])
 
 
-def padding_corrections(layer: MatVec) -> Optional[PaddingCorrection]:
-    """The border corrections of a bipolar-input convolution with padding, else None."""
-    conv = layer.conv
+def padding_corrections(layer: MatVec, conv: Optional[ConvGeom]) -> Optional[PaddingCorrection]:
+    """The border corrections of a bipolar-input convolution (``layer`` behind
+    a window of geometry ``conv``) with padding, else None."""
     if conv is None or layer.itype.kind != "bipolar" or (conv.p_h == 0 and conv.p_w == 0):
         return None
 
@@ -1085,43 +1332,13 @@ def padding_corrections(layer: MatVec) -> Optional[PaddingCorrection]:
     return PaddingCorrection(row_class, col_class, offsets)
 
 
-def _check_geometry(layer: MatVec, prev: Optional[MatVec], where: str) -> None:
-    """Convolution and pooling shapes agree with the weights, the folding and
-    the feature map the layer before produces."""
-    conv, pool = layer.conv, layer.pool
-    if conv is not None:
-        conv.check(where)
-        conv.check_pad(layer.itype, where)
-        if layer.mw != conv.window:
-            raise IRError(f"{where}: {layer.mw} weight columns but a {conv.k_h}x{conv.k_w} window over "
-                          f"{conv.in_ch} channels has {conv.window}")
-        if conv.in_ch % layer.simd:
-            raise IRError(f"{where}: SIMD={layer.simd} must divide the input channels ({conv.in_ch}) of a "
-                          "convolution, so that a beat stays within one pixel")
-        if prev is not None:
-            if prev.conv is None:
-                raise IRError(f"{where}: a convolution must follow a convolution (or be the first layer), "
-                              f"not the fully connected layer {prev.name!r}")
-            h, w = (prev.pool.out_h, prev.pool.out_w) if prev.pool else (prev.conv.out_h, prev.conv.out_w)
-            if (conv.in_ch, conv.in_h, conv.in_w) != (prev.mh, h, w):
-                raise IRError(f"{where}: expects a {conv.in_ch}x{conv.in_h}x{conv.in_w} (CxHxW) input but "
-                              f"{prev.name!r} gives {prev.mh}x{h}x{w}")
-    if pool is not None:
-        pool.check(where)
-        if conv is None:
-            raise IRError(f"{where}: max-pool needs a feature map (a convolution layer)")
-        if (pool.ch, pool.in_h, pool.in_w) != (layer.mh, conv.out_h, conv.out_w):
-            raise IRError(f"{where}: max-pool over {pool.ch}x{pool.in_h}x{pool.in_w} but the convolution "
-                          f"gives {layer.mh}x{conv.out_h}x{conv.out_w}")
-
-
-def _huffman_from_json(d: dict, path: Path) -> "HuffmanCode":
+def _huffman_from_json(d: dict) -> "HuffmanCode":
     from .huffman import HuffmanCode, HuffmanError
 
     try:
         return HuffmanCode.from_json(d["huffman"])
     except (HuffmanError, KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise IRError(f"{path}: layer {d.get('name')!r}: bad Huffman code ({exc})") from None
+        raise IRError(f"layer {d.get('name')!r}: bad Huffman code ({exc})") from None
 
 
 def _check_channel_bits(layer: MatVec, where: str) -> None:

@@ -74,7 +74,7 @@ class Report:
                 "notes": self.notes, "output": self.output}
 
 
-def layer_figures(layer: MatVec, cells: Optional[dict] = None) -> LayerFigures:
+def layer_figures(graph: Graph, layer: MatVec, cells: Optional[dict] = None) -> LayerFigures:
     from .passes.compress import layer_stats
 
     macs = layer.mw * layer.mh * layer.pixels
@@ -83,7 +83,8 @@ def layer_figures(layer: MatVec, cells: Optional[dict] = None) -> LayerFigures:
     return LayerFigures(
         name=layer.name, source=layer.source, pe_kind=str(layer.pe_kind), weights=str(layer.wtype),
         inputs=str(layer.itype), outputs=str(layer.out_dtype) if not layer.is_output else f"int{layer.acc_bits}",
-        mw=layer.mw, mh=layer.mh, pixels=layer.pixels, pe=layer.pe, simd=layer.simd, cycles=layer.cycles,
+        mw=layer.mw, mh=layer.mh, pixels=layer.pixels, pe=layer.pe, simd=layer.simd,
+        cycles=graph.cycles(layer),
         acc_bits=layer.acc_bits, macs=macs,
         # a weight's bits: the realised mean planes for hetero weights
         bit_ops=int(round(macs * float(layer.weight_bits_avg) * layer.itype.bits)),
@@ -94,7 +95,7 @@ def build_report(graph: Graph, clock_mhz: float, cells: Optional[dict[str, dict]
     """The report of ``graph``; ``cells``: Yosys figures per layer name (``--synth``)."""
     from .passes.folding import folding_bound
 
-    layers = [layer_figures(l, (cells or {}).get(l.name)) for l in graph.layers]
+    layers = [layer_figures(graph, l, (cells or {}).get(l.name)) for l in graph.layers]
     bound = folding_bound(graph)
     latency = sum(l.cycles for l in layers)
     bit_ops = sum(l.bit_ops for l in layers)

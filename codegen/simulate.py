@@ -470,7 +470,7 @@ def _input_values(out_dir: Path, graph: Graph, inputs) -> np.ndarray:
         inputs = np.load(path, allow_pickle=False)
     inputs = np.asarray(inputs, dtype=np.int64)
     if inputs.ndim != 2 or len(inputs) == 0:
-        raise IRError(f"run_rtl: inputs of shape {inputs.shape}, expected (N >= 1, {graph.layers[0].in_len})")
+        raise IRError(f"run_rtl: inputs of shape {inputs.shape}, expected (N >= 1, {graph.in_len})")
     return inputs
 
 

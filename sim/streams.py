@@ -64,7 +64,7 @@ class StreamSpec:
 
 def input_spec(graph: Graph) -> StreamSpec:
     first = graph.layers[0]
-    return StreamSpec("s_axis", first.itype.kind, first.itype.bits, first.simd, first.in_len // first.simd, "s_axis")
+    return StreamSpec("s_axis", first.itype.kind, first.itype.bits, first.simd, graph.in_len // first.simd, "s_axis")
 
 
 #: name and wire prefix of the top-K unit's stream (lbgen.emitters.rtl.TOPK_ID)
@@ -74,7 +74,7 @@ TOPK_STAGE = "topk"
 def layer_specs(graph: Graph) -> list[StreamSpec]:
     """The output stream of every layer, input first, then the top-K unit's if the graph
     has one; the last one is also m_axis."""
-    specs = [StreamSpec(l.name, l.out_dtype.kind, l.out_dtype.bits, l.pe, l.out_len // l.pe, verilog_ident(l.name))
+    specs = [StreamSpec(l.name, l.out_dtype.kind, l.out_dtype.bits, l.pe, graph.layer_out_len(l) // l.pe, verilog_ident(l.name))
              for l in graph.layers]
     if graph.topk is not None:
         dt, per_beat, beats = graph.output_stream()

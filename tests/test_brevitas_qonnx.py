@@ -371,8 +371,8 @@ def test_brevitas_cnn_in_memory_and_qonnx_agree(tmp_path):
     path = export_qonnx(model, tmp_path / "cnn.onnx", shape=(1, 1, 8, 8))
     onnx_result = lbgen.emit(load_onnx(path), tmp_path / "onnx", inputs=tmp_path / "x.npy")
     assert ir_arrays(mem.graph) == ir_arrays(onnx_result.graph)
-    assert [l.conv is not None for l in mem.graph.layers] == [True, True, False]
-    assert mem.graph.layers[0].pool is not None
+    assert [mem.graph.conv(l) is not None for l in mem.graph.layers] == [True, True, False]
+    assert mem.graph.pool(mem.graph.layers[0]) is not None
     values = mem.vectors.values
     np.testing.assert_array_equal(run_csim(tmp_path / "mem", values[:16], native=False).result,
                                   golden.run(mem.graph, values[:16]).result)
@@ -381,7 +381,7 @@ def test_brevitas_cnn_in_memory_and_qonnx_agree(tmp_path):
 def test_padded_conv_behind_a_signed_input_pads_with_its_zero_level():
     """Once refused; the window unit now pads with the level of the value 0 (tests/test_padded_signed.py)."""
     graph = build_graph(_brevitas_cnn(signed_input=True), EmitOptions(input_shape="1,8,8"))
-    assert [l.conv.pad for l in graph.layers[:2]] == [128, 0]
+    assert [graph.conv(l).pad for l in graph.layers[:2]] == [128, 0]
 
 
 def test_one_bit_tensors_holding_a_single_value_are_read(tmp_path):

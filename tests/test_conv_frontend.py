@@ -40,10 +40,10 @@ def test_conv_model_torch_equals_golden_on_every_level(w, flat):
     in_ch = 3
     model = _cnn(in_ch, flat, w)
     graph = build_graph(model, EmitOptions(input_shape=None if flat else f"{in_ch},7,6"))
-    convs = [l.conv for l in graph.layers if l.conv is not None]
+    convs = [graph.conv(l) for l in graph.layers if graph.conv(l) is not None]
     assert [(c.in_ch, c.in_h, c.in_w, c.k_h, c.k_w) for c in convs] == \
         [(3, 7, 6, 3, 3), (6, 7, 6, 3, 2), (10, 3, 2, 1, 1)]
-    assert graph.layers[1].pool is not None and graph.layers[1].itype.kind == "bipolar"
+    assert graph.pool(graph.layers[1]) is not None and graph.layers[1].itype.kind == "bipolar"
     rng = np.random.default_rng(1)
     x = rng.uniform(0, 1, size=(40, in_ch * 7 * 6)).astype(np.float32)
     values = graph.input.quantize(x)

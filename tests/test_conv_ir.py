@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from lbgen import golden
-from lbgen.ir import ConvGeom, DType, Graph, InputQuant, IRError, MatVec, PoolGeom, padding_corrections
+from lbgen.ir import (ConvGeom, DType, Graph, InputQuant, IRError, MatVec, MaxPool, PoolGeom, SlidingWindow,
+                      layer_nodes, padding_corrections)
 
 B = DType("bipolar", 1)
 U2 = DType("uint", 2)
@@ -37,15 +38,20 @@ def _nchw(x: np.ndarray, g: ConvGeom) -> torch.Tensor:
 
 
 def _conv_layer(rng, g: ConvGeom, mh: int, itype: DType, wtype: DType = I4) -> MatVec:
+    """The matrix-vector layer of a convolution (its window: ``SlidingWindow(.., g)``)."""
     w = rng.integers(wtype.min, wtype.max + 1, size=(mh, g.window))
     if wtype.kind == "bipolar":
         w = rng.choice([-1, 1], size=(mh, g.window))
     return MatVec(name="conv", mw=g.window, mh=mh, weights=w.astype(np.int64), wtype=wtype, itype=itype,
-                  conv=g, acc_bits=24)
+                  pixels=g.pixels, acc_bits=24)
 
 
-def _torch_conv(layer: MatVec, x: np.ndarray) -> np.ndarray:
-    g = layer.conv
+def _accumulate(layer: MatVec, g: ConvGeom, x: np.ndarray) -> np.ndarray:
+    """golden's accumulators of a convolution: the window node, then the layer."""
+    return golden.accumulate(layer, SlidingWindow("window", g).golden(x))
+
+
+def _torch_conv(layer: MatVec, g: ConvGeom, x: np.ndarray) -> np.ndarray:
     # IR columns (ky, kx, c) -> torch's (out, c, ky, kx)
     w = torch.from_numpy(layer.weights.reshape(layer.mh, g.k_h, g.k_w, g.in_ch).transpose(0, 3, 1, 2)
                          .astype(np.float64))
@@ -62,9 +68,9 @@ def test_conv_accumulators_equal_torch_conv2d(g, itype):
         x = rng.choice([-1, 1], size=(6, g.in_len))
     else:
         x = rng.integers(itype.min, itype.max + 1, size=(6, g.in_len))
-    acc = golden.accumulate(layer, x)
+    acc = _accumulate(layer, g, x)
     assert acc.shape == (6, g.pixels * 5)
-    assert np.array_equal(acc, _torch_conv(layer, x))
+    assert np.array_equal(acc, _torch_conv(layer, g, x))
 
 
 @pytest.mark.parametrize("g", GEOMS, ids=str)
@@ -74,9 +80,9 @@ def test_bipolar_padding_is_zero_in_value_and_the_corrections_make_code_0_exact(
     rng = np.random.default_rng(3)
     layer = _conv_layer(rng, g, 4, B, B)
     x = rng.choice([-1, 1], size=(5, g.in_len))
-    exact = golden.accumulate(layer, x)
+    exact = _accumulate(layer, g, x)
     hw = (g.windows(x, pad_value=-1) @ layer.weights.T).reshape(5, -1)
-    corr = padding_corrections(layer)
+    corr = padding_corrections(layer, g)
     if g.p_h == 0 and g.p_w == 0:
         assert corr is None and np.array_equal(hw, exact)
         return
@@ -89,8 +95,8 @@ def test_bipolar_padding_is_zero_in_value_and_the_corrections_make_code_0_exact(
 
 def test_no_correction_for_non_bipolar_inputs():
     rng = np.random.default_rng(0)
-    assert padding_corrections(_conv_layer(rng, GEOMS[0], 3, U2)) is None
-    assert padding_corrections(_conv_layer(rng, GEOMS[0], 3, I4)) is None
+    assert padding_corrections(_conv_layer(rng, GEOMS[0], 3, U2), GEOMS[0]) is None
+    assert padding_corrections(_conv_layer(rng, GEOMS[0], 3, I4), GEOMS[0]) is None
 
 
 @pytest.mark.parametrize("k,h,w", [(2, 8, 8), (2, 5, 7), (3, 7, 8), (3, 3, 3), (1, 4, 5)])
@@ -107,7 +113,7 @@ def test_max_pool_equals_torch(k, h, w):
 def _cnn(rng) -> Graph:
     g0 = ConvGeom(1, 6, 6, 3, 3, 1, 1, 1, 1)
     c0 = _conv_layer(rng, g0, 4, DType("uint", 4))
-    c0 = dataclasses.replace(c0, name="c0", pe=2, simd=1, odtype=B, pool=PoolGeom(4, 6, 6, 2, 2),
+    c0 = dataclasses.replace(c0, name="c0", pe=2, simd=1, odtype=B,
                              thresholds=np.zeros((4, 1), dtype=np.int64),
                              threshold_invert=np.array([False, True, False, False]))
     g1 = ConvGeom(4, 3, 3, 3, 3, 1, 1, 1, 1)
@@ -117,7 +123,8 @@ def _cnn(rng) -> Graph:
                              threshold_invert=np.zeros(6, dtype=bool))
     fc = MatVec(name="fc", mw=54, mh=3, weights=rng.integers(-7, 8, size=(3, 54)), wtype=I4, itype=U2,
                 acc_bits=16, out_scale=np.ones(3), out_bias=np.zeros(3))
-    return Graph("cnn", InputQuant(DType("uint", 4), 0.25), [c0, c1, fc])
+    return Graph("cnn", InputQuant(DType("uint", 4), 0.25),
+                 layer_nodes(c0, g0, PoolGeom(4, 6, 6, 2, 2)) + layer_nodes(c1, g1) + [fc])
 
 
 def test_cnn_golden_and_save_load(tmp_path):
@@ -126,28 +133,30 @@ def test_cnn_golden_and_save_load(tmp_path):
     x = rng.integers(0, 16, size=(3, 36))
     trace = golden.run(graph, x)
     # by hand: conv, threshold, pool, next conv, FC over the NHWC frame
-    a0 = _torch_conv(graph.layers[0], x)
+    a0 = _torch_conv(graph.layers[0], graph.conv(graph.layers[0]), x)
     l0 = golden.threshold_levels(graph.layers[0], a0)
-    v0 = 2 * graph.layers[0].pool.apply(l0) - 1
+    v0 = 2 * graph.pool(graph.layers[0]).apply(l0) - 1
     assert np.array_equal(trace.outputs["c0"], v0)
-    a1 = _torch_conv(graph.layers[1], v0)
+    a1 = _torch_conv(graph.layers[1], graph.conv(graph.layers[1]), v0)
     assert np.array_equal(trace.acc["c1"], a1)
     assert np.array_equal(trace.result, trace.outputs["c1"] @ graph.layers[2].weights.T)
     graph.save(tmp_path)
     back = Graph.load(tmp_path)
-    assert back.layers[0].conv == graph.layers[0].conv and back.layers[0].pool == graph.layers[0].pool
-    assert back.layers[2].conv is None
+    assert back.conv(back.layers[0]) == graph.conv(graph.layers[0])
+    assert back.pool(back.layers[0]) == graph.pool(graph.layers[0])
+    assert back.conv(back.layers[2]) is None
     assert np.array_equal(golden.run(back, x).result, trace.result)
     assert [l.cycles for l in back.layers] == [36 * 2 * 9, 9 * 2 * 9, 3 * 54]
 
 
 @pytest.mark.parametrize("change,match", [
     (lambda g: g.layers[1].__setattr__("simd", 3), "SIMD=3 must divide the input channels"),
-    (lambda g: g.layers[1].__setattr__("conv", ConvGeom(4, 4, 3, 3, 3, 1, 1, 1, 1)), "expects a 4x4x3"),
-    (lambda g: g.layers[0].__setattr__("pool", PoolGeom(4, 6, 6, 3, 2)), "stride 2 != kernel 3"),
-    (lambda g: g.layers[0].__setattr__("pool", PoolGeom(5, 6, 6, 2, 2)), "max-pool over 5x6x6"),
-    (lambda g: g.layers[1].__setattr__("conv", ConvGeom(4, 3, 3, 3, 3, 1, 1, 3, 1)), "padding"),
-    (lambda g: g.layers[2].__setattr__("conv", ConvGeom(6, 3, 3, 1, 1)), "output layer must be fully connected"),
+    (lambda g: g.window(g.layers[1]).__setattr__("geom", ConvGeom(4, 4, 3, 3, 3, 1, 1, 1, 1)), "expects a 4x4x3"),
+    (lambda g: g.nodes[2].__setattr__("geom", PoolGeom(4, 6, 6, 3, 2)), "stride 2 != kernel 3"),
+    (lambda g: g.nodes[2].__setattr__("geom", PoolGeom(5, 6, 6, 2, 2)), "max-pool over 5x6x6"),
+    (lambda g: g.window(g.layers[1]).__setattr__("geom", ConvGeom(4, 3, 3, 3, 3, 1, 1, 3, 1)), "padding"),
+    (lambda g: g.nodes.insert(5, SlidingWindow("fc/window", ConvGeom(6, 3, 3, 1, 1))),
+     "output layer must be fully connected"),
 ])
 def test_bad_geometry_names_the_layer(change, match):
     graph = _cnn(np.random.default_rng(9))
@@ -168,5 +177,6 @@ def test_pad_level_is_torchs_zero_padding_of_the_signed_value(g, bits):
     layer.acc_bits = 40
     u = rng.integers(itype.min, itype.max + 1, size=(6, g.in_len))
     u[0], u[1] = itype.min, itype.max
-    acc = golden.accumulate(layer, u).reshape(6, g.pixels, 5) - zero * layer.weights.sum(axis=1)
-    assert np.array_equal(acc.reshape(6, -1), _torch_conv(layer, u - zero))
+    acc = _accumulate(layer, dataclasses.replace(g, pad=zero), u).reshape(6, g.pixels, 5) \
+        - zero * layer.weights.sum(axis=1)
+    assert np.array_equal(acc.reshape(6, -1), _torch_conv(layer, g, u - zero))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from lbgen.errors import UsageError
-from lbgen.ir import ConvGeom, DType
+from lbgen.ir import ConvGeom, DType, layer_nodes
 from lbgen.passes.cost import estimate_luts
 from lbgen.passes.folding import apply_folding, cheapest_folding, divisors, simd_dim
 
@@ -64,16 +64,16 @@ def test_convolution_simd_divides_the_input_channels():
     graph = _graph()
     g = ConvGeom(6, 5, 5, 3, 3, 1, 1, 1, 1)
     rng = np.random.default_rng(0)
-    layer = dataclasses.replace(graph.layers[0], conv=g, mw=g.window,
+    layer = dataclasses.replace(graph.layers[0], mw=g.window, pixels=g.pixels,
                                 weights=rng.integers(-7, 8, size=(48, g.window)))
-    assert simd_dim(layer) == 6
+    one = graph.replace(nodes=layer_nodes(layer, g))
+    assert simd_dim(one, layer) == 6
     for target in (25 * 54 * 4, 25 * 54, 25 * 18, 25 * 9):
-        pe, simd = cheapest_folding(layer, target)
+        pe, simd = cheapest_folding(one, layer, target)
         assert 6 % simd == 0 and 48 % pe == 0
         assert dataclasses.replace(layer, pe=pe, simd=simd).cycles <= target
     # SIMD stops at the 6 input channels: 25 pixels x 9 window beats at best
     with pytest.raises(UsageError, match="out of reach; fully parallel it takes 225 cycles"):
-        cheapest_folding(layer, 224)
-    one = graph.replace(layers=[layer])
+        cheapest_folding(one, layer, 224)
     with pytest.raises(UsageError, match="SIMD=4 from --simd does not divide the input channels=6"):
         apply_folding(one, simd=4)

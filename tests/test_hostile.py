@@ -259,7 +259,7 @@ def _edit_lines(path: Path, edit) -> None:
 
 
 def _layer0(key, value):
-    return lambda doc: doc["layers"][0].__setitem__(key, value)
+    return lambda doc: doc["nodes"][0].__setitem__(key, value)
 
 
 #: name -> (tampering of out/, fragments of the manifest check's message, fragments with --allow-modified
@@ -274,8 +274,8 @@ TAMPERED = {
                         ["rtl/fc0_thr0_0000.mem: line 1 is", "not a 25-bit word (1 word of 25 bits"]),
     "weight bits edited": (lambda o: _edit_json(o / "lbgen.json", _layer0("wtype", {"kind": "int", "bits": 0})),
                            ["changed: lbgen.json"], ["lbgen.json: layer 'fc0' wtype: bit width 0 out of range"]),
-    "IR version edited": (lambda o: _edit_json(o / "lbgen.json", lambda d: d.__setitem__("lbgen_ir", 2)),
-                          ["changed: lbgen.json"], ["lbgen.json: IR version 2, expected 1"]),
+    "IR version edited": (lambda o: _edit_json(o / "lbgen.json", lambda d: d.__setitem__("lbgen_ir", 3)),
+                          ["changed: lbgen.json"], ["lbgen.json: IR version 3, expected 2; emit the model again"]),
     "IR array values": (lambda o: np.save(o / "ir" / "fc0.weights.npy", -np.load(o / "ir" / "fc0.weights.npy")),
                         ["changed: ir/fc0.weights.npy"], None),
     "IR array shape": (lambda o: np.save(o / "ir" / "fc1.weights.npy", np.ones((2, 3), dtype=np.int64)),

@@ -98,7 +98,7 @@ def test_brevitas_forward_equals_golden_on_every_level(emitted):
         result.checks
     graph = result.graph
     # the pad levels: the signed input's 128, 0 behind the ReLU, the signed 3-bit HardTanh's 4
-    assert [l.conv.pad for l in graph.layers[:3]] == [128, 0, 4]
+    assert [graph.conv(l).pad for l in graph.layers[:3]] == [128, 0, 4]
     values = result.vectors.values
     assert values.min() == 0 and values.max() == 255          # both ends of the input range
     ref = brevitas_levels(model, _features(FRAMES))
@@ -112,7 +112,7 @@ def test_qonnx_route_gives_the_same_ir(emitted):
     path = export_qonnx(model, tmp / "cnn.onnx", shape=(1, *CHW))
     onnx_result = lbgen.emit(load_onnx(path), tmp / "onnx", inputs=tmp / "x.npy", acc="auto")
     assert ir_arrays(onnx_result.graph) == ir_arrays(result.graph)
-    assert [l.conv for l in onnx_result.graph.layers] == [l.conv for l in result.graph.layers]
+    assert [onnx_result.graph.conv(l) for l in onnx_result.graph.layers] == [result.graph.conv(l) for l in result.graph.layers]
 
 
 def test_csim_equals_golden(emitted):

@@ -605,7 +605,7 @@ def _count(stats: dict, graph: Graph) -> None:
     stats["layers"] += len(graph.layers)
     for l in graph.layers:
         stats["pe"][l.pe_kind] = stats["pe"].get(l.pe_kind, 0) + 1
-    stats["conv"] += sum(l.conv is not None for l in graph.layers)
+    stats["conv"] += sum(graph.conv(l) is not None for l in graph.layers)
     stats["huffman"] += any(l.huffman is not None for l in graph.layers)
 
 
@@ -661,7 +661,7 @@ PINNED_BREVITAS = (
 
 def test_pinned_networks_are_what_they_claim():
     wide, padded = PINNED_IR[0].graph(), PINNED_IR[1].graph()
-    assert [l.conv.pad for l in wide.layers[:2]] == [1 << 15, 4] and wide.layers[0].itype == U[16]
+    assert [wide.conv(l).pad for l in wide.layers[:2]] == [1 << 15, 4] and wide.layers[0].itype == U[16]
     assert padded.layers[0].itype == U[12] and padded.layers[0].pe_kind == "addsub"
     net = PINNED_BREVITAS[0]
     assert net.in_signed and all(l.padding for l in net.layers[:2]) and net.layers[0].act[0] == "hardtanh"

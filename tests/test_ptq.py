@@ -143,4 +143,4 @@ def test_ptq_of_a_float_cnn_through_the_flow(tmp_path, bits, clip):
     result = emit(model, tmp_path / "out", EmitOptions(w=str(bits), a=bits, calib=tmp_path / "calib.npy", clip=clip),
                   inputs=DIGITS / "digits_test.npz")
     assert result.checks[0].startswith("torch vs golden on 360 vectors: every hidden level equal"), result.checks
-    assert [l.conv is not None for l in result.graph.layers] == [True, True, True, False]
+    assert [result.graph.conv(l) is not None for l in result.graph.layers] == [True, True, True, False]

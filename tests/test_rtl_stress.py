@@ -127,8 +127,8 @@ def _check(res: RtlResult, graph: Graph, inputs: np.ndarray) -> None:
 def _frame_beats(graph: Graph) -> dict[str, int]:
     """Beats per frame of s_axis, every layer's output and m_axis."""
     first, last = graph.layers[0], graph.layers[-1]
-    beats = {"s_axis": first.in_len // first.simd, "m_axis": last.out_len // last.pe}
-    beats.update({l.name: l.out_len // l.pe for l in graph.layers})
+    beats = {"s_axis": graph.in_len // first.simd, "m_axis": last.out_len // last.pe}
+    beats.update({l.name: graph.layer_out_len(l) // l.pe for l in graph.layers})
     return beats
 
 

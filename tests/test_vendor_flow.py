@@ -222,7 +222,7 @@ def test_testbench_vectors_are_the_emitted_inputs_and_the_golden_outputs(emitted
         beats = [int(s, 16) for s in lines]
         return [beats[i * per_frame:(i + 1) * per_frame] for i in range(n)]
 
-    got_in = unpack_stream(frames(out / "hls" / "tb_in.hex", first.in_len // first.simd,
+    got_in = unpack_stream(frames(out / "hls" / "tb_in.hex", graph.in_len // first.simd,
                                   first.simd * first.itype.bits), first.itype, first.simd)
     assert np.array_equal(got_in, x)
     got_out = unpack_stream(frames(out / "hls" / "tb_expected.hex", last.out_len // last.pe,

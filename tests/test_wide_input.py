@@ -60,11 +60,12 @@ CASES = [n if n in DEFAULT_RUN else pytest.param(n, marks=pytest.mark.slow) for 
 
 
 def test_cases_are_what_they_claim():
-    first = {name: build().layers[0] for name, build in GRAPHS.items()}
+    graphs = {name: build() for name, build in GRAPHS.items()}
+    first = {name: graph.layers[0] for name, graph in graphs.items()}
     assert {l.itype.bits for l in first.values()} >= {9, 12, 16}
     assert {l.pe_kind for l in first.values() if l.itype.bits > 8} == {"mac", "addsub"}
     assert {l.acc_bits for l in first.values()} >= {32} and any(l.acc_bits < 32 for l in first.values())
-    assert first["u16_int4_cnn_pad_auto"].conv.pad == 1 << 15
+    assert graphs["u16_int4_cnn_pad_auto"].conv(first["u16_int4_cnn_pad_auto"]).pad == 1 << 15
     for name, build in GRAPHS.items():
         for layer in build().layers[1:]:
             assert layer.itype.bits <= 8, name
@@ -78,7 +79,7 @@ def test_every_executor(name, tmp_path):
     emit_rtl(graph, out / "rtl")
     emit_hls(graph, out / "hls")
     loaded = Graph.load(out)
-    assert [l.conv for l in loaded.layers] == [l.conv for l in graph.layers]
+    assert [loaded.conv(l) for l in loaded.layers] == [graph.conv(l) for l in graph.layers]
     x = random_inputs(loaded, 8, seed=3, ends=0.2)
     it = loaded.layers[0].itype
     assert x.min() == it.min and x.max() == it.max
@@ -105,15 +106,17 @@ def test_acc32_overflow_is_named():
 
 def test_pad_level_is_checked_and_serialised_only_when_set():
     graph = GRAPHS["u4_pad_levels_cnn"]()
-    graph.layers[0].conv = dataclasses.replace(graph.layers[0].conv, pad=16)
+    window = graph.window(graph.layers[0])
+    window.geom = dataclasses.replace(window.geom, pad=16)
     with pytest.raises(IRError, match=r"layer 'conv0': pad value 16 is outside the input format uint4 \[0, 15\]"):
         graph.validate()
     with pytest.raises(IRError, match="layer 'conv1': a bipolar input has no code for the pad value 9"):
         random_cnn(6, (1, 4, 4), U[4], [ConvSpec(2, 3, 1, 1, 0, I[3], B),
                                         ConvSpec(2, 3, 1, 1, 0, B, U[2], pad_level=9)], 2, I[4])
     g = random_cnn(6, (1, 4, 4), U[4], [ConvSpec(2, 3, 1, 1, 0, I[3], U[2])], 2, I[4])
-    assert "pad" not in g.layers[0].conv.to_json()                 # older lbgen.json files load unchanged
-    assert GRAPHS["u4_pad_levels_cnn"]().layers[0].conv.to_json()["pad"] == 9
+    assert "pad" not in g.conv(g.layers[0]).to_json()                 # older lbgen.json files load unchanged
+    padded = GRAPHS["u4_pad_levels_cnn"]()
+    assert padded.conv(padded.layers[0]).to_json()["pad"] == 9
 
 
 def _brevitas_wide_input_cnn(bits: int):
@@ -172,7 +175,7 @@ def test_brevitas_wide_input_through_both_frontends(tmp_path, bits):
     assert any(line.startswith("Brevitas forward vs lbgen on 16 vectors: all") for line in mem.checks), mem.checks
     first = mem.graph.layers[0]
     zero = 1 << (bits - 1)
-    assert first.itype == wide and first.conv.pad == zero and mem.graph.input.offset == zero
+    assert first.itype == wide and mem.graph.conv(first).pad == zero and mem.graph.input.offset == zero
     values = mem.vectors.values
     assert values.min() == 0 and values.max() == wide.max
     onnx_result = lbgen.emit(load_onnx(export_qonnx(model, tmp_path / "m.onnx", shape=(1, 1, 5, 5))),

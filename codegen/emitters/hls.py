@@ -195,7 +195,7 @@ def converter_bits(in_elems: int, out_elems: int, elem_bits: int) -> int:
     return (in_elems + out_elems - 1) * elem_bits
 
 
-def _layer_context(layer: MatVec, taken: set[str]) -> tuple[dict[str, Any], list[tuple[int, str]]]:
+def _layer_context(graph: Graph, layer: MatVec, taken: set[str]) -> tuple[dict[str, Any], list[tuple[int, str]]]:
     """One layer's traits and ROMs for the templates, and the words (bits, what)
     it adds to the ap_int width check."""
     if layer.activation is not None:
@@ -210,7 +210,7 @@ def _layer_context(layer: MatVec, taken: set[str]) -> tuple[dict[str, Any], list
     d: dict[str, Any] = {
         "name": layer.name, "ident": ident, "cfg": f"{ident}_config", "source": layer.source,
         "mw": layer.mw, "mh": layer.mh, "pe": layer.pe, "simd": layer.simd,
-        "nf": layer.nf, "sf": layer.sf, "cycles": layer.cycles,
+        "nf": layer.nf, "sf": layer.sf, "cycles": graph.cycles(layer),
         "acc_bits": layer.acc_bits, "out_bits": out_dt.bits,
         "wtype": format_note(layer.wtype), "itype": format_note(layer.itype),
         "weight_note": (f"{layer.weight_bits_avg:.3f} planes (bits) used per weight on average"
@@ -228,16 +228,17 @@ def _layer_context(layer: MatVec, taken: set[str]) -> tuple[dict[str, Any], list
         "weight_impl": _rom_impl(len(wwords)),
         "thresholds": None, "thresh_limbs": None, "thresh_limb_count": 0,
         "thresh_word_bits": 0, "n_thresholds": 0, "invert_bit": 0, "thresh_impl": "",
-        "pixels": layer.pixels, "out_beats": layer.out_len // layer.pe,
+        "pixels": layer.pixels, "out_beats": graph.layer_out_len(layer) // layer.pe,
         "swu": None, "pool": None, "n_class": 1, "corr": None, "pix_class": None,
         "huff": huffman_context(layer) if layer.huffman else None,
         "name_c": _c_string(layer.name),
     }
-    if layer.conv is not None:
-        d["swu"] = list(dataflow.window_params(layer))
-    if layer.pool is not None:
-        d["pool"] = list(dataflow.pool_params(layer))
-    corr = padding_corrections(layer)
+    conv, pool = graph.conv(layer), graph.pool(layer)
+    if conv is not None:
+        d["swu"] = list(dataflow.window_params(layer, conv))
+    if pool is not None:
+        d["pool"] = list(dataflow.pool_params(layer, pool))
+    corr = padding_corrections(layer, conv)
     if corr is not None and corr.offsets.size > layer.mh:
         offsets = corr.offsets.reshape(-1, layer.mh)          # class = row class * columns + column class
         top = 1 << layer.acc_bits
@@ -313,7 +314,7 @@ def _dataflow_steps(graph: Graph, layers: list[dict[str, Any]], topk: dict[str, 
                                 + f"{layer.sf} beats in, {layer.nf} beats out")
         elif u.kind == "pool":
             step.update(kind="pool", cfg=f"{d['ident']}_pool_config", trace_name=d["ident"], beats=d["out_beats"],
-                        comment=f"{layer.name}: {layer.pool.k}x{layer.pool.k} max-pool")
+                        comment=f"{layer.name}: {graph.pool(layer).k}x{graph.pool(layer).k} max-pool")
         elif u.kind == "convert":
             in_elems, out_elems, elem_bits, frame = u.convert
             nxt = graph.layers[u.layer + 1]
@@ -337,7 +338,7 @@ def hls_context(graph: Graph) -> dict[str, Any]:
     layers: list[dict[str, Any]] = []
     widths: list[tuple[int, str]] = []
     for layer in graph.layers:
-        d, w = _layer_context(layer, taken)
+        d, w = _layer_context(graph, layer, taken)
         layers.append(d)
         widths += w
     topk = topk_context(graph, taken)
@@ -354,7 +355,7 @@ def hls_context(graph: Graph) -> dict[str, Any]:
         "layers": layers, "streams": streams, "steps": steps, "topk": topk,
         "max_width": max_width,
         "ap_int_max_w": max(1024, 1024 * math.ceil(max_width / 1024)),
-        "in_w": first.simd * first.itype.bits, "in_beats": first.in_len // first.simd, "in_elems": first.simd,
+        "in_w": first.simd * first.itype.bits, "in_beats": graph.in_len // first.simd, "in_elems": first.simd,
         "in_dtype": str(first.itype),
         "out_w": out_per_beat * out_dt.bits, "out_beats": out_beats, "out_elems": out_per_beat,
         "out_dtype": ("class index" if topk else f"int{out_dt.bits} accumulator" if graph.output.is_output

@@ -29,7 +29,7 @@ import jinja2
 import numpy as np
 
 from ..huffman import HuffmanCode, LaneStream, huffman_lanes
-from ..ir import (Graph, IRError, MatVec, PaddingCorrection, check_thresholds_shape, padding_corrections,
+from ..ir import (ConvGeom, Graph, IRError, MatVec, PaddingCorrection, check_thresholds_shape, padding_corrections,
                   topk_terms)
 from ..packing import (pack_elements, threshold_search_words, threshold_word_bits, threshold_words,
                        weight_words, write_mem)
@@ -125,12 +125,13 @@ def _init_words(layer: MatVec, offsets: np.ndarray) -> list[int]:
     return words if len(offsets) > 1 else words[:layer.nf]
 
 
-def initial_accumulators(layer: MatVec) -> tuple[np.ndarray, Optional[PaddingCorrection]]:
+def initial_accumulators(layer: MatVec, conv: Optional[ConvGeom]) -> tuple[np.ndarray, Optional[PaddingCorrection]]:
     """(classes, mh) initial accumulators: the bit heaps' constant
-    (``accumulator_offsets``) plus, for a bipolar-input convolution with
-    padding, each border class's correction; one class otherwise."""
+    (``accumulator_offsets``) plus, for a bipolar-input convolution (behind a
+    window of geometry ``conv``) with padding, each border class's correction;
+    one class otherwise."""
     base = accumulator_offsets(layer)
-    corr = padding_corrections(layer)
+    corr = padding_corrections(layer, conv)
     if corr is None:
         return base[None, :], None
     return base[None, :] + corr.offsets.reshape(-1, layer.mh), corr
@@ -235,7 +236,7 @@ def huffman_params(layer: MatVec, ident: str) -> list[tuple[str, Any]]:
                                    if k not in ("LANES", "WB", "PASS_LEN")]
 
 
-def fifo_depth(dst: MatVec) -> int:
+def fifo_depth(dst: MatVec, conv: Optional[ConvGeom]) -> int:
     """Beats of the FIFO in front of a layer.
 
     The engine takes its whole input frame (SF beats) during neuron fold 0 and
@@ -246,8 +247,8 @@ def fifo_depth(dst: MatVec) -> int:
     unit takes its input row by row; one input row lets the producer run on
     while the unit still needs the rows it holds.
     """
-    if dst.conv is not None:
-        return max(dst.sf, dst.conv.in_w * dst.conv.in_ch // dst.simd) + 2
+    if conv is not None:
+        return max(dst.sf, conv.in_w * conv.in_ch // dst.simd) + 2
     return dst.sf + 2
 
 
@@ -263,7 +264,8 @@ def rtl_plan(graph: Graph) -> dict[str, Any]:
         n_thresh = layer.thresholds.shape[1] if hidden else 1
         search = hidden and threshold_unit(layer) == "search"
         thr_files = threshold_files(layer, ident) if hidden else []
-        offsets, corr = initial_accumulators(layer)
+        conv, pool = graph.conv(layer), graph.pool(layer)
+        offsets, corr = initial_accumulators(layer, conv)
         per_channel = bool(np.any(offsets != offsets[0, 0]))
         scales = layer.wtype.scales or (1,)
         packed_scales = sum(k << (PLANE_SCALE_BITS * i) for i, k in enumerate(scales))
@@ -280,8 +282,8 @@ def rtl_plan(graph: Graph) -> dict[str, Any]:
             ("THRESH_FILE", f'"{thr_files[0]}"' if hidden else '""'),
             ("INIT_FILE", f'"{ident}_init.mem"' if per_channel else '""'),
         ]
-        if layer.conv is not None:
-            params += [("PIXELS", layer.pixels), ("OUT_W", layer.conv.out_w)]
+        if conv is not None:
+            params += [("PIXELS", layer.pixels), ("OUT_W", conv.out_w)]
         if layer.huffman is not None:
             params += huffman_params(layer, ident)
         if corr is not None and len(offsets) > 1:
@@ -289,12 +291,12 @@ def rtl_plan(graph: Graph) -> dict[str, Any]:
             params += [("N_CLASS", len(offsets)), ("N_COL_CLASS", corr.offsets.shape[1]),
                        ("CLASS_BITS", class_bits), ("ROW_CLASS", _packed(corr.row_class, class_bits)),
                        ("COL_CLASS", _packed(corr.col_class, class_bits))]
-        swu = dataflow.window_params(layer) if layer.conv is not None else None
-        maxpool = dataflow.pool_params(layer) if layer.pool is not None else None
+        swu = dataflow.window_params(layer, conv) if conv is not None else None
+        maxpool = dataflow.pool_params(layer, pool) if pool is not None else None
         layers.append({
             "name": _comment(layer.name), "source": _comment(layer.source), "id": ident,
             "mw": layer.mw, "mh": layer.mh, "pe": layer.pe, "simd": layer.simd,
-            "nf": layer.nf, "sf": layer.sf, "cycles": layer.cycles,
+            "nf": layer.nf, "sf": layer.sf, "cycles": graph.cycles(layer),
             "itype": str(layer.itype), "wtype": str(layer.wtype), "otype": str(layer.out_dtype),
             "pe_kind": pe.name, "acc_bits": layer.acc_bits,
             "in_w": layer.simd * layer.itype.bits, "out_w": layer.pe * out_bits,
@@ -318,7 +320,8 @@ def rtl_plan(graph: Graph) -> dict[str, Any]:
         dwc = src.pe != dst.simd
         links.append({
             "src": ids[i], "dst": ids[i + 1], "w": w, "in_n": src.pe, "out_n": dst.simd,
-            "frame": src.out_len, "dwc": dwc, "fifo_w": dst.simd * w, "depth": fifo_depth(dst),
+            "frame": graph.layer_out_len(src), "dwc": dwc, "fifo_w": dst.simd * w,
+            "depth": fifo_depth(dst, graph.conv(dst)),
             "fifo_in": f"{ids[i]}_dwc" if dwc else f"{ids[i]}_out",
         })
     first, last = graph.layers[0], graph.layers[-1]

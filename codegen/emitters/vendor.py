@@ -128,8 +128,8 @@ def testbench_vectors(graph: Graph, inputs: np.ndarray, expected: np.ndarray) ->
     out_dt, per_beat, beats = graph.output_stream()
     x = np.asarray(inputs)
     y = np.asarray(expected)
-    if x.ndim != 2 or x.shape[1] != first.in_len:
-        raise VendorEmitError(f"test inputs of shape {x.shape}, expected (N, {first.in_len})")
+    if x.ndim != 2 or x.shape[1] != graph.in_len:
+        raise VendorEmitError(f"test inputs of shape {x.shape}, expected (N, {graph.in_len})")
     if y.shape != (x.shape[0], per_beat * beats):
         raise VendorEmitError(f"expected outputs of shape {y.shape}, expected ({x.shape[0]}, {per_beat * beats})")
     # as lbgen.csim.run_csim: inputs in the first layer's format, SIMD per beat; outputs as the
@@ -165,7 +165,7 @@ def hls_vendor_context(graph: Graph, hls_dir: Path, frames: int, part: str = DEF
         # -std=c++14 as lbgen.csim compiles; the headers are in this directory
         "cflags": "-std=c++14",
         "tb_in": TB_IN, "tb_expected": TB_EXPECTED, "tb_out": TB_OUT,
-        "frames": frames, "in_beats": first.in_len // first.simd, "out_beats": out_beats,
+        "frames": frames, "in_beats": graph.in_len // first.simd, "out_beats": out_beats,
     }
 
 

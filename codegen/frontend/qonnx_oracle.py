@@ -50,7 +50,7 @@ def oracle_features(graph, n: int, seed: int = 0) -> np.ndarray:
     so that rounding is exercised."""
     rng = np.random.default_rng(seed)
     q = graph.input
-    n_feat = graph.layers[0].in_len
+    n_feat = graph.in_len
     if q.dtype.kind == "bipolar":
         v = rng.uniform(-1.0, 1.0, size=(n, n_feat))
     else:
@@ -114,12 +114,9 @@ def _logit_bound(graph, trace) -> np.ndarray:
     w = np.abs(out.weights.astype(np.float64))
     # sum |w| |x - zero| <= sum |w| (|x| + the largest level), the zero level being a level
     top = float(max(abs(out.itype.min), abs(out.itype.max)))
-    if out.conv is None:
-        mag = np.abs(x).astype(np.float64) @ w.T + top * w.sum(axis=1)[None, :]
-    else:
-        mag = np.repeat(2 * top * w.sum(axis=1)[None, :], len(x), axis=0)
+    mag = np.abs(x).astype(np.float64) @ w.T + top * w.sum(axis=1)[None, :]      # the output layer is FC
     terms = mag * np.abs(out.out_scale)[None, :] + np.abs(out.out_bias)[None, :]
-    k = out.conv.window if out.conv is not None else out.mw
+    k = out.mw
     return (k + 16) * _EPS32 * terms + 1e-30
 
 

@@ -20,7 +20,8 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from ..errors import UsageError
-from ..ir import Activation, ConvGeom, DType, Graph, HostOp, InputQuant, IRError, MatVec, PoolGeom
+from ..ir import (Activation, ConvGeom, DType, Graph, HostOp, InputQuant, IRError, MatVec, Node, PoolGeom,
+                  SlidingWindow, layer_nodes)
 from ..precision import (ACT_BITS, EXACT_ACC_LIMIT, HETERO_DIST_TOL, INPUT_BITS, WeightSpec, check_act_bits,
                          check_dist, check_hetero_dist, check_hetero_option, coerce_weight_spec, dist_mean,
                          format_dist, same_dist)
@@ -1048,6 +1049,7 @@ def lower(model, w=None, a: Optional[int] = None, name: str = "model",
                                    else getattr(model, "input_chw", None))
     fmap = chw                     # the feature map (C, H, W) entering the next layer, None: a vector
     layers: list[MatVec] = []
+    nodes: list[Node] = []
     problems: list[str] = []
     for i, seg in enumerate(segments):
         lin = seg.linear.module
@@ -1071,11 +1073,13 @@ def lower(model, w=None, a: Optional[int] = None, name: str = "model",
         offset = zero * weights.sum(axis=1)        # invariant under the NHWC column order
         channel_bits = getattr(lin, "channel_bits", None)
         layer = MatVec(name=f"{'conv' if conv else 'fc'}{i}", source=seg.linear.path, mw=mw, mh=mh,
-                       weights=weights, wtype=wtype, itype=itype, weight_codes=codes, conv=conv, pool=pool,
+                       weights=weights, wtype=wtype, itype=itype, weight_codes=codes,
+                       pixels=conv.pixels if conv else 1,
                        channel_bits=(channel_bits.detach().cpu().numpy().astype(np.int64)
                                      if channel_bits is not None else None))
         _attach_output(layer, seg, in_step, w_scale, offset, last=i == len(segments) - 1)
         layers.append(layer)
+        nodes += layer_nodes(layer, conv, pool)
     if problems:
         raise UsageError("; ".join(problems))
     first_q = segments[0].in_quant.module
@@ -1084,12 +1088,12 @@ def lower(model, w=None, a: Optional[int] = None, name: str = "model",
     host = host_output_of(steps)
     if host is not None:
         meta["host_output"] = host
-    if layers and layers[0].conv is not None:
+    if nodes and isinstance(nodes[0], SlidingWindow):
         # how torch takes the input (flat C*H*W or (N, C, H, W)); the hardware takes it NHWC
         meta["input_chw"] = list(chw)
         meta["input_flat"] = flat_input
     pre = _host_ops(steps, segments[0].in_quant, chw, flat_input)
-    graph = Graph(name=name, input=_input_quant(segments[0].in_quant, pre), layers=layers, meta=meta)
+    graph = Graph(name=name, input=_input_quant(segments[0].in_quant, pre), nodes=nodes, meta=meta)
     try:
         return graph.validate()
     except IRError as exc:

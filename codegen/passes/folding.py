@@ -1,7 +1,7 @@
 """Choose each layer's parallelism: PE output channels x SIMD inputs per cycle.
 
 A layer takes (MH/PE)*(MW/SIMD) cycles per matrix-vector product, once per
-output pixel of a convolution (``MatVec.cycles``). ``--pe``/``--simd`` set
+output pixel of a convolution (``Graph.cycles``). ``--pe``/``--simd`` set
 one value for every layer, ``--folding folding.json`` sets layers one by one
 (by IR name such as ``fc1`` or by module path); ``--target-cycles N`` gives
 every layer not named in folding.json the cheapest folding (``cost.estimate_luts``)
@@ -59,17 +59,17 @@ def read_folding(path: Path) -> dict[str, dict[str, int]]:
     return out
 
 
-def simd_dim(layer: MatVec) -> int:
+def simd_dim(graph: Graph, layer: MatVec) -> int:
     """What SIMD must divide: the input channels of a convolution, else MW."""
-    return layer.conv.in_ch if layer.conv is not None else layer.mw
+    conv = graph.conv(layer)
+    return conv.in_ch if conv is not None else layer.mw
 
 
-def _pick(layer: MatVec, what: str, dim: int, value: Optional[int], default: int, origin: str) -> int:
+def _pick(layer: MatVec, what: str, dim: int, value: Optional[int], default: int, origin: str,
+          label: str) -> int:
     if value is None:
         return largest_divisor(dim, default)
     if value < 1 or dim % value:
-        label = "MH (outputs)" if what == "pe" else \
-            ("the input channels" if layer.conv is not None else "MW (inputs)")
         raise UsageError(f"layer {layer.name} ({layer.source}): {what.upper()}={value} from {origin} "
                          f"does not divide {label}={dim}")
     return value
@@ -79,22 +79,22 @@ def divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
 
 
-def cheapest_folding(layer: MatVec, target_cycles: int) -> tuple[int, int]:
+def cheapest_folding(graph: Graph, layer: MatVec, target_cycles: int) -> tuple[int, int]:
     """The (pe, simd) with the fewest estimated LUTs that takes at most
     ``target_cycles`` per frame; ties go to fewer lanes, then to more PE
     (which shares the input's bit planes). UsageError naming the layer when
     even full parallelism is slower."""
     best = None
     for pe in divisors(layer.mh):
-        for simd in divisors(simd_dim(layer)):
+        for simd in divisors(simd_dim(graph, layer)):
             trial = dataclasses.replace(layer, pe=pe, simd=simd)
-            if trial.cycles > target_cycles:
+            if graph.cycles(trial) > target_cycles:
                 continue
             key = (estimate_luts(trial), pe * simd, -pe)
             if best is None or key < best[0]:
                 best = (key, pe, simd)
     if best is None:
-        fastest = dataclasses.replace(layer, pe=layer.mh, simd=simd_dim(layer)).cycles
+        fastest = graph.cycles(dataclasses.replace(layer, pe=layer.mh, simd=simd_dim(graph, layer)))
         raise UsageError(f"layer {layer.name} ({layer.source}): --target-cycles {target_cycles} is out of reach; "
                          f"fully parallel it takes {fastest} cycles per frame")
     return best[1], best[2]
@@ -118,13 +118,14 @@ def apply_folding(graph: Graph, pe: Optional[int] = None, simd: Optional[int] = 
     for layer in graph.layers:
         entry = per_layer.get(layer.name) or per_layer.get(layer.source) or {}
         if target_cycles is not None and not entry:
-            pe_l, simd_l = cheapest_folding(layer, target_cycles)
+            pe_l, simd_l = cheapest_folding(graph, layer, target_cycles)
         else:
             pe_l, simd_l = pe, simd
         p = _pick(layer, "pe", layer.mh, entry.get("pe", pe_l), DEFAULT_PE,
-                  "--folding" if "pe" in entry else "--pe")
-        s = _pick(layer, "simd", simd_dim(layer), entry.get("simd", simd_l), DEFAULT_SIMD,
-                  "--folding" if "simd" in entry else "--simd")
+                  "--folding" if "pe" in entry else "--pe", "MH (outputs)")
+        s = _pick(layer, "simd", simd_dim(graph, layer), entry.get("simd", simd_l), DEFAULT_SIMD,
+                  "--folding" if "simd" in entry else "--simd",
+                  "the input channels" if graph.conv(layer) is not None else "MW (inputs)")
         layers.append(dataclasses.replace(layer, pe=p, simd=s))
     return graph.replace(layers=layers)
 
@@ -136,4 +137,4 @@ def folding_doc(graph: Graph) -> dict[str, dict[str, int]]:
 def folding_bound(graph: Graph) -> int:
     """Cycles per frame of the whole pipeline: its slowest layer (and a top-K unit,
     which takes one class per cycle)."""
-    return max([l.cycles for l in graph.layers] + ([graph.layers[-1].mh] if graph.topk is not None else []))
+    return max([graph.cycles(l) for l in graph.layers] + ([graph.layers[-1].mh] if graph.topk is not None else []))

@@ -90,7 +90,7 @@ def ir_arrays(graph) -> dict:
     inp = graph.input
     out = {"input": (inp.dtype, inp.step, inp.rule, inp.offset, inp.zero_point, inp.qmin, inp.qmax, inp.pre)}
     for layer in graph.layers:
-        out[layer.name] = (layer.wtype, layer.itype, layer.odtype, layer.conv, layer.pool, layer.pe, layer.simd,
+        out[layer.name] = (layer.wtype, layer.itype, layer.odtype, graph.conv(layer), graph.pool(layer), layer.pe, layer.simd,
                            layer.weights.tolist(),
                            None if layer.thresholds is None else layer.thresholds.tolist(),
                            None if layer.threshold_invert is None else layer.threshold_invert.tolist(),

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lbgen.ir import ConvGeom, DType, Graph, InputQuant, MatVec, PoolGeom, signed_bits_for
+from lbgen.ir import ConvGeom, DType, Graph, InputQuant, MatVec, PoolGeom, layer_nodes, signed_bits_for
 from lbgen.passes.pe import choose_pe
 
 
@@ -81,7 +81,7 @@ def random_graph(seed: int, dims: list[int], wtypes: list[DType], atypes: list[D
                                    None if last else atypes[i + 1], *folding[i], acc_bits=acc_bits,
                                    extremes=extremes))
     step = 1.0 / max(1, atypes[0].max)
-    return Graph(name=f"random{seed}", input=InputQuant(atypes[0], step), layers=layers).validate()
+    return Graph(name=f"random{seed}", input=InputQuant(atypes[0], step), nodes=layers).validate()
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ def random_cnn(seed: int, in_chw: tuple[int, int, int], itype: DType, convs: lis
                acc_bits: int | None = None, extremes: float = 0.0) -> Graph:
     """Convolutions (each optionally max-pooled) and a fully connected classifier."""
     rng = np.random.default_rng(seed)
-    layers = []
+    nodes = []
     c, h, w = in_chw
     t = itype
     for i, spec in enumerate(convs):
@@ -116,17 +116,16 @@ def random_cnn(seed: int, in_chw: tuple[int, int, int], itype: DType, convs: lis
         geom = ConvGeom(c, h, w, spec.k, kw, spec.s, spec.s, spec.p, min(spec.p, kw - 1), pad=spec.pad_level)
         layer = random_layer(rng, f"conv{i}", geom.window, spec.out_ch, spec.wtype, t, spec.otype,
                              *spec.fold, acc_bits=acc_bits, extremes=extremes)
-        layer.conv = geom
         c, h, w = spec.out_ch, geom.out_h, geom.out_w
-        if spec.pool:
-            layer.pool = PoolGeom(c, h, w, spec.pool, spec.pool)
-            h, w = layer.pool.out_h, layer.pool.out_w
-        layers.append(layer)
+        pool = PoolGeom(c, h, w, spec.pool, spec.pool) if spec.pool else None
+        if pool is not None:
+            h, w = pool.out_h, pool.out_w
+        nodes += layer_nodes(layer, geom, pool)
         t = spec.otype
-    layers.append(random_layer(rng, f"fc{len(convs)}", c * h * w, classes, fc_wtype, t, None, *fc_fold,
+    nodes.append(random_layer(rng, f"fc{len(convs)}", c * h * w, classes, fc_wtype, t, None, *fc_fold,
                                acc_bits=acc_bits, extremes=extremes))
     step = 1.0 / max(1, itype.max)
-    return Graph(name=f"random_cnn{seed}", input=InputQuant(itype, step), layers=layers).validate()
+    return Graph(name=f"random_cnn{seed}", input=InputQuant(itype, step), nodes=nodes).validate()
 
 
 def random_inputs(graph: Graph, n: int, seed: int = 0, ends: float = 0.0) -> np.ndarray:
@@ -135,7 +134,7 @@ def random_inputs(graph: Graph, n: int, seed: int = 0, ends: float = 0.0) -> np.
     would hardly ever draw, and where a sign or width slip shows."""
     rng = np.random.default_rng(seed)
     it = graph.layers[0].itype
-    shape = (n, graph.layers[0].in_len)
+    shape = (n, graph.in_len)
     if it.kind == "bipolar":
         return rng.choice([-1, 1], size=shape).astype(np.int64)
     x = rng.integers(it.min, it.max + 1, size=shape)

@@ -29,8 +29,8 @@ def rtl_interface(graph: Graph) -> dict[str, Any]:
         "cycles_per_frame": folding_bound(graph),
         "layers": [
             {"name": layer.name, "prefix": lp["id"], "tdata_w": lp["out_w"], "per_beat": layer.pe,
-             "elem_bits": lp["out_elem_bits"], "dtype": layer.out_dtype, "beats": layer.out_len // layer.pe,
-             "cycles": layer.cycles}
+             "elem_bits": lp["out_elem_bits"], "dtype": layer.out_dtype, "beats": graph.layer_out_len(layer) // layer.pe,
+             "cycles": graph.cycles(layer)}
             for layer, lp in zip(graph.layers, plan["layers"])
         ],
     }
