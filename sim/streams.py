@@ -14,6 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
+from lbgen.dataflow import layer_idents
 from lbgen.ir import DType, Graph
 from lbgen.packing import pack_stream
 
@@ -74,21 +75,13 @@ TOPK_STAGE = "topk"
 def layer_specs(graph: Graph) -> list[StreamSpec]:
     """The output stream of every layer, input first, then the top-K unit's if the graph
     has one; the last one is also m_axis."""
-    specs = [StreamSpec(l.name, l.out_dtype.kind, l.out_dtype.bits, l.pe, graph.layer_out_len(l) // l.pe, verilog_ident(l.name))
-             for l in graph.layers]
+    idents = layer_idents(graph)
+    specs = [StreamSpec(l.name, l.out_dtype.kind, l.out_dtype.bits, l.pe, graph.layer_out_len(l) // l.pe, ident)
+             for l, ident in zip(graph.layers, idents)]
     if graph.topk is not None:
         dt, per_beat, beats = graph.output_stream()
         specs.append(StreamSpec(TOPK_STAGE, dt.kind, dt.bits, per_beat, beats, TOPK_STAGE, "topk"))
     return specs
-
-
-def verilog_ident(name: str) -> str:
-    """The Verilog name the RTL emitter gives a layer (lbgen.emitters.rtl.verilog_ident)."""
-    try:
-        from lbgen.emitters.rtl import verilog_ident as ident
-    except ImportError:          # an install without the RTL emitter: names are used as they are
-        return name
-    return ident(name)
 
 
 def pack_frames(values: np.ndarray, spec: StreamSpec) -> list[list[int]]:

@@ -74,14 +74,14 @@ def designs(tmp_path_factory):
 @pytest.mark.parametrize("name", list(CNNS))
 def test_geometry_is_what_the_case_claims(name):
     graph = _graph(name)
-    convs = [l.conv for l in graph.layers if l.conv]
+    convs = [graph.conv(l) for l in graph.layers if graph.conv(l)]
     assert len(convs) == len(CNNS[name][2])
     if name == "bin_pad_pool_stride2":
         assert graph.layers[1].itype.kind == "bipolar" and convs[1].p_h == 1      # border corrections
-        assert convs[2].s_h == 2 and graph.layers[1].pool is not None
+        assert convs[2].s_h == 2 and graph.pool(graph.layers[1]) is not None
     if name == "k5_k1_pool3":
         assert convs[0].k_h == 5 and convs[0].p_h == 2 and convs[1].k_h == 1 and convs[1].s_h == 2
-        assert graph.layers[0].pool.in_h % 3 != 0
+        assert graph.pool(graph.layers[0]).in_h % 3 != 0
     if name == "valid_nonsquare_xnor":
         assert (convs[0].k_h, convs[0].k_w, convs[0].p_h) == (3, 5, 0)
 

@@ -68,19 +68,6 @@ def _template(name: str) -> jinja2.Template:
     return env.from_string(text)
 
 
-def cpp_ident(name: str, taken: set[str]) -> str:
-    """A C identifier for a layer name, unique among ``taken`` (which it joins)."""
-    ident = re.sub(r"\W", "_", name, flags=re.ASCII) or "layer"
-    if ident[0].isdigit() or ident.startswith(("lbgen", "_")):
-        ident = "l_" + ident  # keep clear of the library's names and reserved ones
-    base, k = ident, 1
-    while ident in taken:
-        ident = f"{base}_{k}"
-        k += 1
-    taken.add(ident)
-    return ident
-
-
 #: number kinds that only weights have (the library has no stream element of them)
 WEIGHT_ONLY_KINDS = ("log2", "hetero")
 
@@ -195,14 +182,13 @@ def converter_bits(in_elems: int, out_elems: int, elem_bits: int) -> int:
     return (in_elems + out_elems - 1) * elem_bits
 
 
-def _layer_context(graph: Graph, layer: MatVec, taken: set[str]) -> tuple[dict[str, Any], list[tuple[int, str]]]:
+def _layer_context(graph: Graph, layer: MatVec, ident: str) -> tuple[dict[str, Any], list[tuple[int, str]]]:
     """One layer's traits and ROMs for the templates, and the words (bits, what)
     it adds to the ap_int width check."""
     if layer.activation is not None:
         raise HLSEmitError(f"layer {layer.name!r}: fold thresholds before emitting HLS")
     widths: list[tuple[int, str]] = []
     product = product_type(layer)          # refuses a PE that does not fit, naming the layer
-    ident = cpp_ident(layer.name, taken)
     hidden = not layer.is_output
     out_dt = layer.out_dtype
     wwords = [] if layer.huffman else weight_words(layer)
@@ -289,17 +275,32 @@ def _activation_context(layer: MatVec, d: dict[str, Any]) -> list[tuple[int, str
     return [(tbits, f"{layer.name} threshold word (one channel)")]
 
 
-def _dataflow_steps(graph: Graph, layers: list[dict[str, Any]], topk: dict[str, Any] | None):
+def _dataflow_steps(graph: Graph, flow: dataflow.Plan, layers: list[dict[str, Any]],
+                    topk: dict[str, Any] | None):
     """The streams and steps of the top function, in the order of the dataflow
-    plan (lbgen.dataflow), and the converter words for the width check."""
-    flow = dataflow.plan(graph, [d["ident"] for d in layers])
-    streams = [{"name": s.name, "type": f"{layers[s.owner]['cfg']}::{s.side}_beat_t", "depth": STREAM_DEPTH}
-               for s in flow.streams]
+    plan (lbgen.dataflow), and the converter words for the width check.
+
+    A FIFO of the plan is the depth of the stream it reads (its output is that
+    stream under another name); the plan's input and output streams are the
+    top function's ``in`` and ``out``."""
+    alias = {u.dst: u.src for u in flow.units if u.kind == "fifo"}
+    depth = {u.src: u.depth for u in flow.units if u.kind == "fifo"}
+
+    def name(stream: str) -> str:
+        while stream in alias:
+            stream = alias[stream]
+        return {flow.input: "in", flow.output: "out"}.get(stream, stream)
+
+    streams = [{"name": s.name, "type": f"{layers[s.owner]['cfg']}::{s.side}_beat_t",
+                "depth": max(STREAM_DEPTH, depth.get(s.name, 0))}
+               for s in flow.streams if s.name not in alias and name(s.name) not in ("in", "out")]
     steps: list[dict[str, Any]] = []
     widths: list[tuple[int, str]] = []
     for u in flow.units:
+        if u.kind == "fifo":
+            continue
         layer, d = graph.layers[u.layer], layers[u.layer]
-        step: dict[str, Any] = {"src": u.src, "dst": u.dst}
+        step: dict[str, Any] = {"src": name(u.src), "dst": name(u.dst)}
         if u.kind == "window":
             step.update(kind="swu", cfg=f"{d['ident']}_swu_config",
                         comment=f"{layer.name}: sliding window, {layer.pixels} windows of {layer.sf} beats")
@@ -313,8 +314,9 @@ def _dataflow_steps(graph: Graph, layers: list[dict[str, Any]], topk: dict[str, 
                                 + (f"{layer.pixels} pixels x " if layer.pixels > 1 else "")
                                 + f"{layer.sf} beats in, {layer.nf} beats out")
         elif u.kind == "pool":
+            pool = graph.pool(layer)
             step.update(kind="pool", cfg=f"{d['ident']}_pool_config", trace_name=d["ident"], beats=d["out_beats"],
-                        comment=f"{layer.name}: {graph.pool(layer).k}x{graph.pool(layer).k} max-pool")
+                        comment=f"{layer.name}: {pool.k}x{pool.k} max-pool")
         elif u.kind == "convert":
             in_elems, out_elems, elem_bits, frame = u.convert
             nxt = graph.layers[u.layer + 1]
@@ -334,15 +336,15 @@ def hls_context(graph: Graph) -> dict[str, Any]:
     """Everything the templates render, computed from the graph."""
     graph.validate()
     check_thresholds_shape(graph)
-    taken: set[str] = set()
+    flow = dataflow.plan(graph)
     layers: list[dict[str, Any]] = []
     widths: list[tuple[int, str]] = []
-    for layer in graph.layers:
-        d, w = _layer_context(graph, layer, taken)
+    for layer, ident in zip(graph.layers, flow.idents):
+        d, w = _layer_context(graph, layer, ident)
         layers.append(d)
         widths += w
-    topk = topk_context(graph, taken)
-    streams, steps, w = _dataflow_steps(graph, layers, topk)
+    topk = topk_context(graph)
+    streams, steps, w = _dataflow_steps(graph, flow, layers, topk)
     widths += w
     max_width, where = max(widths)
     if max_width > AP_INT_LIMIT:
@@ -363,13 +365,13 @@ def hls_context(graph: Graph) -> dict[str, Any]:
     }
 
 
-def topk_context(graph: Graph, taken: set[str]) -> dict[str, Any] | None:
+def topk_context(graph: Graph) -> dict[str, Any] | None:
     """The traits and score ROM of lbgen::topk (lbgen_topk.hpp), as lbgen.ir.topk_terms decides."""
     if graph.topk is None:
         return None
     t = topk_terms(graph)
     last = graph.layers[-1]
-    ident = cpp_ident("topk", taken)
+    ident = dataflow.TOPK_ID
     wbits = t.scale_bits + t.bias_bits
     words = [(t.scale[c] & ((1 << t.scale_bits) - 1)) | ((t.bias[c] & ((1 << t.bias_bits) - 1)) << t.scale_bits)
              for c in range(t.classes)] if t.use_scale else []
@@ -387,8 +389,7 @@ def topk_context(graph: Graph, taken: set[str]) -> dict[str, Any] | None:
 
 def trace_names(graph: Graph) -> dict[str, str]:
     """Layer name -> the name of its trace file (``<name>.hex``) in a C-sim trace directory."""
-    taken: set[str] = set()
-    return {layer.name: cpp_ident(layer.name, taken) for layer in graph.layers}
+    return dict(zip((layer.name for layer in graph.layers), dataflow.layer_idents(graph)))
 
 
 def render_generated(name: str, ctx: dict[str, Any]) -> str:

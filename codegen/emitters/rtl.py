@@ -20,7 +20,6 @@ the template only formats.
 from __future__ import annotations
 
 import importlib.resources
-import re
 from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence
 
@@ -39,27 +38,13 @@ from .. import pe as processing_elements
 TOP = "lbgen_top"
 TOP_TEMPLATE = "lbgen_top.v.j2"
 #: the top-K unit's instance prefix in the top (wires topk_in_*, topk_out_*) and its score ROM
-TOPK_ID = "topk"
+TOPK_ID = dataflow.TOPK_ID
 TOPK_MEM = "topk_scores.mem"
 
 #: number kind -> W_KIND / IN_KIND parameter of lb_mvau
 KIND_CODE = {"bipolar": 0, "uint": 1, "int": 2, "log2": 3, "hetero": 4}
 #: PLANE_SCALES: 32 bits per plane, up to four planes
 PLANE_SCALE_BITS, PLANE_SCALES_W = 32, 128
-
-#: Verilog-2001 keywords a layer name must not become.
-_KEYWORDS = frozenset("""
-always and assign automatic begin buf bufif0 bufif1 case casex casez cell cmos config deassign
-default defparam design disable edge else end endcase endconfig endfunction endgenerate endmodule
-endprimitive endspecify endtable endtask event for force forever fork function generate genvar
-highz0 highz1 if ifnone incdir include initial inout input instance integer join large liblist
-library localparam macromodule medium module nand negedge nmos nor noshowcancelled not notif0
-notif1 or output parameter pmos posedge primitive pull0 pull1 pulldown pullup
-pulsestyle_onevent pulsestyle_ondetect rcmos real realtime reg release repeat rnmos rpmos rtran
-rtranif0 rtranif1 scalared showcancelled signed small specify specparam strong0 strong1 supply0
-supply1 table task time tran tranif0 tranif1 tri tri0 tri1 triand trior trireg unsigned use
-uwire vectored wait wand weak0 weak1 while wire wor xnor xor
-""".split())
 
 
 def rtl_library_dir():
@@ -73,32 +58,9 @@ def library_files() -> list[str]:
                   if p.name.startswith("lb_") and p.name.endswith(".v"))
 
 
-def verilog_ident(name: str) -> str:
-    """A layer name as a Verilog identifier (also used for its .mem files)."""
-    ident = re.sub(r"[^A-Za-z0-9_]", "_", name)
-    if not ident or not (ident[0].isalpha() or ident[0] == "_"):
-        ident = "l_" + ident
-    if ident in _KEYWORDS:
-        ident += "_"
-    return ident
-
-
 def _comment(text: str) -> str:
     """Text safe inside a // comment."""
     return " ".join(str(text).split())
-
-
-def _layer_ids(graph: Graph) -> list[str]:
-    ids = [verilog_ident(layer.name) for layer in graph.layers]
-    seen: dict[str, str] = {}
-    reserved = {TOP, "clk", "rst_n"} | ({TOPK_ID} if graph.topk is not None else set())
-    for layer, ident in zip(graph.layers, ids):
-        if ident in seen:
-            raise IRError(f"layer {layer.name!r}: its Verilog name {ident!r} collides with layer {seen[ident]!r}")
-        if ident in reserved or ident.startswith("lb_") or ident.startswith("unused"):
-            raise IRError(f"layer {layer.name!r}: its Verilog name {ident!r} is reserved")
-        seen[ident] = layer.name
-    return ids
 
 
 def accumulator_offsets(layer: MatVec) -> np.ndarray:
@@ -236,94 +198,102 @@ def huffman_params(layer: MatVec, ident: str) -> list[tuple[str, Any]]:
                                    if k not in ("LANES", "WB", "PASS_LEN")]
 
 
-def fifo_depth(dst: MatVec, conv: Optional[ConvGeom]) -> int:
-    """Beats of the FIFO in front of a layer.
-
-    The engine takes its whole input frame (SF beats) during neuron fold 0 and
-    none during folds 1..NF-1. A FIFO holding one input frame lets the layer
-    before keep producing meanwhile, so neither side waits on the other's
-    fold pattern and the pipeline runs at the slowest layer's NF*SF; two
-    more beats cover the handshake latency. A convolution's sliding-window
-    unit takes its input row by row; one input row lets the producer run on
-    while the unit still needs the rows it holds.
-    """
+def _layer_plan(graph: Graph, layer: MatVec, ident: str) -> dict[str, Any]:
+    """One layer's lb_mvau parameters, ROM files and summary for the top template."""
+    pe = processing_elements.of(layer, rtl=True)
+    hidden = not layer.is_output
+    out_bits = layer.out_dtype.bits
+    n_thresh = layer.thresholds.shape[1] if hidden else 1
+    search = hidden and threshold_unit(layer) == "search"
+    thr_files = threshold_files(layer, ident) if hidden else []
+    conv, pool = graph.conv(layer), graph.pool(layer)
+    offsets, corr = initial_accumulators(layer, conv)
+    per_channel = bool(np.any(offsets != offsets[0, 0]))
+    scales = layer.wtype.scales or (1,)
+    packed_scales = sum(k << (PLANE_SCALE_BITS * i) for i, k in enumerate(scales))
+    params = [
+        ("MW", layer.mw), ("MH", layer.mh), ("PE", layer.pe), ("SIMD", layer.simd),
+        ("WEIGHT_BITS", layer.wtype.bits), ("W_KIND", KIND_CODE[layer.wtype.kind]),
+        ("IN_BITS", layer.itype.bits), ("IN_KIND", KIND_CODE[layer.itype.kind]),
+        ("ACC_BITS", layer.acc_bits), ("PE_KIND", pe.code),
+        ("N_PLANES", len(scales)), ("PLANE_SCALES", _vhex(PLANE_SCALES_W, packed_scales)),
+        ("ACC_INIT", _vhex(64, 0 if per_channel else int(offsets[0, 0]))),
+        ("USE_THRESH", int(hidden)), ("N_THRESH", n_thresh), ("THRESH_SEARCH", int(search)),
+        ("OUT_BITS", out_bits if hidden else 1),
+        ("WEIGHT_FILE", f'"{huffman_files(layer, ident)[0]}"' if layer.huffman else f'"{ident}_weights.mem"'),
+        ("THRESH_FILE", f'"{thr_files[0]}"' if hidden else '""'),
+        ("INIT_FILE", f'"{ident}_init.mem"' if per_channel else '""'),
+    ]
     if conv is not None:
-        return max(dst.sf, conv.in_w * conv.in_ch // dst.simd) + 2
-    return dst.sf + 2
+        params += [("PIXELS", layer.pixels), ("OUT_W", conv.out_w)]
+    if layer.huffman is not None:
+        params += huffman_params(layer, ident)
+    if corr is not None and len(offsets) > 1:
+        class_bits = max(1, (max(corr.offsets.shape[:2]) - 1).bit_length())
+        params += [("N_CLASS", len(offsets)), ("N_COL_CLASS", corr.offsets.shape[1]),
+                   ("CLASS_BITS", class_bits), ("ROW_CLASS", _packed(corr.row_class, class_bits)),
+                   ("COL_CLASS", _packed(corr.col_class, class_bits))]
+    swu = dataflow.window_params(layer, conv) if conv is not None else None
+    maxpool = dataflow.pool_params(layer, pool) if pool is not None else None
+    return {
+        "name": _comment(layer.name), "source": _comment(layer.source), "id": ident,
+        "mw": layer.mw, "mh": layer.mh, "pe": layer.pe, "simd": layer.simd,
+        "nf": layer.nf, "sf": layer.sf, "cycles": graph.cycles(layer),
+        "itype": str(layer.itype), "wtype": str(layer.wtype), "otype": str(layer.out_dtype),
+        "pe_kind": pe.name, "acc_bits": layer.acc_bits,
+        "in_w": layer.simd * layer.itype.bits, "out_w": layer.pe * out_bits,
+        "out_elem_bits": out_bits, "hidden": hidden,
+        "params": [(k, str(v)) for k, v in params],
+        "weights_mem": None if layer.huffman else f"{ident}_weights.mem",
+        "huffman_mem": huffman_files(layer, ident) if layer.huffman else [],
+        "weights_w": layer.pe * layer.simd * layer.wtype.bits,
+        "threshold_unit": ("search" if search else "parallel") if hidden else None,
+        "thresholds_mem": thr_files,
+        "init_mem": f"{ident}_init.mem" if per_channel else None,
+        "init_words": _init_words(layer, offsets) if per_channel else None,
+        "swu": [(k, str(v)) for k, v in swu] if swu else None,
+        "maxpool": [(k, str(v)) for k, v in maxpool] if maxpool else None,
+        "pixels": layer.pixels,
+        "init_w": layer.pe * layer.acc_bits,
+    }
+
+
+def _unit_plan(unit: dataflow.Unit, flow: dataflow.Plan, graph: Graph,
+               layers: list[dict[str, Any]], topk: Optional[dict[str, Any]]) -> dict[str, Any]:
+    """One unit of the dataflow plan as the top template instantiates it: its
+    core's parameters and a comment; streams by name (``<name>_tdata`` ...)."""
+    lp = layers[unit.layer]
+    d: dict[str, Any] = {"kind": unit.kind, "id": lp["id"], "src": unit.src, "dst": unit.dst,
+                         "dst_tlast": flow.stream(unit.dst).tlast, "params": [(k, str(v)) for k, v in unit.params]}
+    if unit.kind == "window":
+        d["comment"] = f"layer {lp['name']}: sliding window, {lp['pixels']} windows of {lp['sf']} beats"
+    elif unit.kind == "mvau":
+        d["comment"] = f"layer {lp['name']}" + (f" ({lp['source']})" if lp["source"] and lp["source"] != lp["name"]
+                                                else "")
+        d["params"] = lp["params"]
+    elif unit.kind == "pool":
+        d["comment"] = f"layer {lp['name']}: max-pool"
+    elif unit.kind == "convert":
+        in_n, out_n, w, frame = unit.convert
+        d["comment"] = f"{lp['id']} -> next layer: {in_n} -> {out_n} elements of {w} bits per beat"
+        d["params"] = [("W", str(w)), ("IN_N", str(in_n)), ("OUT_N", str(out_n)), ("FRAME", str(frame))]
+    elif unit.kind == "fifo":
+        width = flow.stream(unit.dst).width
+        d["comment"] = f"{unit.src} -> {unit.dst}: FIFO of {unit.depth} beats"
+        d["params"] = [("WIDTH", str(width)), ("DEPTH", str(unit.depth))]
+    else:
+        d["comment"] = f"top-K unit: the {topk['k']} largest of {topk['classes']} classes"
+        d["params"], d["id"] = topk["params"], TOPK_ID
+    return d
 
 
 def rtl_plan(graph: Graph) -> dict[str, Any]:
-    """Everything the top template renders, computed from the graph."""
+    """Everything the top template renders: the dataflow plan (lbgen.dataflow)
+    with every layer's and unit's parameters."""
     _check(graph)
-    ids = _layer_ids(graph)
-    layers = []
-    for layer, ident in zip(graph.layers, ids):
-        pe = processing_elements.of(layer, rtl=True)
-        hidden = not layer.is_output
-        out_bits = layer.out_dtype.bits
-        n_thresh = layer.thresholds.shape[1] if hidden else 1
-        search = hidden and threshold_unit(layer) == "search"
-        thr_files = threshold_files(layer, ident) if hidden else []
-        conv, pool = graph.conv(layer), graph.pool(layer)
-        offsets, corr = initial_accumulators(layer, conv)
-        per_channel = bool(np.any(offsets != offsets[0, 0]))
-        scales = layer.wtype.scales or (1,)
-        packed_scales = sum(k << (PLANE_SCALE_BITS * i) for i, k in enumerate(scales))
-        params = [
-            ("MW", layer.mw), ("MH", layer.mh), ("PE", layer.pe), ("SIMD", layer.simd),
-            ("WEIGHT_BITS", layer.wtype.bits), ("W_KIND", KIND_CODE[layer.wtype.kind]),
-            ("IN_BITS", layer.itype.bits), ("IN_KIND", KIND_CODE[layer.itype.kind]),
-            ("ACC_BITS", layer.acc_bits), ("PE_KIND", pe.code),
-            ("N_PLANES", len(scales)), ("PLANE_SCALES", _vhex(PLANE_SCALES_W, packed_scales)),
-            ("ACC_INIT", _vhex(64, 0 if per_channel else int(offsets[0, 0]))),
-            ("USE_THRESH", int(hidden)), ("N_THRESH", n_thresh), ("THRESH_SEARCH", int(search)),
-            ("OUT_BITS", out_bits if hidden else 1),
-            ("WEIGHT_FILE", f'"{huffman_files(layer, ident)[0]}"' if layer.huffman else f'"{ident}_weights.mem"'),
-            ("THRESH_FILE", f'"{thr_files[0]}"' if hidden else '""'),
-            ("INIT_FILE", f'"{ident}_init.mem"' if per_channel else '""'),
-        ]
-        if conv is not None:
-            params += [("PIXELS", layer.pixels), ("OUT_W", conv.out_w)]
-        if layer.huffman is not None:
-            params += huffman_params(layer, ident)
-        if corr is not None and len(offsets) > 1:
-            class_bits = max(1, (max(corr.offsets.shape[:2]) - 1).bit_length())
-            params += [("N_CLASS", len(offsets)), ("N_COL_CLASS", corr.offsets.shape[1]),
-                       ("CLASS_BITS", class_bits), ("ROW_CLASS", _packed(corr.row_class, class_bits)),
-                       ("COL_CLASS", _packed(corr.col_class, class_bits))]
-        swu = dataflow.window_params(layer, conv) if conv is not None else None
-        maxpool = dataflow.pool_params(layer, pool) if pool is not None else None
-        layers.append({
-            "name": _comment(layer.name), "source": _comment(layer.source), "id": ident,
-            "mw": layer.mw, "mh": layer.mh, "pe": layer.pe, "simd": layer.simd,
-            "nf": layer.nf, "sf": layer.sf, "cycles": graph.cycles(layer),
-            "itype": str(layer.itype), "wtype": str(layer.wtype), "otype": str(layer.out_dtype),
-            "pe_kind": pe.name, "acc_bits": layer.acc_bits,
-            "in_w": layer.simd * layer.itype.bits, "out_w": layer.pe * out_bits,
-            "out_elem_bits": out_bits, "hidden": hidden,
-            "params": [(k, str(v)) for k, v in params],
-            "weights_mem": None if layer.huffman else f"{ident}_weights.mem",
-            "huffman_mem": huffman_files(layer, ident) if layer.huffman else [],
-            "weights_w": layer.pe * layer.simd * layer.wtype.bits,
-            "threshold_unit": ("search" if search else "parallel") if hidden else None,
-            "thresholds_mem": thr_files,
-            "init_mem": f"{ident}_init.mem" if per_channel else None,
-            "init_words": _init_words(layer, offsets) if per_channel else None,
-            "swu": [(k, str(v)) for k, v in swu] if swu else None,
-            "maxpool": [(k, str(v)) for k, v in maxpool] if maxpool else None,
-            "pixels": layer.pixels,
-            "init_w": layer.pe * layer.acc_bits,
-        })
-    links = []
-    for i, (src, dst) in enumerate(zip(graph.layers[:-1], graph.layers[1:])):
-        w = src.out_dtype.bits
-        dwc = src.pe != dst.simd
-        links.append({
-            "src": ids[i], "dst": ids[i + 1], "w": w, "in_n": src.pe, "out_n": dst.simd,
-            "frame": graph.layer_out_len(src), "dwc": dwc, "fifo_w": dst.simd * w,
-            "depth": fifo_depth(dst, graph.conv(dst)),
-            "fifo_in": f"{ids[i]}_dwc" if dwc else f"{ids[i]}_out",
-        })
+    flow = dataflow.plan(graph)
+    ids = flow.idents
+    layers = [_layer_plan(graph, layer, ident) for layer, ident in zip(graph.layers, ids)]
     first, last = graph.layers[0], graph.layers[-1]
     out_dt, out_per_beat, _ = graph.output_stream()
     topk = topk_plan(graph, ids[-1])
@@ -335,13 +305,12 @@ def rtl_plan(graph: Graph) -> dict[str, Any]:
         "out_note": ("class indices, largest first" if topk else
                      "raw accumulators" if last.is_output else "levels"),
         "out_dtype": str(out_dt) if not last.is_output or topk else f"int{last.acc_bits}",
-        "layers": layers, "links": links, "first": ids[0], "last": ids[-1],
-        "topk": topk, "out_src": TOPK_ID if topk else ids[-1],
-        # tlast not needed: hidden layers (and the last one before a top-K unit)
-        "hidden": ids if topk else ids[:-1],
-        # tlast of the streams inside a layer (window unit, engine before its max-pool)
-        "inner_tlast": [f"{lp['id']}_win" for lp in layers if lp["swu"]]
-                       + [f"{lp['id']}_mv" for lp in layers if lp["maxpool"]],
+        "layers": layers, "topk": topk,
+        "units": [_unit_plan(u, flow, graph, layers, topk) for u in flow.units],
+        "streams": [{"name": s.name, "width": s.width, "tlast": s.tlast} for s in flow.streams],
+        "input": flow.input, "output": flow.output,
+        # tlast nobody reads: every stream's but the output's (engines and the top-K unit count beats)
+        "unused_tlast": [s.name for s in flow.streams if s.tlast and s.name != flow.output],
     }
 
 
