@@ -435,11 +435,13 @@ int main() {
 }
 """
 
-TRAIT_KINDS = [L2(b) for b in range(2, 7)] + [H(7), H(3, 1), H(8, 4, 2), H(5, 3, 2, 1), H(65536, 65536, 65536, 65536)]
+TRAIT_KINDS = [L2(b) for b in range(2, 7)] + [H(7), H(3, 1), H(8, 4, 2), H(5, 3, 2, 1), H(65536, 65536, 65536, 65536),
+               DType("ternary", 2)]
 
 
 def test_weight_traits_decode_like_the_ir(tmp_path):
-    """log2_k<B> and hetero<N, K...>: value(code) and the native model equal DType.decode for every code."""
+    """log2_k<B>, hetero<N, K...> and ternary_k<2>: value(code) and the native model equal DType.decode
+    for every code."""
     from lbgen.emitters.hls import elem_type
     cases = [f'    dump<{elem_type(dt)} >("{dt}");' for dt in TRAIT_KINDS]
     src = tmp_path / "tb_traits.cpp"
