@@ -73,7 +73,7 @@ def test_ternary_heap_plus_offsets_is_the_dot_product(itype):
     weights[0] = 0                                  # a row of zero weights leaves no offset
     layer = _layer(T, itype, weights)
     p = pe.of(layer, rtl=True)
-    assert p.name == "ternary" and p.lane_weight_bits(T) == 2.0
+    assert p.name == "ternary" and p.lane_weight_bits(T) == 1.5
     codes = T.encode(weights).astype(np.int64)
     nz, neg = codes & 1, codes >> 1
     for _ in range(20):

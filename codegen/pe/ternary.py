@@ -27,6 +27,13 @@ class Ternary(ProcessingElement):
     def fits(self, wtype, itype) -> bool:
         return wtype.kind == "ternary"
 
+    def lane_weight_bits(self, wtype) -> float:
+        """1.5, not the code's 2 bits: a lane's heap has A bits like addsub's
+        (1-bit weights), each a function of three operand bits instead of two;
+        bench/lut_per_lane.py measures WTA2 midway between W1A2 and W2A2 (5.9
+        against 4.3 and 7.5 LUTs per lane at PE 4 x SIMD 64)."""
+        return 1.5
+
     def heap_offsets(self, layer) -> np.ndarray:
         w = layer.weights.astype(np.int64)
         n_neg = (w < 0).sum(axis=1)
