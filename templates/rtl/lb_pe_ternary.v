@@ -64,9 +64,9 @@ module lb_pe_ternary #(
     end
   endfunction
 
-  // code bit b of lane l in every PE field (XH times, low bits). A function
-  // of the whole weight word: a process that reads it wakes once per new
-  // word, not once per lane and PE.
+  // code bit b of lane l in every PE field (XH times, low bits; zero when
+  // l >= SIMD). A function of the whole weight word: a process that reads
+  // it wakes once per new word, not once per lane and PE.
   function [FW-1:0] wf;
     input [PE*SIMD*WB-1:0] ww;
     input [31:0]           l;
@@ -74,7 +74,8 @@ module lb_pe_ternary #(
     integer p;
     begin
       wf = {FW{1'b0}};
-      for (p = 0; p < PE; p = p + 1) wf[p*HW +: XH] = {XH{ww[(p*SIMD + l)*WB + b]}};
+      if (l < SIMD)
+        for (p = 0; p < PE; p = p + 1) wf[p*HW +: XH] = {XH{ww[(p*SIMD + l)*WB + b]}};
     end
   endfunction
 
@@ -86,7 +87,8 @@ module lb_pe_ternary #(
     integer p;
     begin
       xf = {FW{1'b0}};
-      for (p = 0; p < PE; p = p + 1) xf[p*HW +: XH] = xx[l*IB +: XH] ^ TOPX;
+      if (l < SIMD)
+        for (p = 0; p < PE; p = p + 1) xf[p*HW +: XH] = xx[l*IB +: XH] ^ TOPX;
     end
   endfunction
 
