@@ -26,7 +26,7 @@
 // 3 lb_pe_shift, 4 lb_pe_planes, 5 lb_pe_ternary. PE_KIND is built as
 // given; it must be the kind the formats call for (bipolar weights: xnor
 // with bipolar inputs, else addsub; unsigned/signed weights mac; log2
-// shift; hetero planes; ternary ternary),
+// shift; hetero planes; ternary weights the ternary PE),
 // else elaboration stops (lb_mvau_core_error_PE_KIND_does_not_fit_W_KIND_
 // IN_KIND; the instance path g_err_fit.PE_KIND_[p].W_KIND_[w].IN_KIND_[i]
 // names the values). Every kind is a bit heap: per lane the product w*x is
