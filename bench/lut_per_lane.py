@@ -31,7 +31,7 @@ and lut_per_lane.png and prints a table. ``--only`` re-measures just the
 named formats and keeps the other formats' rows of the existing
 lut_per_lane.json (``kept_rows`` counts them): a change to one PE core does
 not change the others' logic, only Yosys' mapping noise (W2A2 moved by
-under 1.5 % when lb_pe_ternary was added), so they need no new Yosys run.
+under 1.5 % when lb_pe_masked was added), so they need no new Yosys run.
 
     .venv/bin/python bench/lut_per_lane.py [--jobs 2] [--only W1A2,W4A4] [--simd 16,32,64] [--pe 1,4]
 """

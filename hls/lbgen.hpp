@@ -3,7 +3,7 @@
 //   lbgen_common.hpp      number kinds (bipolar, uint_k<B>, int_k<B>, log2_k<B>,
 //                         ternary_k<2>, hetero<N, K...>), packed-word helpers
 //   lbgen_pe.hpp          products: XnorPopcount, AddSub, MulAdd, ShiftAdd, MaskedPlanes,
-//                         Ternary
+//                         MaskedAddSub
 //   lbgen_activation.hpp  MultiThreshold, RawAccumulator
 //   lbgen_mvau.hpp        the MVAU engine, lbgen::mvau<CFG>(...)
 //   lbgen_stream.hpp      lbgen::width_convert<IN, OUT, ELEM_BITS, FRAME>(...)

@@ -11,7 +11,7 @@
 //   ShiftAdd<log2_k<B>, XE>         sum = sum_s +-(x_s << e_s) (power-of-two weights)
 //   MaskedPlanes<hetero<...>, XE>   sum = sum_i K_i * P_i, P_i a masked XNOR-popcount
 //                                   (bipolar x) or masked add/subtract of plane i
-//   Ternary<ternary_k<2>, XE>       sum = sum_s nz_s ? (neg_s ? -x_s : +x_s) : 0, one
+//   MaskedAddSub<ternary_k<2>, XE>  sum = sum_s nz_s ? (neg_s ? -x_s : +x_s) : 0, one
 //                                   such plane with scale 1
 //
 // ACC is the accumulator type of the layer (ap_int<ACC_BITS>). lbgen sizes
@@ -473,8 +473,8 @@ struct MaskedPlanes {
 // so it reuses detail::plane_sum. The plane sum is a true partial dot
 // product (the sum of the SIMD terms w_s * x_s), hence in ACC's range.
 template <class WE, class XE>
-struct Ternary {
-    static_assert(is_ternary<WE>::value, "Ternary needs ternary weights (lbgen::ternary_k<2>)");
+struct MaskedAddSub {
+    static_assert(is_ternary<WE>::value, "MaskedAddSub needs ternary weights (lbgen::ternary_k<2>)");
     typedef WE weight_elem_t;
     typedef XE in_elem_t;
 

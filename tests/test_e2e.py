@@ -178,7 +178,7 @@ def test_ternary_digits_every_executor_on_16_images(tmp_path):
     out = tmp_path / "out"
     result = emit(model, out, EmitOptions(w="ternary", a=2), inputs=TEST_SET, name="digits_wta2")
     assert "every hidden level equal, argmax equal" in result.checks[0], result.checks
-    assert [layer.pe_kind for layer in result.graph.layers] == ["mac", "ternary", "mac"]
+    assert [layer.pe_kind for layer in result.graph.layers] == ["mac", "masked", "mac"]
     check_executors(out, result.graph, result.vectors.values[:16], seed=11, gaps=0.3, backpressure=0.3)
 
 

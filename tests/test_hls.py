@@ -196,7 +196,7 @@ def test_csim_bit_exact(built, name, native):
 
 def test_pe_kinds_and_converters_covered(built):
     kinds = {layer.pe_kind for b in built.values() for layer in b.graph.layers}
-    assert kinds == {"xnor", "addsub", "mac", "shift", "planes", "ternary"}
+    assert kinds == {"xnor", "addsub", "mac", "shift", "planes", "masked"}
     modes = set()
     for b in built.values():
         for a, n in zip(b.graph.layers, b.graph.layers[1:]):
@@ -497,8 +497,8 @@ def test_emit_log2_and_hetero_types(built):
 
 def test_emit_ternary_types(built):
     ctx = hls_context(built["ternary"].graph)
-    assert [l["product"] for l in ctx["layers"][:2]] == ["lbgen::Ternary<lbgen::ternary_k<2>, lbgen::int_k<4>>",
-                                                         "lbgen::Ternary<lbgen::ternary_k<2>, lbgen::bipolar>"]
+    assert [l["product"] for l in ctx["layers"][:2]] == ["lbgen::MaskedAddSub<lbgen::ternary_k<2>, lbgen::int_k<4>>",
+                                                         "lbgen::MaskedAddSub<lbgen::ternary_k<2>, lbgen::bipolar>"]
     assert ctx["layers"][0]["wtype"] == "ternary"
 
 

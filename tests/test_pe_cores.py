@@ -1,5 +1,5 @@
 """The processing-element cores (lb_pe_xnor, lb_pe_addsub, lb_pe_mac, lb_pe_shift, lb_pe_planes,
-lb_pe_ternary).
+lb_pe_masked).
 
 For every core and several parameter sets (PE, SIMD, weight bits, bipolar/uint/int inputs,
 unsigned/signed weights, log2 widths, hetero planes with scales, ternary weights), lb_mvau_core is
@@ -107,12 +107,12 @@ CORES = [
     Core("planes_4_u2", "planes", HET(16, 4, 2, 1), U(2), 2, 5),
     Core("planes_2_big_u1", "planes", HET(65536, 3), U(1), 1, 3),
     # random codes include 10, which is no ternary code: the core and DType.decode both read it as 0
-    Core("ternary_u2", "ternary", TER, U(2), 2, 5),
-    Core("ternary_i3", "ternary", TER, I(3), 2, 4),
-    Core("ternary_bip", "ternary", TER, B, 3, 7),
-    Core("ternary_u1_s1", "ternary", TER, U(1), 1, 1, 6),
-    Core("ternary_i2_s3", "ternary", TER, I(2), 1, 3, 8),
-    Core("ternary_u4_s16", "ternary", TER, U(4), 2, 16),
+    Core("masked_u2", "masked", TER, U(2), 2, 5),
+    Core("masked_i3", "masked", TER, I(3), 2, 4),
+    Core("masked_bip", "masked", TER, B, 3, 7),
+    Core("masked_u1_s1", "masked", TER, U(1), 1, 1, 6),
+    Core("masked_i2_s3", "masked", TER, I(2), 1, 3, 8),
+    Core("masked_u4_s16", "masked", TER, U(4), 2, 16),
 ]
 
 

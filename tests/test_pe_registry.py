@@ -35,7 +35,7 @@ def test_every_pe_has_its_rtl_core_and_hls_functor():
 @pytest.mark.parametrize("wtype, itype, kind", [
     (B, B, "xnor"), (B, U2, "addsub"), (B, I4, "addsub"), (I4, B, "mac"), (I4, U2, "mac"), (I4, I4, "mac"),
     (L3, U2, "shift"), (L3, B, "shift"), (H, B, "planes"), (H, U2, "planes"),
-    (T, B, "ternary"), (T, U2, "ternary"), (T, I4, "ternary")])
+    (T, B, "masked"), (T, U2, "masked"), (T, I4, "masked")])
 def test_exactly_one_pe_fits_each_format_pair(wtype, itype, kind):
     assert [p.name for p in pe.REGISTRY.values() if p.fits(wtype, itype)] == [kind]
 
@@ -65,7 +65,7 @@ def test_rtl_cores_take_only_their_inputs():
 
 @pytest.mark.parametrize("itype", [B, U2, I4, DType("uint", 1), DType("int", 2)], ids=str)
 def test_ternary_heap_plus_offsets_is_the_dot_product(itype):
-    """The ternary PE's heap in numpy, bit for bit as lb_pe_ternary builds it (per lane and
+    """The masked PE's heap in numpy, bit for bit as lb_pe_masked builds it (per lane and
     input bit nz & (neg ^ x_j), a signed x's top bit complemented, bipolar x as its bit, the
     fold doubled), plus heap_offsets, is the exact dot product."""
     rng = np.random.default_rng(7)
@@ -73,7 +73,7 @@ def test_ternary_heap_plus_offsets_is_the_dot_product(itype):
     weights[0] = 0                                  # a row of zero weights leaves no offset
     layer = _layer(T, itype, weights)
     p = pe.of(layer, rtl=True)
-    assert p.name == "ternary" and p.lane_weight_bits(T) == 1.5
+    assert p.name == "masked" and p.lane_weight_bits(T) == 1.5
     codes = T.encode(weights).astype(np.int64)
     nz, neg = codes & 1, codes >> 1
     for _ in range(20):

@@ -666,7 +666,7 @@ def _lane_heaps(layer, xin: np.ndarray) -> tuple[np.ndarray, int]:
         negc = sum(1 << (i + j) for i in range(wb) for j in range(ib)
                    if (wt.kind == "int" and i == wb - 1) != (it.kind == "int" and j == ib - 1))
         return layer.weights[None] * xin[:, None, :] + negc, 1
-    if kind == "ternary":                   # nz & (neg ^ x), a signed x's top bit complemented
+    if kind == "masked":                    # nz & (neg ^ x), a signed x's top bit complemented
         xs = xu ^ (1 << (ib - 1)) if it.kind == "int" else xu
         return (c & 1) * (xs ^ (((c >> 1) & 1) * mask)), 2 if bip else 1
     if kind == "shift":

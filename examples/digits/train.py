@@ -160,7 +160,7 @@ DESCRIPTIONS = {
     "w1a3": "binary hidden weights, 3-bit activations",
     "w1a4": "binary hidden weights, 4-bit activations",
     "w2a2": "2-bit (ternary) hidden weights, 2-bit activations",
-    "wta2": "ternary hidden weights (TWN thresholds, ternary PE), 2-bit activations",
+    "wta2": "ternary hidden weights (TWN thresholds, masked PE), 2-bit activations",
     "w4a4": "4-bit hidden weights, 4-bit activations",
     "w8a8": "8-bit hidden weights, 8-bit activations (and an 8-bit input quantizer)",
     "wlog4a4": "4-bit log2 hidden weights, 4-bit activations",

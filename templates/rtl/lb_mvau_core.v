@@ -23,10 +23,10 @@
 // Datapath: one processing-element core per PE_KIND, all with the same
 // parameters and ports (w, x in; the per-PE fold sum of the beat out, one
 // enabled cycle later): 0 lb_pe_xnor, 1 lb_pe_addsub, 2 lb_pe_mac,
-// 3 lb_pe_shift, 4 lb_pe_planes, 5 lb_pe_ternary. PE_KIND is built as
+// 3 lb_pe_shift, 4 lb_pe_planes, 5 lb_pe_masked. PE_KIND is built as
 // given; it must be the kind the formats call for (bipolar weights: xnor
 // with bipolar inputs, else addsub; unsigned/signed weights mac; log2
-// shift; hetero planes; ternary weights the ternary PE),
+// shift; hetero planes; ternary weights the masked PE),
 // else elaboration stops (lb_mvau_core_error_PE_KIND_does_not_fit_W_KIND_
 // IN_KIND; the instance path g_err_fit.PE_KIND_[p].W_KIND_[w].IN_KIND_[i]
 // names the values). Every kind is a bit heap: per lane the product w*x is
@@ -34,7 +34,7 @@
 // bits, plus a constant that depends on the weights only (folded into the
 // caller's initial accumulator, see lbgen.emit.rtl.accumulator_offsets);
 // each core's header says how. The fold of a beat is its heap sum << SH
-// (SH = 1 for xnor, and for shift, planes and ternary with bipolar x).
+// (SH = 1 for xnor, and for shift, planes and masked with bipolar x).
 //
 // BEHAVIORAL = 0 (default, what synthesis builds and every default test
 // simulates) builds the cores' bit-level heaps; BEHAVIORAL = 1 their
@@ -228,8 +228,8 @@ module lb_mvau_core #(
         .PE(PE), .SIMD(SIMD), .WEIGHT_BITS(WB), .W_KIND(W_KIND), .IN_BITS(IB), .IN_KIND(IN_KIND),
         .N_PLANES(N_PLANES), .PLANE_SCALES(PLANE_SCALES), .HW(HW), .BEHAVIORAL(BEHAVIORAL)
       ) u_pe (.clk(clk), .en(en), .w(w), .x(x), .sum(heap));
-    end else begin : g_ternary
-      lb_pe_ternary #(
+    end else begin : g_masked
+      lb_pe_masked #(
         .PE(PE), .SIMD(SIMD), .WEIGHT_BITS(WB), .W_KIND(W_KIND), .IN_BITS(IB), .IN_KIND(IN_KIND),
         .N_PLANES(N_PLANES), .PLANE_SCALES(PLANE_SCALES), .HW(HW), .BEHAVIORAL(BEHAVIORAL)
       ) u_pe (.clk(clk), .en(en), .w(w), .x(x), .sum(heap));

@@ -1,4 +1,4 @@
-"""ternary: ternary weights {-1, 0, +1} (Li & Liu, ternary weight networks) x
+"""masked: ternary weights {-1, 0, +1} (Li & Liu, ternary weight networks) x
 bipolar, unsigned or signed inputs: masked add/subtract, no multiplier.
 
 A code's bit 0 says the weight is nonzero, bit 1 that it is negative. In RTL
@@ -17,11 +17,11 @@ from . import ProcessingElement, bipolar_input_correction, register, unsigned_in
 
 
 @register
-class Ternary(ProcessingElement):
-    name = "ternary"
+class MaskedAddSub(ProcessingElement):
+    name = "masked"
     code = 5
-    rtl_core = "lb_pe_ternary"
-    hls_functor = "Ternary"
+    rtl_core = "lb_pe_masked"
+    hls_functor = "MaskedAddSub"
     summary = "ternary weight x any input: masked add/subtract (masked xnor for bipolar x)"
 
     def fits(self, wtype, itype) -> bool:

@@ -1,5 +1,5 @@
 `timescale 1ns/1ps
-// lb_pe_ternary -- processing element for ternary weights x any input
+// lb_pe_masked -- processing element for ternary weights x any input
 // (PE_KIND 5; weight code = 2-bit two's complement: 00 = 0, 01 = +1,
 // 11 = -1, so bit 0 says nonzero and bit 1 negative; 10 is no code and
 // reads as 0). Masked add/subtract, no multiplier: per lane and input bit j
@@ -17,7 +17,7 @@
 //
 // Ports, parameters and BEHAVIORAL are those of every lb_pe_* core; the
 // registers and the reduction to fold sums are lb_pe_reduce (see there).
-module lb_pe_ternary #(
+module lb_pe_masked #(
   parameter PE           = 1,
   parameter SIMD         = 1,
   parameter WEIGHT_BITS  = 2,
@@ -96,14 +96,14 @@ module lb_pe_ternary #(
   // ---- not exist, so elaboration stops with its name as the message.
   generate
     if (PE < 1 || SIMD < 1 || WB < 1 || IB < 1 || HW < 2 || HW < LB) begin : g_err_size
-      lb_pe_ternary_error_sizes_must_be_positive_and_HW_hold_a_lane u_err ();
+      lb_pe_masked_error_sizes_must_be_positive_and_HW_hold_a_lane u_err ();
     end
     if (W_KIND != 5 || WB != 2 || IN_KIND < 0 || IN_KIND > 2 || (IN_KIND == 0 && IB != 1)
         || (IN_KIND == 2 && IB < 2)) begin : g_err_kind
-      lb_pe_ternary_error_needs_2_bit_ternary_weights_and_bipolar_uint_or_int_inputs u_err ();
+      lb_pe_masked_error_needs_2_bit_ternary_weights_and_bipolar_uint_or_int_inputs u_err ();
     end
     if (BEHAVIORAL != 0 && BEHAVIORAL != 1) begin : g_err_behavioral
-      lb_pe_ternary_error_BEHAVIORAL_must_be_0_or_1 u_err ();
+      lb_pe_masked_error_BEHAVIORAL_must_be_0_or_1 u_err ();
     end
   endgenerate
 
