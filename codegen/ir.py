@@ -52,7 +52,14 @@ IR_VERSIONS = (1, 2)
 #:     a thermometer (plane i used => plane i-1 used) and the sign bit of an
 #:     unused plane is 0. Codes are not implied by values (two masks may
 #:     give one value), so such a layer carries its ``weight_codes``.
-KINDS = ("bipolar", "uint", "int", "log2", "hetero")
+#: ``ternary``: weight in {-1, 0, +1} (Li & Liu, ternary weight networks), 2
+#:     bits, the code its two's complement: 00 = 0, 01 = +1, 11 = -1. So bit 0
+#:     says "nonzero" and bit 1 "negative", which is all the PE reads; 10 is
+#:     no code (``check_codes`` refuses it, ``decode`` reads it as the PE
+#:     does, as 0).
+KINDS = ("bipolar", "uint", "int", "log2", "hetero", "ternary")
+#: the kinds whose width and range are fixed: kind -> (bits, min, max)
+FIXED_KINDS = {"bipolar": (1, -1, 1), "ternary": (2, -1, 1)}
 #: log2 codes: sign + exponent field; 6 bits reach 2^30 already
 LOG2_BITS = (2, 6)
 #: hetero: number of planes and the largest plane scale
@@ -75,8 +82,9 @@ class DType:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise IRError(f"unknown number kind {self.kind!r}; expected one of {KINDS}")
-        if self.kind == "bipolar" and self.bits != 1:
-            raise IRError("a bipolar value is 1 bit wide")
+        fixed = FIXED_KINDS.get(self.kind)
+        if fixed and self.bits != fixed[0]:
+            raise IRError(f"a {self.kind} value is {fixed[0]} bit{'s' if fixed[0] > 1 else ''} wide")
         if not 1 <= self.bits <= 64:
             raise IRError(f"bit width {self.bits} out of range 1..64")
         if self.kind == "int" and self.bits < 2:
@@ -111,13 +119,17 @@ class DType:
             return -(1 << self.log2_max_exp)
         if self.kind == "hetero":
             return -sum(self.scales)
-        return {"bipolar": -1, "uint": 0, "int": -(1 << (self.bits - 1))}[self.kind]
+        if self.kind in FIXED_KINDS:
+            return FIXED_KINDS[self.kind][1]
+        return {"uint": 0, "int": -(1 << (self.bits - 1))}[self.kind]
 
     @property
     def max(self) -> int:
         if self.kind in ("log2", "hetero"):
             return -self.min
-        return {"bipolar": 1, "uint": (1 << self.bits) - 1, "int": (1 << (self.bits - 1)) - 1}[self.kind]
+        if self.kind in FIXED_KINDS:
+            return FIXED_KINDS[self.kind][2]
+        return {"uint": (1 << self.bits) - 1, "int": (1 << (self.bits - 1)) - 1}[self.kind]
 
     def check_codes(self, codes: np.ndarray) -> None:
         """Raise IRError unless every code is a canonical code of this format."""
@@ -136,6 +148,8 @@ class DType:
             field = c & np.uint64((1 << (self.bits - 1)) - 1)
             if np.any((field == 0) & (c != 0)):
                 raise IRError("a log2 zero code has its sign bit set")
+        if self.kind == "ternary" and np.any(c == 2):
+            raise IRError("10 is not a ternary code (00 = 0, 01 = +1, 11 = -1)")
 
     def plane_mask(self, codes: np.ndarray) -> np.ndarray:
         """hetero codes -> (..., N) bool: which planes each weight uses."""
@@ -185,6 +199,9 @@ class DType:
             signs = ((c[..., None] >> np.arange(n, dtype=np.uint64)) & np.uint64(1)).astype(np.int64)
             k = np.array(self.scales, dtype=np.int64)
             return np.sum(np.where(used, k * (2 * signs - 1), 0), axis=-1).astype(np.int64)
+        if self.kind == "ternary":      # bit 0 nonzero, bit 1 negative; 10 reads as 0, as in the PE
+            nz = (c & np.uint64(1)).astype(np.int64)
+            return nz - 2 * (nz & (c >> np.uint64(1)).astype(np.int64))
         if self.kind == "int":
             if self.bits == 64:
                 return c.view(np.int64)
@@ -208,8 +225,8 @@ class DType:
         return DType(str(d["kind"]), int(d["bits"]), tuple(int(k) for k in scales))
 
     def __str__(self) -> str:
-        if self.kind == "bipolar":
-            return "bipolar"
+        if self.kind in FIXED_KINDS:
+            return self.kind    # "bipolar", "ternary": as --w spells them
         if self.kind == "hetero":
             return f"hetero{self.planes}[{','.join(str(k) for k in self.scales)}]"
         if self.kind == "log2":

@@ -6,6 +6,7 @@
 * ``2`` .. ``8``   k-bit signed integer weights, ``IntLinear(bits=k)``
 * ``log2:K``       power-of-two weights of K = 2..6 bits (sign + exponent
                    field), ``Log2Linear(bits=K)``
+* ``ternary``      ternary weights {-1, 0, +1} in 2 bits, ``TernaryLinear``
 * ``B`` with a decimal point, ``1 < B <= 3`` (e.g. ``1.4``; also written
   ``hetero:1.4``): heterogeneous-bitwidth binarized weights averaging B bits,
   ``HeteroBinaryLinear(avg_bits=B)``. ``--hetero-dist "0.7,0.2,0.1"`` gives
@@ -41,9 +42,9 @@ ACT_BITS = (1, 8)
 #: input on a 9..16-bit grid (e.g. hls4ml's fixed<16,6>) feeds the first layer
 INPUT_BITS = (1, 16)
 
-KINDS = ("bipolar", "int", "log2", "hetero")
+KINDS = ("bipolar", "int", "log2", "hetero", "ternary")
 
-_W_HELP = ("expected 1 (binary), 2..8 (k-bit integer), log2:K (power-of-two, K = 2..6 bits) "
+_W_HELP = ("expected 1 (binary), 2..8 (k-bit integer), ternary, log2:K (power-of-two, K = 2..6 bits) "
            f"or a fractional average in (1, {HETERO_MAX_PLANES}] such as 1.4 "
            "(heterogeneous binarization)")
 
@@ -131,8 +132,8 @@ def format_dist(dist: Sequence[float]) -> str:
 
 @dataclass(frozen=True)
 class WeightSpec:
-    """A weight format: ``kind`` (bipolar, int, log2, hetero) and ``bits``
-    (1; 2..8; 2..6; the average B of a hetero format)."""
+    """A weight format: ``kind`` (bipolar, int, log2, hetero, ternary) and
+    ``bits`` (1; 2..8; 2..6; the average B of a hetero format; 2)."""
 
     kind: str
     bits: float
@@ -147,7 +148,7 @@ class WeightSpec:
             b = int(b)
         ok = {"bipolar": b == 1, "int": INT_BITS[0] <= b <= INT_BITS[1],
               "log2": LOG2_BITS[0] <= b <= LOG2_BITS[1],
-              "hetero": math.isfinite(b) and 1.0 < b <= HETERO_MAX_PLANES}[self.kind]
+              "hetero": math.isfinite(b) and 1.0 < b <= HETERO_MAX_PLANES, "ternary": b == 2}[self.kind]
         if not ok:
             raise ValueError(f"{self.kind} weights cannot have {self.bits} bits")
         object.__setattr__(self, "bits", b)
@@ -166,16 +167,18 @@ class WeightSpec:
 
     def describe(self) -> str:
         """e.g. "1-bit binary", "4-bit integer", "4-bit log2", "1.4-bit heterogeneous binarized"."""
-        return {"bipolar": "1-bit binary", "int": f"{self.bits}-bit integer",
+        return {"bipolar": "1-bit binary", "int": f"{self.bits}-bit integer", "ternary": "2-bit ternary",
                 "log2": f"{self.bits}-bit log2", "hetero": f"{self.bits:g}-bit heterogeneous binarized"}[self.kind]
 
     def short(self) -> str:
         """e.g. "1-bit", "4-bit", "4-bit log2", "1.4-bit heterogeneous"."""
-        return {"bipolar": "1-bit", "int": f"{self.bits}-bit", "log2": f"{self.bits}-bit log2",
-                "hetero": f"{self.bits:g}-bit heterogeneous"}[self.kind]
+        return {"bipolar": "1-bit", "int": f"{self.bits}-bit", "ternary": "2-bit ternary",
+                "log2": f"{self.bits}-bit log2", "hetero": f"{self.bits:g}-bit heterogeneous"}[self.kind]
 
     def __str__(self) -> str:
         """The --w text that means this format."""
+        if self.kind == "ternary":
+            return "ternary"
         if self.kind == "log2":
             return f"log2:{self.bits}"
         if self.kind == "hetero":
@@ -189,6 +192,8 @@ def parse_weight_spec(text: str) -> WeightSpec:
     raw = str(text)
     t = raw.strip().lower()
     where = f"--w {raw}"
+    if t == "ternary":
+        return WeightSpec("ternary", 2)
     if t.startswith("log2:"):
         field = t[5:].strip()
         if not re.fullmatch(r"\d+", field):

@@ -1,8 +1,9 @@
 // lbgen HLS library: everything a generated top needs.
 //
 //   lbgen_common.hpp      number kinds (bipolar, uint_k<B>, int_k<B>, log2_k<B>,
-//                         hetero<N, K...>), packed-word helpers
-//   lbgen_pe.hpp          products: XnorPopcount, AddSub, MulAdd, ShiftAdd, MaskedPlanes
+//                         ternary_k<2>, hetero<N, K...>), packed-word helpers
+//   lbgen_pe.hpp          products: XnorPopcount, AddSub, MulAdd, ShiftAdd, MaskedPlanes,
+//                         MaskedAddSub
 //   lbgen_activation.hpp  MultiThreshold, RawAccumulator
 //   lbgen_mvau.hpp        the MVAU engine, lbgen::mvau<CFG>(...)
 //   lbgen_stream.hpp      lbgen::width_convert<IN, OUT, ELEM_BITS, FRAME>(...)

@@ -106,6 +106,30 @@ struct log2_k {
     }
 };
 
+// Ternary weight (lbgen.ir KINDS "ternary"; Li & Liu): -1, 0 or +1 in B = 2
+// bits, the code its two's complement (00 = 0, 01 = +1, 11 = -1): bit 0 says
+// nonzero, bit 1 negative. 10 is no code; it reads as 0, as in the RTL core.
+template <unsigned B>
+struct ternary_k {
+    static_assert(B == 2, "ternary_k: 2 bits");
+    static const unsigned BITS = B;
+    static const bool SIGNED = true;
+    typedef ap_int<2> value_t;
+
+    static bool nonzero(const ap_uint<B> &code) {
+#pragma HLS INLINE
+        return code[0];
+    }
+    static bool negative(const ap_uint<B> &code) {
+#pragma HLS INLINE
+        return code[1];
+    }
+    static value_t value(const ap_uint<B> &code) {
+#pragma HLS INLINE
+        return !nonzero(code) ? value_t(0) : negative(code) ? value_t(-1) : value_t(1);
+    }
+};
+
 // Heterogeneous-bitwidth binarized weight (lbgen.ir KINDS "hetero"; Fromm et
 // al. 2018): N = 1..4 bipolar planes with constant integer scales K0..K{N-1}
 // (template parameters, the same for every weight of a layer; unused trailing
@@ -172,6 +196,15 @@ struct is_log2 {
 };
 template <unsigned B>
 struct is_log2<log2_k<B> > {
+    static const bool value = true;
+};
+
+template <class K>
+struct is_ternary {
+    static const bool value = false;
+};
+template <unsigned B>
+struct is_ternary<ternary_k<B> > {
     static const bool value = true;
 };
 

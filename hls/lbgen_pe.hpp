@@ -11,6 +11,8 @@
 //   ShiftAdd<log2_k<B>, XE>         sum = sum_s +-(x_s << e_s) (power-of-two weights)
 //   MaskedPlanes<hetero<...>, XE>   sum = sum_i K_i * P_i, P_i a masked XNOR-popcount
 //                                   (bipolar x) or masked add/subtract of plane i
+//   MaskedAddSub<ternary_k<2>, XE>  sum = sum_s nz_s ? (neg_s ? -x_s : +x_s) : 0, one
+//                                   such plane with scale 1
 //
 // ACC is the accumulator type of the layer (ap_int<ACC_BITS>). lbgen sizes
 // ACC_BITS from the exact range of the whole dot product (MatVec.acc_range in
@@ -247,6 +249,10 @@ struct value<log2_k<B> > {
         return (code >> (B - 1)) & 1 ? -mag : mag;
     }
 };
+template <unsigned B>
+struct value<ternary_k<B> > {
+    static int64_t get(uint64_t code) { return (code & 1) ? ((code & 2) ? -1 : 1) : 0; }
+};
 template <unsigned N, unsigned K0, unsigned K1, unsigned K2, unsigned K3>
 struct value<hetero<N, K0, K1, K2, K3> > {
     static int64_t get(uint64_t code) {
@@ -457,6 +463,41 @@ struct MaskedPlanes {
     static const values &table() {
         static const values t;
         return t;
+    }
+#endif
+};
+
+// Ternary weights x bipolar or k-bit activations (Li & Liu): a masked
+// add/subtract, or for bipolar inputs a masked XNOR-popcount -- one plane of
+// MaskedPlanes with scale 1 (mask = the nonzero bits, sign = not negative),
+// so it reuses detail::plane_sum. The plane sum is a true partial dot
+// product (the sum of the SIMD terms w_s * x_s), hence in ACC's range.
+template <class WE, class XE>
+struct MaskedAddSub {
+    static_assert(is_ternary<WE>::value, "MaskedAddSub needs ternary weights (lbgen::ternary_k<2>)");
+    typedef WE weight_elem_t;
+    typedef XE in_elem_t;
+
+    template <unsigned SIMD, class ACC>
+    static ACC dot(const ap_uint<SIMD * WE::BITS> &w, const ap_uint<SIMD * XE::BITS> &x) {
+#pragma HLS INLINE
+        ap_uint<SIMD> sign, mask;
+        for (unsigned s = 0; s < SIMD; s++) {
+#pragma HLS UNROLL
+            mask[s] = w[s * WE::BITS];
+            sign[s] = !w[s * WE::BITS + 1];
+        }
+        ap_uint<XE::BITS> xl[SIMD];
+#pragma HLS ARRAY_PARTITION variable=xl complete dim=1
+        if (!is_bipolar<XE>::value) unpack<XE::BITS, SIMD>(x, xl);  // bipolar: the popcount takes x itself
+        return ACC(detail::plane_sum<SIMD, XE>::apply(sign, mask, x, xl));
+    }
+
+#ifdef LBGEN_NATIVE_MODEL
+    static const bool NATIVE_OK = XE::BITS <= 62;
+    template <unsigned SIMD>
+    static int64_t dot_native(const uint64_t *w, const uint64_t *x) {
+        return native::lane_sum<SIMD, WE, XE>(w, x);
     }
 #endif
 };

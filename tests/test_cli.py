@@ -39,6 +39,18 @@ def test_w2_on_a_w1_model_names_the_layer(tmp_path):
     assert_usage_error(proc, "layer 4 has 1-bit weights, --w 2", out=out)
 
 
+def test_ternary_and_int2_are_different_formats(tmp_path):
+    """--w ternary asks for the ternary format, not for 2-bit integers holding -1..1 (and back)."""
+    proc = run_cli("emit", DIGITS / "digits_wta2.pt", "--w", "2", "--a", "2", "-o", tmp_path / "a")
+    assert_usage_error(proc, "layer 4 has 2-bit ternary weights, --w 2 asks for exactly 2-bit integer weights",
+                       out=tmp_path / "a")
+    proc = run_cli("emit", DIGITS / "digits_w2a2.pt", "--w", "ternary", "--a", "2", "-o", tmp_path / "b")
+    assert_usage_error(proc, "layer 4 has 2-bit weights, --w ternary asks for exactly 2-bit ternary weights",
+                       out=tmp_path / "b")
+    proc = run_cli("emit", DIGITS / "digits_wta2.pt", "--w", "ternary", "--a", "2", "-o", tmp_path / "c")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
 def test_custom_class_needs_trust(tmp_path):
     pkg = tmp_path / "usermodels.py"
     pkg.write_text(

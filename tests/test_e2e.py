@@ -30,6 +30,7 @@ from lbgen.passes.folding import folding_bound
 from lbgen.simulate import run_rtl
 
 from lbgen_testing.common import DIGITS
+from lbgen_testing.executors import check_executors
 
 TEST_SET = DIGITS / "digits_test.npz"
 #: every shipped model: name -> results.json entry
@@ -166,6 +167,19 @@ def test_shipped_model_rtl_equals_golden_on_32_images(shipped_out, simulator):
 @pytest.mark.parametrize("shipped_out,simulator", _rtl_cases(slow=True), indirect=["shipped_out"])
 def test_shipped_model_rtl_equals_golden_on_all_test_images(shipped_out, simulator):
     _check_rtl(shipped_out[1], shipped_out[2], simulator, None)
+
+
+def test_ternary_digits_every_executor_on_16_images(tmp_path):
+    """The ternary PE end to end on digits_wta2 emitted with --w ternary --a 2: torch = golden on
+    the whole test set (emit's check), and golden = C-sim = Icarus = Verilator on every layer's
+    output for 16 images under gaps and back-pressure, at the folding bound. The whole test set:
+    C-sim in test_shipped_model_csim_equals_golden_on_all_test_images, both simulators under -m slow."""
+    model = load_module(DIGITS / "digits_wta2.pt")
+    out = tmp_path / "out"
+    result = emit(model, out, EmitOptions(w="ternary", a=2), inputs=TEST_SET, name="digits_wta2")
+    assert "every hidden level equal, argmax equal" in result.checks[0], result.checks
+    assert [layer.pe_kind for layer in result.graph.layers] == ["mac", "masked", "mac"]
+    check_executors(out, result.graph, result.vectors.values[:16], seed=11, gaps=0.3, backpressure=0.3)
 
 
 def test_shipped_model_report(shipped_out):

@@ -424,6 +424,7 @@ SHIPPED = {  # name: (--w, --a, PE kinds)
     "w1a3": ("1", 3, ["mac", "addsub", "mac"]),
     "w1a4": ("1", 4, ["mac", "addsub", "mac"]),
     "w2a2": ("2", 2, ["mac", "mac", "mac"]),
+    "wta2": ("ternary", 2, ["mac", "masked", "mac"]),
     "w4a4": ("4", 4, ["mac", "mac", "mac"]),
     "w8a8": ("8", 8, ["mac", "mac", "mac"]),
     "wlog4a4": ("log2:4", 4, ["mac", "shift", "mac"]),

@@ -33,6 +33,9 @@ def L2(bits: int) -> DType:
     return DType("log2", bits)
 
 
+T = DType("ternary", 2)
+
+
 def H(*scales: int) -> DType:
     return DType("hetero", 2 * len(scales) - 1, tuple(scales))
 
@@ -75,6 +78,9 @@ GRAPHS = {
     # both new kinds with 32-bit accumulators; signed inputs to the planes
     "lowbit32": ([18, 12, 9, 6, 4], [H(8, 4, 2), L2(3), H(2, 1), L2(4)], [I(4), U(2), B, U(5)],
                  [(3, 6), (9, 3), (3, 9), (1, 2)], 32),
+    # ternary weights x signed, bipolar and unsigned inputs (masked add/subtract and masked
+    # XNOR-popcount); converters same (4 -> 4), up (6 -> 12 -> ... 4 -> 8)
+    "ternary": ([24, 16, 12, 8, 6], [T, T, T, T], [I(4), B, U(3), U(1)], [(4, 6), (6, 4), (4, 12), (3, 8)], None),
     # 8-bit activations at PE=16 with 32-bit accumulators: 255 thresholds per channel, so the
     # thresholds of one neuron fold (16 x 255 x 32 bits) exceed ap_int's 32768 bits; NF 2 and 1
     "thresh255": ([32, 32, 16, 6], [I(4), I(3), I(2)], [U(4), U(8), U(8)], [(16, 8), (16, 16), (2, 16)], 32),
@@ -190,7 +196,7 @@ def test_csim_bit_exact(built, name, native):
 
 def test_pe_kinds_and_converters_covered(built):
     kinds = {layer.pe_kind for b in built.values() for layer in b.graph.layers}
-    assert kinds == {"xnor", "addsub", "mac", "shift", "planes"}
+    assert kinds == {"xnor", "addsub", "mac", "shift", "planes", "masked"}
     modes = set()
     for b in built.values():
         for a, n in zip(b.graph.layers, b.graph.layers[1:]):
@@ -435,11 +441,13 @@ int main() {
 }
 """
 
-TRAIT_KINDS = [L2(b) for b in range(2, 7)] + [H(7), H(3, 1), H(8, 4, 2), H(5, 3, 2, 1), H(65536, 65536, 65536, 65536)]
+TRAIT_KINDS = [L2(b) for b in range(2, 7)] + [H(7), H(3, 1), H(8, 4, 2), H(5, 3, 2, 1), H(65536, 65536, 65536, 65536),
+               DType("ternary", 2)]
 
 
 def test_weight_traits_decode_like_the_ir(tmp_path):
-    """log2_k<B> and hetero<N, K...>: value(code) and the native model equal DType.decode for every code."""
+    """log2_k<B>, hetero<N, K...> and ternary_k<2>: value(code) and the native model equal DType.decode
+    for every code."""
     from lbgen.emitters.hls import elem_type
     cases = [f'    dump<{elem_type(dt)} >("{dt}");' for dt in TRAIT_KINDS]
     src = tmp_path / "tb_traits.cpp"
@@ -485,6 +493,13 @@ def test_emit_log2_and_hetero_types(built):
     assert "planes (bits) used per weight on average" in params
     params = (built["log2"].out / "hls" / "lbgen_params.h").read_text()
     assert "log2 6-bit (sign bit + 5-bit exponent field; 0, +-2^0..+-2^30) weights x uint8 inputs" in params
+
+
+def test_emit_ternary_types(built):
+    ctx = hls_context(built["ternary"].graph)
+    assert [l["product"] for l in ctx["layers"][:2]] == ["lbgen::MaskedAddSub<lbgen::ternary_k<2>, lbgen::int_k<4>>",
+                                                         "lbgen::MaskedAddSub<lbgen::ternary_k<2>, lbgen::bipolar>"]
+    assert ctx["layers"][0]["wtype"] == "ternary"
 
 
 def test_emit_rejects_mismatched_log2_and_hetero(built):

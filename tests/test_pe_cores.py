@@ -1,7 +1,8 @@
-"""The processing-element cores (lb_pe_xnor, lb_pe_addsub, lb_pe_mac, lb_pe_shift, lb_pe_planes).
+"""The processing-element cores (lb_pe_xnor, lb_pe_addsub, lb_pe_mac, lb_pe_shift, lb_pe_planes,
+lb_pe_masked).
 
 For every core and several parameter sets (PE, SIMD, weight bits, bipolar/uint/int inputs,
-unsigned/signed weights, log2 widths, hetero planes with scales), lb_mvau_core is
+unsigned/signed weights, log2 widths, hetero planes with scales, ternary weights), lb_mvau_core is
 instantiated twice side by side, with BEHAVIORAL = 0 (the bit heap that synthesis builds)
 and BEHAVIORAL = 1 (the word-level model), and driven with random weight words and input
 beats for a few hundred cycles, with random `en` stalls, invalid beats and random chains of
@@ -35,7 +36,8 @@ from lbgen.ir import DType, MatVec
 
 ROOT = Path(__file__).resolve().parents[1]
 RTL = ROOT / "templates" / "rtl"
-SOURCES = ["lb_mvau_core.v", "lb_pe_xnor.v", "lb_pe_addsub.v", "lb_pe_mac.v", "lb_pe_shift.v", "lb_pe_planes.v",
+#: lb_mvau_core and every PE core the registry names (so a new PE is simulated once it registers)
+SOURCES = ["lb_mvau_core.v", *(f"{p.rtl_core}.v" for p in processing_elements.REGISTRY.values()),
            "lb_pe_reduce.v", "lb_rowsum.v", "lb_adder_tree.v", "lb_thresh.v"]
 SIMULATORS = ("icarus", "verilator")
 CYCLES = 300
@@ -45,6 +47,7 @@ U = lambda k: DType("uint", k)                                     # noqa: E731
 I = lambda k: DType("int", k)                                      # noqa: E731
 L2 = lambda k: DType("log2", k)                                    # noqa: E731
 HET = lambda *s: DType("hetero", 2 * len(s) - 1, tuple(s))         # noqa: E731
+TER = DType("ternary", 2)
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,13 @@ CORES = [
     Core("planes_3_u3", "planes", HET(8, 4, 1), U(3), 1, 7),
     Core("planes_4_u2", "planes", HET(16, 4, 2, 1), U(2), 2, 5),
     Core("planes_2_big_u1", "planes", HET(65536, 3), U(1), 1, 3),
+    # random codes include 10, which is no ternary code: the core and DType.decode both read it as 0
+    Core("masked_u2", "masked", TER, U(2), 2, 5),
+    Core("masked_i3", "masked", TER, I(3), 2, 4),
+    Core("masked_bip", "masked", TER, B, 3, 7),
+    Core("masked_u1_s1", "masked", TER, U(1), 1, 1, 6),
+    Core("masked_i2_s3", "masked", TER, I(2), 1, 3, 8),
+    Core("masked_u4_s16", "masked", TER, U(4), 2, 16),
 ]
 
 

@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 B, U2, I4, L3 = DType("bipolar", 1), DType("uint", 2), DType("int", 4), DType("log2", 3)
 H = DType("hetero", 3, (2, 1))
+T = DType("ternary", 2)
 
 
 def test_every_pe_has_its_rtl_core_and_hls_functor():
@@ -33,7 +34,8 @@ def test_every_pe_has_its_rtl_core_and_hls_functor():
 
 @pytest.mark.parametrize("wtype, itype, kind", [
     (B, B, "xnor"), (B, U2, "addsub"), (B, I4, "addsub"), (I4, B, "mac"), (I4, U2, "mac"), (I4, I4, "mac"),
-    (L3, U2, "shift"), (L3, B, "shift"), (H, B, "planes"), (H, U2, "planes")])
+    (L3, U2, "shift"), (L3, B, "shift"), (H, B, "planes"), (H, U2, "planes"),
+    (T, B, "masked"), (T, U2, "masked"), (T, I4, "masked")])
 def test_exactly_one_pe_fits_each_format_pair(wtype, itype, kind):
     assert [p.name for p in pe.REGISTRY.values() if p.fits(wtype, itype)] == [kind]
 
@@ -59,3 +61,27 @@ def test_rtl_cores_take_only_their_inputs():
     assert pe.of(layer).name == "shift"                    # the HLS functor takes a signed input
     with pytest.raises(IRError, match="shift processing element takes bipolar or uint inputs, not int4"):
         pe.of(layer, rtl=True)
+
+
+@pytest.mark.parametrize("itype", [B, U2, I4, DType("uint", 1), DType("int", 2)], ids=str)
+def test_ternary_heap_plus_offsets_is_the_dot_product(itype):
+    """The masked PE's heap in numpy, bit for bit as lb_pe_masked builds it (per lane and
+    input bit nz & (neg ^ x_j), a signed x's top bit complemented, bipolar x as its bit, the
+    fold doubled), plus heap_offsets, is the exact dot product."""
+    rng = np.random.default_rng(7)
+    weights = rng.integers(-1, 2, size=(6, 11))
+    weights[0] = 0                                  # a row of zero weights leaves no offset
+    layer = _layer(T, itype, weights)
+    p = pe.of(layer, rtl=True)
+    assert p.name == "masked" and p.lane_weight_bits(T) == 1.5
+    codes = T.encode(weights).astype(np.int64)
+    nz, neg = codes & 1, codes >> 1
+    for _ in range(20):
+        x = rng.choice([-1, 1], size=11) if itype.kind == "bipolar" else rng.integers(itype.min, itype.max + 1, 11)
+        xc = itype.encode(x).astype(np.int64)
+        bits = 1 if itype.kind == "bipolar" else itype.bits
+        if itype.kind == "int":
+            xc ^= 1 << (bits - 1)
+        heap = sum((nz & (neg ^ ((xc >> j) & 1))) << j for j in range(bits)).sum(axis=1)
+        fold = heap << 1 if itype.kind == "bipolar" else heap
+        np.testing.assert_array_equal(fold + p.heap_offsets(layer), weights @ x)

@@ -29,6 +29,7 @@ from lbgen.precision import (
     ("log2:2", "log2", 2), ("log2:4", "log2", 4), ("LOG2:6", "log2", 6), ("log2: 5", "log2", 5),
     ("1.4", "hetero", 1.4), ("1.5", "hetero", 1.5), ("2.0", "hetero", 2.0), ("3.0", "hetero", 3.0),
     ("2.75", "hetero", 2.75), ("hetero:1.4", "hetero", 1.4), ("hetero:2", "hetero", 2.0), ("1.01", "hetero", 1.01),
+    ("ternary", "ternary", 2), (" Ternary ", "ternary", 2),
 ])
 def test_parse_weight_spec(text, kind, bits):
     spec = parse_weight_spec(text)
@@ -47,6 +48,10 @@ def test_weight_spec_text_and_descriptions():
     assert parse_weight_spec("1").short() == "1-bit" and parse_weight_spec("4").short() == "4-bit"
     assert isinstance(parse_weight_spec("4").bits, int)
     assert parse_weight_spec("1.4").width == 1.4 and parse_weight_spec("log2:4").width == 4
+    ternary = parse_weight_spec("ternary")
+    assert (str(ternary), ternary.describe(), ternary.short(), ternary.width) == ("ternary", "2-bit ternary",
+                                                                                  "2-bit ternary", 2)
+    assert not ternary.matches(WeightSpec("int", 2))
 
 
 @pytest.mark.parametrize("text,needle", [
@@ -55,7 +60,7 @@ def test_weight_spec_text_and_descriptions():
     ("1.0", "use --w 1 for binary"), ("0.5", "(1, 3]"), ("3.5", "(1, 3]"), ("8.0", "(1, 3]"), ("hetero:1", "(1, 3]"),
     ("", "expected 1 (binary)"), ("abc", "expected 1 (binary)"), ("-1", "expected 1 (binary)"),
     ("1.4.2", "expected 1 (binary)"), ("nan", "expected 1 (binary)"), ("inf", "expected 1 (binary)"),
-    ("int8", "expected 1 (binary)"), ("hetero:log2:4", "expected 1 (binary)"),
+    ("int8", "expected 1 (binary)"), ("hetero:log2:4", "expected 1 (binary)"), ("ternary:2", "ternary, log2:K"),
 ])
 def test_parse_weight_spec_errors_name_the_option_and_value(text, needle):
     with pytest.raises(UsageError) as err:
@@ -80,7 +85,7 @@ def test_coerce_weight_spec():
 
 def test_weight_spec_rejects_invalid_direct_construction():
     for kind, bits in (("int", 1), ("int", 9), ("int", 2.5), ("bipolar", 2), ("log2", 7), ("hetero", 1.0),
-                       ("hetero", 3.5), ("ternary", 2)):
+                       ("hetero", 3.5), ("ternary", 1), ("ternary", 3), ("ternary", 2.5), ("tern", 2)):
         with pytest.raises(ValueError):
             WeightSpec(kind, bits)
 
@@ -90,6 +95,29 @@ def test_weight_spec_matches():
     assert not parse_weight_spec("1.4").matches(WeightSpec("hetero", 1.5))
     assert not parse_weight_spec("4").matches(WeightSpec("log2", 4))
     assert parse_weight_spec("log2:4").matches(WeightSpec("log2", 4))
+
+
+def test_ternary_dtype_codes():
+    """DType("ternary", 2): values -1..1, codes the 2-bit two's complement; 10 is no code."""
+    import numpy as np
+
+    from lbgen.ir import DType, IRError
+
+    t = DType("ternary", 2)
+    assert (str(t), t.min, t.max) == ("ternary", -1, 1)
+    assert t.encode(np.array([-1, 0, 1])).tolist() == [3, 0, 1]
+    assert t.decode(np.array([0, 1, 3], dtype=np.uint64)).tolist() == [0, 1, -1]
+    assert t.decode(np.array([2], dtype=np.uint64)).tolist() == [0]        # as the PE reads it
+    t.check_codes(np.array([0, 1, 3]))
+    with pytest.raises(IRError, match="10 is not a ternary code"):
+        t.check_codes(np.array([[1, 2]]))
+    with pytest.raises(IRError, match="out of range"):
+        t.encode(np.array([2]))
+    with pytest.raises(IRError, match="a ternary value is 2 bits wide"):
+        DType("ternary", 1)
+    with pytest.raises(IRError, match="a bipolar value is 1 bit wide"):
+        DType("bipolar", 2)
+    assert DType.from_json(t.to_json()) == t
 
 
 def test_check_act_bits():

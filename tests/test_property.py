@@ -5,7 +5,7 @@ software. Hand-picked test designs only cover what their authors thought of,
 so hypothesis draws the networks here, from two generators:
 
 * **IR networks** (``lbgen_testing.graphs``): MLPs and CNNs in every weight format
-  (bipolar, k-bit int, log2, heterogeneous planes) and activation width, any
+  (bipolar, k-bit int, log2, heterogeneous planes, ternary) and activation width, any
   signedness the IR has, random PE x SIMD foldings (1 up to fully parallel),
   convolution shapes (kernel, non-square kernels, stride, padding with any pad
   level, max-pool), 9..16-bit first-layer inputs (int and binary first layers),
@@ -80,7 +80,7 @@ def weight_types() -> st.SearchStrategy[DType]:
         lambda n: st.lists(st.integers(1, 12), min_size=n, max_size=n).map(
             lambda s: DType("hetero", 2 * len(s) - 1, tuple(s))))
     return st.one_of(st.just(B), st.integers(2, 8).map(lambda k: DType("int", k)),
-                     st.integers(2, 5).map(lambda k: DType("log2", k)), hetero)
+                     st.integers(2, 5).map(lambda k: DType("log2", k)), hetero, st.just(DType("ternary", 2)))
 
 
 def activation_types(max_bits: int = 4) -> st.SearchStrategy[DType]:
@@ -204,7 +204,7 @@ def ir_nets() -> st.SearchStrategy[IRNet]:
 class TorchLayer:
     """One quantized linear or conv layer of a torch network and what follows it."""
 
-    weights: tuple            # ("bin",) ("int", bits) ("log2", bits) ("het", avg_bits)
+    weights: tuple            # ("bin",) ("int", bits) ("log2", bits) ("het", avg_bits) ("ter",)
     out: int
     k: int = 0                # conv kernel (0: linear)
     stride: int = 1
@@ -298,6 +298,8 @@ def _linear(spec: TorchLayer, fan_in: int) -> nn.Module:
         return quant.IntLinear(fan_in, spec.out, bits=spec.weights[1])
     if kind == "log2":
         return quant.Log2Linear(fan_in, spec.out, bits=spec.weights[1])
+    if kind == "ter":
+        return quant.TernaryLinear(fan_in, spec.out)
     return quant.HeteroBinaryLinear(fan_in, spec.out, avg_bits=spec.weights[1])
 
 
@@ -309,6 +311,8 @@ def _conv(spec: TorchLayer, in_ch: int) -> nn.Module:
         return quant.IntConv2d(in_ch, spec.out, spec.k, bits=spec.weights[1], **geo)
     if kind == "log2":
         return quant.Log2Conv2d(in_ch, spec.out, spec.k, bits=spec.weights[1], **geo)
+    if kind == "ter":
+        return quant.TernaryConv2d(in_ch, spec.out, spec.k, **geo)
     return quant.HeteroBinaryConv2d(in_ch, spec.out, spec.k, avg_bits=spec.weights[1], **geo)
 
 
@@ -324,7 +328,7 @@ def _bn2d(c: int, g: torch.Generator) -> nn.BatchNorm2d:
 def torch_weight_formats() -> st.SearchStrategy[tuple]:
     return st.one_of(st.just(("bin",)), st.integers(2, 8).map(lambda b: ("int", b)),
                      st.integers(2, 5).map(lambda b: ("log2", b)),
-                     st.sampled_from([1.4, 1.5, 2.0, 2.5]).map(lambda b: ("het", b)))
+                     st.sampled_from([1.4, 1.5, 2.0, 2.5]).map(lambda b: ("het", b)), st.just(("ter",)))
 
 
 @st.composite

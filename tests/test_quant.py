@@ -21,6 +21,7 @@ from lbgen.quant import (
     Log2Linear,
     QuantAct,
     QuantLinearBase,
+    TernaryLinear,
     default_hetero_dist,
     snap_step,
 )
@@ -783,6 +784,58 @@ def test_weights_only_round_trip_log2_and_hetero(tmp_path):
     assert {"4.plane_count", "4.plane_scales", "4.plane_a0"} <= set(net2.state_dict())
 
 
+# --------------------------------------------------------------------------
+# TernaryLinear
+# --------------------------------------------------------------------------
+
+
+def test_ternary_quant_weight_is_twn():
+    """w_int = sign(w) where |w| > 0.7 mean|w_c|, else 0; the scale is the mean |w| kept."""
+    torch.manual_seed(4)
+    lin = TernaryLinear(60, 12).eval()
+    assert (lin.weight_kind, lin.weight_bits) == ("ternary", 2)
+    with torch.no_grad():
+        w_int, w_scale = lin.quant_weight()
+    assert w_int.dtype == torch.float32 and w_scale.shape == (12,)
+    w = lin.weight.detach().double().numpy()
+    delta = 0.7 * np.abs(w).mean(axis=1, keepdims=True)
+    keep = np.abs(w) > delta
+    want = np.where(keep, np.sign(w), 0.0)
+    safe = np.abs(np.abs(w) - delta) > 1e-6           # float32 vs float64 rounding at the threshold
+    assert safe.mean() > 0.99
+    np.testing.assert_array_equal(w_int.numpy()[safe], want[safe])
+    keep = w_int.numpy() != 0
+    assert set(np.unique(w_int.numpy())) == {-1.0, 0.0, 1.0}
+    alpha = (np.abs(w) * keep).sum(axis=1) / keep.sum(axis=1)
+    np.testing.assert_allclose(w_scale.numpy(), alpha, rtol=1e-6)
+    # the IR's format takes the integer weights as they are
+    codes = DType("ternary", 2).encode(w_int.numpy())
+    assert set(np.unique(codes)) == {0, 1, 3}
+
+
+@pytest.mark.parametrize("abits", [1, 2, 4, 8])
+def test_ternary_forward_is_exact(abits):
+    torch.manual_seed(abits)
+    lin = TernaryLinear(64, 16, bias=abits != 4).eval()
+    _assert_exact(lin, bits=abits, seed=abits)
+
+
+def test_ternary_ste_and_zero_row():
+    torch.manual_seed(2)
+    lin = TernaryLinear(16, 8).train()
+    x = torch.rand(32, 16)
+    y = lin(x)
+    with torch.no_grad():
+        assert torch.equal(y, lin.eval()(x))     # the STE adds exactly zero
+    lin.train()
+    y.sum().backward()
+    assert lin.weight.grad is not None and lin.weight.grad.abs().sum() > 0
+    with torch.no_grad():
+        lin.weight[3].zero_()
+    w_int, w_scale = lin.eval().quant_weight()
+    assert bool((w_scale > 0).all()) and not w_int[3].any()
+
+
 def test_weights_only_rejects_without_allowlist(tmp_path):
     path = tmp_path / "q.pt"
     torch.save(QuantAct(2), path)
@@ -791,7 +844,8 @@ def test_weights_only_rejects_without_allowlist(tmp_path):
 
 
 def test_exports():
-    assert set(SAFE_GLOBALS) >= {QuantAct, BinaryAct, BinaryLinear, IntLinear, Log2Linear, HeteroBinaryLinear}
+    assert set(SAFE_GLOBALS) >= {QuantAct, BinaryAct, BinaryLinear, IntLinear, Log2Linear, HeteroBinaryLinear,
+                                 TernaryLinear}
     assert set(ALL_MODULES) >= {QuantAct, BinaryAct, BinaryLinear, IntLinear, QuantLinearBase, Log2Linear,
                                 HeteroBinaryLinear}
     for cls in SAFE_GLOBALS:

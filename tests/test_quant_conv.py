@@ -27,6 +27,8 @@ from lbgen.quant import (
     QuantAct,
     QuantConv2dMixin,
     QuantLinearBase,
+    TernaryConv2d,
+    TernaryLinear,
 )
 
 # (name, factory(in, out, k, stride, padding), linear counterpart)
@@ -39,6 +41,7 @@ _CONVS = {
     "hetero14": (lambda i, o, k, s, p: HeteroBinaryConv2d(i, o, k, s, p, avg_bits=1.4), HeteroBinaryLinear),
     "hetero2": (lambda i, o, k, s, p: HeteroBinaryConv2d(i, o, k, s, p, avg_bits=2.0, dist=(0.3, 0.4, 0.3),
                                                           frac_bits=4), HeteroBinaryLinear),
+    "ternary": (lambda i, o, k, s, p: TernaryConv2d(i, o, k, s, p), TernaryLinear),
 }
 
 
@@ -308,16 +311,18 @@ def test_activations_on_4d(training):
 
 
 def test_exports():
-    assert CONV_MODULES == (BinaryConv2d, IntConv2d, Log2Conv2d, HeteroBinaryConv2d, lq.ChannelBitsConv2d)
+    assert CONV_MODULES == (BinaryConv2d, IntConv2d, Log2Conv2d, HeteroBinaryConv2d, lq.ChannelBitsConv2d,
+                            TernaryConv2d)
     assert set(CONV_MODULES) <= set(ALL_MODULES) and set(CONV_MODULES) <= set(SAFE_GLOBALS)
     for cls in CONV_MODULES:
         assert issubclass(cls, QuantLinearBase) and issubclass(cls, QuantConv2dMixin)
         assert cls.__module__.startswith("lbgen.quant")
     for name in ("CONV_MODULES", "BinaryConv2d", "IntConv2d", "Log2Conv2d", "HeteroBinaryConv2d",
-                 "ChannelBitsConv2d", "ChannelBitsLinear", "QuantConv2dMixin"):
+                 "ChannelBitsConv2d", "ChannelBitsLinear", "TernaryConv2d", "TernaryLinear", "QuantConv2dMixin"):
         assert name in lq.__all__ and hasattr(lq, name)
     # the linear tuple: the conv classes are not in it
-    assert lq.LINEAR_MODULES == (BinaryLinear, IntLinear, Log2Linear, HeteroBinaryLinear, lq.ChannelBitsLinear)
+    assert lq.LINEAR_MODULES == (BinaryLinear, IntLinear, Log2Linear, HeteroBinaryLinear, lq.ChannelBitsLinear,
+                                 TernaryLinear)
 
 
 def _cnn() -> nn.Sequential:

@@ -1,7 +1,7 @@
 """RTL emitter: lint, parse, synthesise-read and simulate the emitted design.
 
 For random graphs (every PE kind: xnor, addsub, mac, shift (log2 weights),
-planes (hetero weights); bipolar/uint/int inputs; W1Ak for k = 1..4, WkAk for
+planes (hetero weights), ternary (ternary weights); bipolar/uint/int inputs; W1Ak for k = 1..4, WkAk for
 k = 2, 4, 8; PE and next SIMD not dividing each other, SIMD 1 and full; tight
 and 32-bit accumulators) the emitted Verilog must be `verilator --lint-only
 -Wall` clean, parse in pyverilog, elaborate in yosys, and simulate under
@@ -90,6 +90,9 @@ def H(*scales: int) -> DType:
     return DType("hetero", 2 * len(scales) - 1, tuple(scales))
 
 
+T = DType("ternary", 2)
+
+
 @dataclass(frozen=True)
 class Case:
     """A random graph: dims [in, h1, ..., out], weight types, activation types, (pe, simd) per layer."""
@@ -139,6 +142,8 @@ CASES = [
     # every new format in one pipeline, folds of SIMD 1 and PE 1
     Case("mixed_new", 35, (12, 8, 8, 6, 5), (L2(4), H(8, 4, 2), B, I(3)), (U(3), U(2), B, U(2)),
          ((2, 1), (1, 8), (3, 2), (5, 3))),
+    # ternary weights (masked add/subtract) x signed, bipolar (masked xnor), uint2 and uint1 inputs
+    Case("ternary", 36, (16, 12, 8, 6, 4), (T, T, T, T), (I(3), B, U(2), U(1)), ((4, 4), (4, 6), (3, 2), (2, 3))),
 ]
 
 SLOW_CASES = [
@@ -661,6 +666,9 @@ def _lane_heaps(layer, xin: np.ndarray) -> tuple[np.ndarray, int]:
         negc = sum(1 << (i + j) for i in range(wb) for j in range(ib)
                    if (wt.kind == "int" and i == wb - 1) != (it.kind == "int" and j == ib - 1))
         return layer.weights[None] * xin[:, None, :] + negc, 1
+    if kind == "masked":                    # nz & (neg ^ x), a signed x's top bit complemented
+        xs = xu ^ (1 << (ib - 1)) if it.kind == "int" else xu
+        return (c & 1) * (xs ^ (((c >> 1) & 1) * mask)), 2 if bip else 1
     if kind == "shift":
         sign, f = (c >> (wt.bits - 1)) & 1, c & ((1 << (wt.bits - 1)) - 1)
         lane = np.where(f > 0, (xu ^ (sign * mask)) << np.maximum(f - 1, 0), 0)
@@ -677,7 +685,8 @@ def _lane_heaps(layer, xin: np.ndarray) -> tuple[np.ndarray, int]:
 def test_accumulator_offsets_are_the_constant_part():
     """offset + fold factor * sum of the lanes' heap values (nonnegative bit sums) = W x, for every kind."""
     from lbgen.emitters.rtl import accumulator_offsets
-    names = ("w1ak", "wkak", "log2", "hetero", "mixed_new", "mac_int_in", "addsub_acc32", "mixed", "xnor", "single")
+    names = ("w1ak", "wkak", "log2", "hetero", "mixed_new", "mac_int_in", "addsub_acc32", "mixed", "xnor", "single",
+             "ternary")
     for case in [c for c in CASES if c.name in names]:
         graph = case.graph()
         x = random_inputs(graph, 6, seed=1)

@@ -69,7 +69,7 @@ def _template(name: str) -> jinja2.Template:
 
 
 #: number kinds that only weights have (the library has no stream element of them)
-WEIGHT_ONLY_KINDS = ("log2", "hetero")
+WEIGHT_ONLY_KINDS = ("log2", "hetero", "ternary")
 
 
 
@@ -94,9 +94,7 @@ def format_note(dt: DType) -> str:
         return (f"hetero {dt.planes} plane{'s' if dt.planes > 1 else ''}, scales "
                 f"({', '.join(str(k) for k in dt.scales)}), {dt.bits}-bit codes "
                 f"(signs [0,{dt.planes}), mask [{dt.planes},{dt.bits}))")
-    if dt.kind == "bipolar":
-        return "bipolar"
-    return f"{dt.kind}{dt.bits}"
+    return str(dt)                      # bipolar, ternary, int4, uint2
 
 
 def product_type(layer: MatVec) -> str:

@@ -42,7 +42,7 @@ TOPK_ID = dataflow.TOPK_ID
 TOPK_MEM = "topk_scores.mem"
 
 #: number kind -> W_KIND / IN_KIND parameter of lb_mvau
-KIND_CODE = {"bipolar": 0, "uint": 1, "int": 2, "log2": 3, "hetero": 4}
+KIND_CODE = {"bipolar": 0, "uint": 1, "int": 2, "log2": 3, "hetero": 4, "ternary": 5}
 #: PLANE_SCALES: 32 bits per plane, up to four planes
 PLANE_SCALE_BITS, PLANE_SCALES_W = 32, 128
 

@@ -24,6 +24,8 @@ from .modules import (
     QuantAct,
     QuantConv2dMixin,
     QuantLinearBase,
+    TernaryConv2d,
+    TernaryLinear,
     check_hetero_dist,
     default_hetero_dist,
     snap_step,
@@ -35,14 +37,14 @@ from ..passes.model.allocation import allocate_bits  # noqa: E402
 #: Activation quantizer classes.
 ACT_MODULES = (QuantAct, BinaryAct)
 #: Quantized linear layer classes (subclasses of QuantLinearBase).
-LINEAR_MODULES = (BinaryLinear, IntLinear, Log2Linear, HeteroBinaryLinear, ChannelBitsLinear)
+LINEAR_MODULES = (BinaryLinear, IntLinear, Log2Linear, HeteroBinaryLinear, ChannelBitsLinear, TernaryLinear)
 #: Quantized 2-d convolution classes (subclasses of QuantConv2dMixin and of
 #: their linear counterparts, so also of QuantLinearBase: test for these
 #: before treating a QuantLinearBase as a linear layer).
-CONV_MODULES = (BinaryConv2d, IntConv2d, Log2Conv2d, HeteroBinaryConv2d, ChannelBitsConv2d)
+CONV_MODULES = (BinaryConv2d, IntConv2d, Log2Conv2d, HeteroBinaryConv2d, ChannelBitsConv2d, TernaryConv2d)
 #: Every lbgen.quant module class.
 ALL_MODULES = (QuantAct, BinaryAct, QuantLinearBase, BinaryLinear, IntLinear, Log2Linear, HeteroBinaryLinear,
-               ChannelBitsLinear, *CONV_MODULES)
+               ChannelBitsLinear, TernaryLinear, *CONV_MODULES)
 #: Globals to pass to ``torch.serialization.add_safe_globals`` (together with
 #: the torch.nn classes of the model) to ``torch.load(..., weights_only=True)``
 #: a model saved with ``torch.save(model)``.
@@ -75,6 +77,8 @@ __all__ = [
     "QuantAct",
     "QuantConv2dMixin",
     "QuantLinearBase",
+    "TernaryConv2d",
+    "TernaryLinear",
     "check_hetero_dist",
     "default_hetero_dist",
     "snap_step",

@@ -20,7 +20,7 @@ below is therefore part of the contract and must not be "simplified":
   here meets except log2 weights of 6 bits (``|w_int|`` up to ``2**30``); the
   frontend checks the bound (:data:`EXACT_ACC_LIMIT`).
 * ``QuantConv2dMixin.forward`` (``BinaryConv2d``, ``IntConv2d``,
-  ``Log2Conv2d``, ``HeteroBinaryConv2d``) -- each conv class subclasses its
+  ``Log2Conv2d``, ``HeteroBinaryConv2d``, ``TernaryConv2d``) -- each conv class subclasses its
   linear counterpart (2-d weight ``(out, in*kh*kw)``, torch's ``(c, ky, kx)``
   order) and runs ``F.conv2d`` in float64 on the reshaped integer kernel, then
   the same epilogue along the channel dimension: exact under the same bound,
@@ -67,11 +67,13 @@ __all__ = [
     "IntLinear",
     "Log2Linear",
     "HeteroBinaryLinear",
+    "TernaryLinear",
     "QuantConv2dMixin",
     "BinaryConv2d",
     "IntConv2d",
     "Log2Conv2d",
     "HeteroBinaryConv2d",
+    "TernaryConv2d",
     "HETERO_MAX_PLANES",
     "HETERO_DIST_TOL",
     "EXACT_ACC_LIMIT",
@@ -300,6 +302,45 @@ class IntLinear(QuantLinearBase):
         u = w / w_scale[:, None]
         r = torch.clamp(torch.round(u.detach()), -q, q)
         if self.training and torch.is_grad_enabled():
+            r = r + (u - u.detach())
+        return r, w_scale
+
+
+class TernaryLinear(QuantLinearBase):
+    """Ternary weights {-1, 0, +1} (TWN: Li & Liu, "Ternary weight networks").
+
+    Per output channel c, with the latent weights ``w_c``: the threshold
+    ``delta_c = 0.7 * mean|w_c|`` (TWN's approximation of the threshold that
+    minimises ``|w - alpha * w_int|^2`` for roughly normal weights),
+    ``w_int = sign(w)`` where ``|w| > delta_c`` else 0, and ``w_scale =
+    alpha_c = mean |w|`` over the kept weights (the optimal scale for those
+    codes; ``SCALE_MIN`` for a channel with none). Only ``w_int`` reaches the
+    hardware, in the IR's ``DType("ternary", 2)``; ``alpha`` is a float
+    scale like any other.
+
+    Straight-through estimator: ``d w_int / d w = 1 / w_scale`` (so the
+    effective weight ``w_int * w_scale`` passes the gradient unchanged, as
+    in TWN); ``alpha`` gets its own gradient through the kept ``|w|``.
+    """
+
+    #: delta_c = DELTA_FACTOR * mean|w_c|
+    DELTA_FACTOR = 0.7
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True):
+        super().__init__(in_features, out_features, bias)
+        self.weight_kind = "ternary"
+        self.weight_bits = 2
+
+    def quant_weight(self) -> tuple[torch.Tensor, torch.Tensor]:
+        w = self.weight
+        mag = w.abs()
+        delta = self.DELTA_FACTOR * mag.detach().mean(dim=1, keepdim=True)
+        keep = mag.detach() > delta
+        kept = keep.sum(dim=1).clamp(min=1).to(w.dtype)
+        w_scale = torch.clamp((mag * keep).sum(dim=1) / kept, min=SCALE_MIN)
+        r = torch.where(keep, torch.where(w.detach() > 0, 1.0, -1.0), 0.0).to(torch.float32)
+        if self.training and torch.is_grad_enabled():
+            u = w / w_scale[:, None]
             r = r + (u - u.detach())
         return r, w_scale
 
@@ -753,6 +794,18 @@ class Log2Conv2d(QuantConv2dMixin, Log2Linear):
         geo = self._conv_geometry(type(self).__name__, in_channels, out_channels, kernel_size, stride, padding,
                                   dilation, groups, padding_mode)
         super().__init__(self._in_features(geo), geo["out_channels"], bits=bits, bias=bias)
+        self._conv_init(geo)
+
+
+class TernaryConv2d(QuantConv2dMixin, TernaryLinear):
+    """Conv2d with the weights of :class:`TernaryLinear` (threshold and scale
+    per output channel over the receptive field); see :class:`QuantConv2dMixin`."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, bias: bool = True,
+                 *, dilation=1, groups: int = 1, padding_mode: str = "zeros"):
+        geo = self._conv_geometry(type(self).__name__, in_channels, out_channels, kernel_size, stride, padding,
+                                  dilation, groups, padding_mode)
+        super().__init__(self._in_features(geo), geo["out_channels"], bias=bias)
         self._conv_init(geo)
 
 

@@ -51,6 +51,8 @@ def _fmt_w(dtype) -> str:
         return "het" + ",".join(str(k) for k in dtype.scales)
     if dtype.kind == "log2":
         return f"log2:{dtype.bits}"
+    if dtype.kind == "ternary":
+        return "ter"
     return f"{dtype.kind}{dtype.bits}"
 
 
@@ -109,11 +111,13 @@ def render(table_rows: list[dict], n_test: int = 360) -> str:
         f"| {r['model']} | {r['pe']} | {r['weights']} | {r['acts']} | {r['bits']} | "
         f"{100 * r['accuracy']:.2f} % ({r['correct']}/{n_test}) | {r['file']} |\n"
         for r in table_rows)
-    legend = ("\nbin: binary ±1; intK: signed K-bit; log2:K: sign + exponent (0, ±2^e); "
+    legend = ("\nbin: binary ±1; intK: signed K-bit; ter: ternary (−1, 0, +1 in 2 bits); "
+              "log2:K: sign + exponent (0, ±2^e); "
               "hetK0,K1,K2: heterogeneous binarized, up to three bipolar planes with integer scales "
               "K0, K1, K2 (1.4 bits: 70 % of the weights use one plane, 20 % two, 10 % three); "
               "uK: unsigned K-bit activation; ±1: bipolar activation. PE: mac multiply-add, addsub "
-              "add/subtract, xnor XNOR-popcount, shift shift-add, planes masked plane popcount.\n")
+              "add/subtract, xnor XNOR-popcount, shift shift-add, planes masked plane popcount, "
+              "ternary masked add/subtract.\n")
     return head + body + legend
 
 

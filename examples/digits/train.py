@@ -33,7 +33,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from lbgen.quant import (SAFE_GLOBALS, BinaryAct, BinaryLinear, HeteroBinaryLinear, IntLinear, Log2Linear,
-                         QuantAct)
+                         QuantAct, TernaryLinear)
 
 HERE = Path(__file__).resolve().parent
 SEED = 0
@@ -138,6 +138,7 @@ BUILDERS = {
     "w1a3": lambda: make_hidden(BinaryLinear(HIDDEN, HIDDEN), 3),
     "w1a4": lambda: make_hidden(BinaryLinear(HIDDEN, HIDDEN), 4),
     "w2a2": lambda: make_hidden(IntLinear(HIDDEN, HIDDEN, bits=2), 2),
+    "wta2": lambda: make_hidden(TernaryLinear(HIDDEN, HIDDEN), 2),
     "w4a4": lambda: make_hidden(IntLinear(HIDDEN, HIDDEN, bits=4), 4),
     # an 8-bit input quantizer too: --a 8 asks the input for at least 8 bits
     "w8a8": lambda: make_hidden(IntLinear(HIDDEN, HIDDEN, bits=8), 8, in_bits=8),
@@ -159,6 +160,7 @@ DESCRIPTIONS = {
     "w1a3": "binary hidden weights, 3-bit activations",
     "w1a4": "binary hidden weights, 4-bit activations",
     "w2a2": "2-bit (ternary) hidden weights, 2-bit activations",
+    "wta2": "ternary hidden weights (TWN thresholds, masked PE), 2-bit activations",
     "w4a4": "4-bit hidden weights, 4-bit activations",
     "w8a8": "8-bit hidden weights, 8-bit activations (and an 8-bit input quantizer)",
     "wlog4a4": "4-bit log2 hidden weights, 4-bit activations",

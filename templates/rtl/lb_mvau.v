@@ -44,8 +44,8 @@
 //
 // Processing elements (PE_KIND, see lb_mvau_core): 0 xnor (bipolar x
 // bipolar), 1 addsub (bipolar weights x k-bit), 2 mac (integer weights),
-// 3 shift (log2 weights), 4 planes (hetero weights); one core each,
-// lb_pe_xnor .. lb_pe_planes. BEHAVIORAL = 1 swaps the bit-level datapaths
+// 3 shift (log2 weights), 4 planes (hetero weights), 5 masked (ternary
+// weights); one core each, lb_pe_xnor .. lb_pe_masked. BEHAVIORAL = 1 swaps the bit-level datapaths
 // (the cores' heaps, lb_thresh's chunked comparators; the default 0, what
 // synthesis builds) for word-level models with the same results.
 //
@@ -68,11 +68,11 @@ module lb_mvau #(
   parameter PE          = 1,
   parameter SIMD        = 1,
   parameter WEIGHT_BITS = 1,
-  parameter W_KIND      = 0,   // 0 bipolar, 1 unsigned, 2 signed, 3 log2, 4 hetero
+  parameter W_KIND      = 0,   // 0 bipolar, 1 unsigned, 2 signed, 3 log2, 4 hetero, 5 ternary
   parameter IN_BITS     = 1,
   parameter IN_KIND     = 0,   // 0 bipolar, 1 unsigned, 2 signed
   parameter ACC_BITS    = 8,
-  parameter PE_KIND     = 0,   // 0 xnor, 1 addsub, 2 mac, 3 shift, 4 planes
+  parameter PE_KIND     = 0,   // 0 xnor, 1 addsub, 2 mac, 3 shift, 4 planes, 5 masked
   parameter N_PLANES    = 1,   // hetero: planes
   parameter [127:0] PLANE_SCALES = 128'd1,  // hetero: scale of plane i at [32*i +: 32]
   parameter [63:0]  ACC_INIT = 64'd0,       // initial accumulator (low ACC_BITS bits) without INIT_FILE
@@ -127,17 +127,18 @@ module lb_mvau #(
     if (MW % SIMD != 0) begin : g_err_simd
       lb_mvau_error_SIMD_must_divide_MW u_err ();
     end
-    if (W_KIND < 0 || W_KIND > 4 || IN_KIND < 0 || IN_KIND > 2) begin : g_err_kind
-      lb_mvau_error_W_KIND_0_to_4_and_IN_KIND_0_to_2 u_err ();
+    if (W_KIND < 0 || W_KIND > 5 || IN_KIND < 0 || IN_KIND > 2) begin : g_err_kind
+      lb_mvau_error_W_KIND_0_to_5_and_IN_KIND_0_to_2 u_err ();
     end
     if ((W_KIND == 0 && WEIGHT_BITS != 1) || (IN_KIND == 0 && IN_BITS != 1)) begin : g_err_bipolar
       lb_mvau_error_bipolar_values_are_1_bit u_err ();
     end
-    if (WEIGHT_BITS < 1 || IN_BITS < 1 || (W_KIND == 2 && WEIGHT_BITS < 2) || (IN_KIND == 2 && IN_BITS < 2)) begin : g_err_bits
+    if (WEIGHT_BITS < 1 || IN_BITS < 1 || (W_KIND == 2 && WEIGHT_BITS < 2) || (IN_KIND == 2 && IN_BITS < 2)
+        || (W_KIND == 5 && WEIGHT_BITS != 2)) begin : g_err_bits
       lb_mvau_error_bad_WEIGHT_BITS_or_IN_BITS u_err ();
     end
-    if (PE_KIND < 0 || PE_KIND > 4) begin : g_err_pe_kind
-      lb_mvau_error_PE_KIND_must_be_0_xnor_1_addsub_2_mac_3_shift_4_planes u_err ();
+    if (PE_KIND < 0 || PE_KIND > 5) begin : g_err_pe_kind
+      lb_mvau_error_PE_KIND_must_be_0_xnor_1_addsub_2_mac_3_shift_4_planes_5_masked u_err ();
     end
     if (PE_KIND == 0 && (W_KIND != 0 || IN_KIND != 0)) begin : g_err_xnor
       lb_mvau_error_xnor_needs_bipolar_weights_and_inputs u_err ();
@@ -153,6 +154,9 @@ module lb_mvau #(
     end
     if ((W_KIND == 3 && PE_KIND != 3) || (W_KIND == 4 && PE_KIND != 4)) begin : g_err_wkind
       lb_mvau_error_log2_weights_need_shift_and_hetero_weights_planes u_err ();
+    end
+    if ((PE_KIND == 5) != (W_KIND == 5)) begin : g_err_ternary
+      lb_mvau_error_ternary_weights_need_the_masked_pe_and_it_them u_err ();
     end
     if (ACC_BITS < 2 || ACC_BITS > 64) begin : g_err_acc
       lb_mvau_error_ACC_BITS_must_be_2_to_64 u_err ();

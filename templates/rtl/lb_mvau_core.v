@@ -17,14 +17,16 @@
 // 3 log2 (sign bit on top, exponent field f: 0 is the value 0, else
 // (-1)^sign * 2^(f-1)), 4 hetero (N_PLANES bipolar planes: bits [0,N) plane
 // signs s_i, bits [N,2N-1) the masks u_1..u_{N-1}, u_0 = 1; value =
-// sum_i u_i * k_i * (2 s_i - 1), k_i = PLANE_SCALES[32*i +: 32]).
+// sum_i u_i * k_i * (2 s_i - 1), k_i = PLANE_SCALES[32*i +: 32]), 5 ternary
+// (2 bits: 00 = 0, 01 = +1, 11 = -1).
 //
 // Datapath: one processing-element core per PE_KIND, all with the same
 // parameters and ports (w, x in; the per-PE fold sum of the beat out, one
 // enabled cycle later): 0 lb_pe_xnor, 1 lb_pe_addsub, 2 lb_pe_mac,
-// 3 lb_pe_shift, 4 lb_pe_planes. PE_KIND is built as given; it must be the
-// kind the formats call for (bipolar weights: xnor with bipolar inputs,
-// else addsub; unsigned/signed weights mac; log2 shift; hetero planes),
+// 3 lb_pe_shift, 4 lb_pe_planes, 5 lb_pe_masked. PE_KIND is built as
+// given; it must be the kind the formats call for (bipolar weights: xnor
+// with bipolar inputs, else addsub; unsigned/signed weights mac; log2
+// shift; hetero planes; ternary weights the masked PE),
 // else elaboration stops (lb_mvau_core_error_PE_KIND_does_not_fit_W_KIND_
 // IN_KIND; the instance path g_err_fit.PE_KIND_[p].W_KIND_[w].IN_KIND_[i]
 // names the values). Every kind is a bit heap: per lane the product w*x is
@@ -32,7 +34,7 @@
 // bits, plus a constant that depends on the weights only (folded into the
 // caller's initial accumulator, see lbgen.emit.rtl.accumulator_offsets);
 // each core's header says how. The fold of a beat is its heap sum << SH
-// (SH = 1 for xnor, and for shift and planes with bipolar x).
+// (SH = 1 for xnor, and for shift, planes and masked with bipolar x).
 //
 // BEHAVIORAL = 0 (default, what synthesis builds and every default test
 // simulates) builds the cores' bit-level heaps; BEHAVIORAL = 1 their
@@ -71,7 +73,8 @@ module lb_mvau_core #(
   // the kind the number formats call for (lbgen.passes.pe.choose_pe)
   localparam FIT = (W_KIND == 0) ? ((IN_KIND == 0) ? 0 : 1)
                  : (W_KIND == 3) ? 3
-                 : (W_KIND == 4) ? 4 : 2;
+                 : (W_KIND == 4) ? 4
+                 : (W_KIND == 5) ? 5 : 2;
 
   // ---- sizes ------------------------------------------------------------
   function integer scale;                 // k_i (0 for i >= N_PLANES)
@@ -119,8 +122,8 @@ module lb_mvau_core #(
     if (PE < 1 || SIMD < 1 || WB < 1 || IB < 1 || ACC_BITS < 2) begin : g_err_size
       lb_mvau_core_error_sizes_must_be_positive u_err ();
     end
-    if (W_KIND < 0 || W_KIND > 4 || IN_KIND < 0 || IN_KIND > 2) begin : g_err_kind
-      lb_mvau_core_error_W_KIND_0_to_4_IN_KIND_0_to_2 u_err ();
+    if (W_KIND < 0 || W_KIND > 5 || IN_KIND < 0 || IN_KIND > 2) begin : g_err_kind
+      lb_mvau_core_error_W_KIND_0_to_5_IN_KIND_0_to_2 u_err ();
     end
     if (PE_KIND != FIT) begin : g_err_fit
       // the generate indices carry the offending values into the instance
@@ -133,8 +136,8 @@ module lb_mvau_core #(
         end
       end
     end
-    if (PE_KIND < 0 || PE_KIND > 4) begin : g_err_pe_kind
-      lb_mvau_core_error_PE_KIND_must_be_0_to_4 u_err ();
+    if (PE_KIND < 0 || PE_KIND > 5) begin : g_err_pe_kind
+      lb_mvau_core_error_PE_KIND_must_be_0_to_5 u_err ();
     end
     // (with a fitting PE_KIND:)
     if (K == 3 && (WB < 2 || WB > 6)) begin : g_err_shift
@@ -146,6 +149,9 @@ module lb_mvau_core #(
     if (K == 4 && (scale(0) < 1 || (N_PLANES > 1 && scale(1) < 1) || (N_PLANES > 2 && scale(2) < 1)
                    || (N_PLANES > 3 && scale(3) < 1) || scale_bits(0) > 17)) begin : g_err_scales
       lb_mvau_core_error_PLANE_SCALES_must_be_1_to_65536 u_err ();
+    end
+    if (K == 5 && WB != 2) begin : g_err_ternary
+      lb_mvau_core_error_ternary_weights_are_2_bits u_err ();
     end
     if ((K == 3 || K == 4) && IN_KIND == 2) begin : g_err_in
       lb_mvau_core_error_shift_and_planes_take_bipolar_or_unsigned_inputs u_err ();
@@ -160,7 +166,7 @@ module lb_mvau_core #(
   localparam EMAX = (K == 3) ? (1 << (WB - 1)) - 2 : 0;          // largest log2 exponent
   // bits of the largest per-lane heap value
   localparam LB = (K == 0) ? 1
-                : (K == 1) ? XH
+                : (K == 1 || K == 5) ? XH
                 : (K == 2) ? ((XB != 0) ? WB + 1 : WB + XH)
                 : (K == 3) ? XH + EMAX
                 :            XH + bitlen(sum_scales(0));
@@ -168,7 +174,7 @@ module lb_mvau_core #(
   // fold heap width: SIMD * lane max < 2^(LB+SB); exact when small
   localparam HW0 = (LB + SB <= 30) ? $clog2(SIMD * ((1 << LB) - 1) + 1) : LB + SB;
   localparam HW  = (HW0 < 2) ? 2 : HW0;
-  localparam SH  = (K == 0 || ((K == 3 || K == 4) && XB != 0)) ? 1 : 0;   // fold = heap << SH
+  localparam SH  = (K == 0 || ((K == 3 || K == 4 || K == 5) && XB != 0)) ? 1 : 0;   // fold = heap << SH
   localparam FW  = PE * HW;                                              // fold sums, one field per PE
 
   // ---- stage 2 (in the core), 3: fold sums --------------------------------
@@ -188,7 +194,8 @@ module lb_mvau_core #(
 
   // the core of PE_KIND (none when a check above fails)
   localparam OK = PE >= 1 && SIMD >= 1 && WB >= 1 && IB >= 1 && ACC_BITS >= 2 && PE_KIND == FIT
-                  && W_KIND >= 0 && W_KIND <= 4 && IN_KIND >= 0 && IN_KIND <= 2
+                  && W_KIND >= 0 && W_KIND <= 5 && IN_KIND >= 0 && IN_KIND <= 2
+                  && !(K == 5 && WB != 2)
                   && !(K == 3 && (WB < 2 || WB > 6))
                   && !(K == 4 && (N_PLANES < 1 || N_PLANES > 4 || WB != 2*N_PLANES - 1))
                   && !((K == 3 || K == 4) && IN_KIND == 2);
@@ -216,8 +223,13 @@ module lb_mvau_core #(
         .PE(PE), .SIMD(SIMD), .WEIGHT_BITS(WB), .W_KIND(W_KIND), .IN_BITS(IB), .IN_KIND(IN_KIND),
         .N_PLANES(N_PLANES), .PLANE_SCALES(PLANE_SCALES), .HW(HW), .BEHAVIORAL(BEHAVIORAL)
       ) u_pe (.clk(clk), .en(en), .w(w), .x(x), .sum(heap));
-    end else begin : g_planes
+    end else if (K == 4) begin : g_planes
       lb_pe_planes #(
+        .PE(PE), .SIMD(SIMD), .WEIGHT_BITS(WB), .W_KIND(W_KIND), .IN_BITS(IB), .IN_KIND(IN_KIND),
+        .N_PLANES(N_PLANES), .PLANE_SCALES(PLANE_SCALES), .HW(HW), .BEHAVIORAL(BEHAVIORAL)
+      ) u_pe (.clk(clk), .en(en), .w(w), .x(x), .sum(heap));
+    end else begin : g_masked
+      lb_pe_masked #(
         .PE(PE), .SIMD(SIMD), .WEIGHT_BITS(WB), .W_KIND(W_KIND), .IN_BITS(IB), .IN_KIND(IN_KIND),
         .N_PLANES(N_PLANES), .PLANE_SCALES(PLANE_SCALES), .HW(HW), .BEHAVIORAL(BEHAVIORAL)
       ) u_pe (.clk(clk), .en(en), .w(w), .x(x), .sum(heap));
