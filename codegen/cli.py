@@ -19,6 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .errors import UsageError
+from .precision import W_FORMATS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="lbgen: quantized PyTorch models -> bit-exact Verilog and HLS C++.")
@@ -56,9 +57,8 @@ def emit(
     output: Path = typer.Option(Path("out"), "-o", "--output", help="output directory"),
     target: Target = typer.Option(Target.fpga, "--target", help="what to build"),
     w: Optional[str] = typer.Option(
-        None, "--w", help="weight format of hidden layers, checked against the model: 1 (binary), 2..8 "
-        "(signed integer), ternary (-1, 0, +1), log2:K (power of two, K = 2..6 bits), or an average like 1.4 "
-        "(heterogeneous binarization); omit to take the model's own (mixed precision)"),
+        None, "--w", help=f"weight format of hidden layers, checked against the model: {W_FORMATS}; omit to "
+        "take the model's own (mixed precision)"),
     a: Optional[int] = typer.Option(None, "--a", help="activation bits of hidden layers (checked against the model)"),
     hetero_dist: Optional[str] = typer.Option(
         None, "--hetero-dist", help="with --w 1.4 etc.: fractions of 1-, 2-, 3-plane weights, e.g. 0.7,0.2,0.1 "

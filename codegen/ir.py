@@ -58,6 +58,8 @@ IR_VERSIONS = (1, 2)
 #:     no code (``check_codes`` refuses it, ``decode`` reads it as the PE
 #:     does, as 0).
 KINDS = ("bipolar", "uint", "int", "log2", "hetero", "ternary")
+#: the kinds a stream element (an input or an activation) can have; the others are weights only
+STREAM_KINDS = ("bipolar", "uint", "int")
 #: the kinds whose width and range are fixed: kind -> (bits, min, max)
 FIXED_KINDS = {"bipolar": (1, -1, 1), "ternary": (2, -1, 1)}
 #: log2 codes: sign + exponent field; 6 bits reach 2^30 already

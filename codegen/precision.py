@@ -44,9 +44,10 @@ INPUT_BITS = (1, 16)
 
 KINDS = ("bipolar", "int", "log2", "hetero", "ternary")
 
-_W_HELP = ("expected 1 (binary), 2..8 (k-bit integer), ternary, log2:K (power-of-two, K = 2..6 bits) "
-           f"or a fractional average in (1, {HETERO_MAX_PLANES}] such as 1.4 "
-           "(heterogeneous binarization)")
+#: the spellings of --w, for its help and its errors
+W_FORMATS = ("1 (binary), 2..8 (k-bit integer), ternary (-1, 0, +1), log2:K (power-of-two, K = 2..6 bits) "
+             f"or a fractional average in (1, {HETERO_MAX_PLANES}] such as 1.4 (heterogeneous binarization)")
+_W_HELP = f"expected {W_FORMATS}"
 
 
 # -- bit distributions (plain Python, ValueError) -------------------------------

@@ -60,7 +60,7 @@ def test_weight_spec_text_and_descriptions():
     ("1.0", "use --w 1 for binary"), ("0.5", "(1, 3]"), ("3.5", "(1, 3]"), ("8.0", "(1, 3]"), ("hetero:1", "(1, 3]"),
     ("", "expected 1 (binary)"), ("abc", "expected 1 (binary)"), ("-1", "expected 1 (binary)"),
     ("1.4.2", "expected 1 (binary)"), ("nan", "expected 1 (binary)"), ("inf", "expected 1 (binary)"),
-    ("int8", "expected 1 (binary)"), ("hetero:log2:4", "expected 1 (binary)"), ("ternary:2", "ternary, log2:K"),
+    ("int8", "expected 1 (binary)"), ("hetero:log2:4", "expected 1 (binary)"), ("ternary:2", "ternary (-1, 0, +1), log2:K"),
 ])
 def test_parse_weight_spec_errors_name_the_option_and_value(text, needle):
     with pytest.raises(UsageError) as err:

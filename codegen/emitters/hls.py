@@ -30,7 +30,8 @@ import jinja2
 import numpy as np
 
 from ..huffman import huffman_lanes
-from ..ir import DType, Graph, IRError, MatVec, check_thresholds_shape, padding_corrections, topk_terms
+from ..ir import (KINDS, STREAM_KINDS, DType, Graph, IRError, MatVec, check_thresholds_shape, padding_corrections,
+                  topk_terms)
 from ..packing import pack_elements, weight_words
 from .. import dataflow
 from .. import pe as processing_elements
@@ -69,7 +70,7 @@ def _template(name: str) -> jinja2.Template:
 
 
 #: number kinds that only weights have (the library has no stream element of them)
-WEIGHT_ONLY_KINDS = ("log2", "hetero", "ternary")
+WEIGHT_ONLY_KINDS = tuple(kind for kind in KINDS if kind not in STREAM_KINDS)
 
 
 

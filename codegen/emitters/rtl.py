@@ -28,8 +28,8 @@ import jinja2
 import numpy as np
 
 from ..huffman import HuffmanCode, LaneStream, huffman_lanes
-from ..ir import (ConvGeom, Graph, IRError, MatVec, PaddingCorrection, check_thresholds_shape, padding_corrections,
-                  topk_terms)
+from ..ir import (KINDS, ConvGeom, Graph, IRError, MatVec, PaddingCorrection, check_thresholds_shape,
+                  padding_corrections, topk_terms)
 from ..packing import (pack_elements, threshold_search_words, threshold_word_bits, threshold_words,
                        weight_words, write_mem)
 from .. import dataflow
@@ -41,8 +41,8 @@ TOP_TEMPLATE = "lbgen_top.v.j2"
 TOPK_ID = dataflow.TOPK_ID
 TOPK_MEM = "topk_scores.mem"
 
-#: number kind -> W_KIND / IN_KIND parameter of lb_mvau
-KIND_CODE = {"bipolar": 0, "uint": 1, "int": 2, "log2": 3, "hetero": 4, "ternary": 5}
+#: number kind -> W_KIND / IN_KIND parameter of lb_mvau: its index in lbgen.ir.KINDS
+KIND_CODE = {kind: code for code, kind in enumerate(KINDS)}
 #: PLANE_SCALES: 32 bits per plane, up to four planes
 PLANE_SCALE_BITS, PLANE_SCALES_W = 32, 128
 
