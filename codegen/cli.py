@@ -19,6 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .errors import UsageError
+from .pool import check_pool_options, open_pool
 from .precision import W_FORMATS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -310,6 +311,10 @@ def report(
     inputs: Optional[Path] = typer.Option(
         None, "--inputs", help="vectors for the activation statistics (.npy features or .npz with x); "
         "default: out/sim/inputs.npy"),
+    jobs: Optional[int] = typer.Option(None, "--jobs", help="with --synth: Yosys runs in parallel on a local "
+                                       "Dask cluster of N worker processes"),
+    cluster: Optional[str] = typer.Option(None, "--cluster", help="with --synth: Yosys runs on the workers of "
+                                          "this Dask scheduler (tcp://host:port; they must see out/ by path)"),
 ) -> None:
     """Per-layer table: PE kind, precision, folding, cycles, bit-operations, weight memory (and
     Yosys cells with --synth); totals; Huffman and activation statistics. Also writes
@@ -322,12 +327,16 @@ def report(
         if clock_mhz <= 0:
             raise UsageError(f"--clock-mhz {clock_mhz}: must be positive")
         values = _report_vectors(out_dir, graph, inputs)    # checked before anything is printed
+        check_pool_options(jobs, cluster)
+        if (jobs is not None or cluster is not None) and not synth:
+            raise UsageError("--jobs/--cluster spread the Yosys runs of --synth; add --synth")
         cells = None
         if synth:
             from .synth import layer_cells
 
-            with err_console.status("yosys ...") as status:
-                cells = layer_cells(out_dir, graph, progress=lambda text: status.update(text))
+            with open_pool(jobs, cluster) as pool, err_console.status(f"yosys on {pool.description} ...") as status:
+                err_console.print(f"yosys: {pool.description}", highlight=False)
+                cells = layer_cells(out_dir, graph, progress=lambda text: status.update(text), pool=pool)
     except UsageError as exc:
         _fail(exc)
         return

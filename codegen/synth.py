@@ -28,6 +28,7 @@ from .emitters.rtl import huffman_weights_params, library_files, rtl_library_dir
 from .errors import UsageError
 from .huffman import huffman_lanes
 from .ir import Graph, MatVec
+from .pool import Job, Pool
 
 YOSYS_SYNTH = "synth_xilinx -family xc7 -nodsp -flatten -top lb_huff_lane"
 #: lb_rom as a black box: a ROM's contents are not folded into the logic, and its
@@ -124,21 +125,18 @@ def _synth_lane(params: dict) -> Cells:
     return Cells(lut=stat["lut"], ff=stat["ff"], carry4=stat["carry4"], muxf=stat["muxf"])
 
 
-def _cached(out_dir: Path, key: str, compute: Callable[[], dict]) -> dict:
-    """``compute()`` once per key, kept in out/report/synth.json (never half-written; a
-    read-only out/ just recomputes)."""
+def _read_cache(out_dir: Path) -> dict:
     cache_path = Path(out_dir) / CACHE
     try:
         cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
     except (OSError, json.JSONDecodeError):
         cache = {}
-    if not isinstance(cache, dict):
-        cache = {}
-    entry = cache.get(key)
-    if isinstance(entry, dict):
-        return entry
-    entry = compute()
-    cache[key] = entry
+    return cache if isinstance(cache, dict) else {}
+
+
+def _write_cache(out_dir: Path, cache: dict) -> None:
+    """out/report/synth.json, never half-written; a read-only out/ just recomputes next time."""
+    cache_path = Path(out_dir) / CACHE
     try:
         cache_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache_path.with_suffix(".json.tmp")
@@ -146,6 +144,17 @@ def _cached(out_dir: Path, key: str, compute: Callable[[], dict]) -> dict:
         tmp.replace(cache_path)
     except OSError:
         pass
+
+
+def _cached(out_dir: Path, key: str, compute: Callable[[], dict]) -> dict:
+    """``compute()`` once per key, kept in out/report/synth.json."""
+    cache = _read_cache(out_dir)
+    entry = cache.get(key)
+    if isinstance(entry, dict):
+        return entry
+    entry = compute()
+    cache[key] = entry
+    _write_cache(out_dir, cache)
     return entry
 
 
@@ -183,9 +192,32 @@ def layer_units(graph: Graph) -> dict[str, list[tuple[str, dict]]]:
     return units
 
 
-def layer_cells(out_dir: Path, graph: Graph, progress: Optional[Callable[[str], None]] = None) -> dict[str, dict]:
+def _synth_unit(module: str, params: dict, sources: dict, rtl: str, log: str, label: str) -> dict:
+    """One layer unit through Yosys (a pool job: a top-level function of plain arguments)."""
+    try:
+        return synth_module(module, params, sources, LAYER_SYNTH.format(top=module), label, mem_dir=Path(rtl),
+                            log=Path(log))
+    except RuntimeError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _unit_key(library: bytes, module: str, params: dict, rtl: Path, layer: str) -> str:
+    """The cache key of one unit: the library, its parameters, the script and the ROM images it reads."""
+    digest = hashlib.sha256(library)
+    digest.update(json.dumps(params, sort_keys=True).encode() + LAYER_SYNTH.encode() + module.encode())
+    for m in sorted(v.strip('"') for v in map(str, params.values()) if str(v).endswith('.mem"')):
+        path = rtl / m
+        if not path.is_file():
+            raise UsageError(f"{path}: missing (layer {layer}); re-run lbgen emit")
+        digest.update(path.read_bytes())
+    return f"layer:{module}:{digest.hexdigest()[:24]}"
+
+
+def layer_cells(out_dir: Path, graph: Graph, progress: Optional[Callable[[str], None]] = None,
+                pool: Optional[Pool] = None) -> dict[str, dict]:
     """Yosys cells of every layer (its units summed), cached in out/report/synth.json; each
-    unit's ``stat`` text is kept in out/report/yosys/<layer>.<module>.txt."""
+    unit's ``stat`` text is kept in out/report/yosys/<layer>.<module>.txt. The units not in
+    the cache run as jobs of ``pool`` (``lbgen.pool``: in parallel with --jobs/--cluster)."""
     if shutil.which("yosys") is None:
         raise UsageError("--synth needs yosys (the Debian package yosys; make install sets it up)")
     out_dir = Path(out_dir)
@@ -193,36 +225,22 @@ def layer_cells(out_dir: Path, graph: Graph, progress: Optional[Callable[[str], 
     lib = rtl_library_dir()
     sources = {name: (lib / name).read_text() for name in library_files()}
     library = hashlib.sha256("".join(sources[k] for k in sorted(sources)).encode()).digest()
+    units = [(name, module, params, _unit_key(library, module, params, rtl, name),
+              out_dir / "report" / "yosys" / f"{name}.{module}.txt")
+             for name, mods in layer_units(graph).items() for module, params in mods]
+    cache = _read_cache(out_dir)
+    todo = [u for u in units if not (isinstance(cache.get(u[3]), dict) and u[4].is_file())]
+    jobs = [Job(f"yosys synth_xilinx: layer {name} ({module})", _synth_unit,
+                (module, params, sources, str(rtl), str(log), f"layer {name} ({module})"))
+            for name, module, params, _, log in todo]
+    for unit, stat in zip(todo, (pool or Pool()).run(jobs, progress)):
+        cache[unit[3]] = stat
+    if todo:
+        _write_cache(out_dir, cache)
     result: dict[str, dict] = {}
-    units = layer_units(graph)
-    for i, (name, mods) in enumerate(units.items(), 1):
-        total = {k: 0 for k in LAYER_CELLS}
-        total["seconds"] = 0.0
-        for module, params in mods:
-            mems = sorted(v.strip('"') for v in map(str, params.values()) if str(v).endswith('.mem"'))
-            digest = hashlib.sha256(library)
-            digest.update(json.dumps(params, sort_keys=True).encode() + LAYER_SYNTH.encode() + module.encode())
-            for m in mems:
-                path = rtl / m
-                if not path.is_file():
-                    raise UsageError(f"{path}: missing (layer {name}); re-run lbgen emit")
-                digest.update(path.read_bytes())
-            log = out_dir / "report" / "yosys" / f"{name}.{module}.txt"
-            if progress is not None:
-                progress(f"yosys synth_xilinx: layer {name} ({i}/{len(units)}), {module}")
-
-            def run(module=module, params=params, log=log):
-                try:
-                    return synth_module(module, params, sources, LAYER_SYNTH.format(top=module),
-                                        f"layer {name} ({module})", mem_dir=rtl, log=log)
-                except RuntimeError as exc:
-                    raise UsageError(str(exc)) from None
-
-            stat = _cached(out_dir, f"layer:{module}:{digest.hexdigest()[:24]}", run)
-            if not log.is_file():           # a cached figure whose log was removed: synthesise again
-                stat = run()
-            for k in LAYER_CELLS:
-                total[k] += int(stat.get(k, 0))
-            total["seconds"] += float(stat.get("seconds", 0.0))
-        result[name] = total
+    for name, _, _, key, _ in units:
+        total = result.setdefault(name, {**{k: 0 for k in LAYER_CELLS}, "seconds": 0.0})
+        for k in LAYER_CELLS:
+            total[k] += int(cache[key].get(k, 0))
+        total["seconds"] += float(cache[key].get("seconds", 0.0))
     return result

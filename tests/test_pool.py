@@ -1,0 +1,129 @@
+"""Work spread over processes and machines (lbgen.pool, Dask distributed).
+
+The cluster test starts a real ``dask scheduler`` and two ``dask worker``
+processes on 127.0.0.1, as a user with machines would, and checks that
+``lbgen report --synth --cluster`` gives what the serial run gives, and that
+a worker killed in the middle of a run loses no job.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lbgen.errors import UsageError
+from lbgen.flow import EmitOptions, emit
+from lbgen.pool import Job, open_pool
+from lbgen_testing.common import assert_usage_error, run_cli, small_mlp
+from lbgen_testing.pool_jobs import fails, slow_square
+
+distributed = pytest.importorskip("distributed")
+DASK = Path(sys.executable).parent / "dask"
+#: the scheduler and the workers import the test jobs (lbgen_testing.pool_jobs) from tests/, as a user's
+#: import lbgen (Dask deserializes a task graph on the scheduler too)
+WORKER_ENV = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).parent),
+                                                          os.environ.get("PYTHONPATH", "")]))
+
+
+def _worker(address: str, directory: Path) -> subprocess.Popen:
+    return subprocess.Popen([str(DASK), "worker", address, "--nthreads", "1", "--no-nanny",
+                             "--local-directory", str(directory)], env=WORKER_ENV,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+@pytest.fixture(scope="module")
+def scheduler(tmp_path_factory):
+    """A dask scheduler and two single-threaded workers on 127.0.0.1 (their processes, to kill one)."""
+    d = tmp_path_factory.mktemp("dask")
+    info = d / "scheduler.json"
+    procs = [subprocess.Popen([str(DASK), "scheduler", "--host", "127.0.0.1", "--port", "0",
+                               "--dashboard-address", ":0", "--scheduler-file", str(info)],
+                              env=WORKER_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        for _ in range(300):
+            if info.is_file() and info.stat().st_size:
+                break
+            time.sleep(0.1)
+        address = json.loads(info.read_text())["address"]
+        procs += [_worker(address, d), _worker(address, d)]
+        with distributed.Client(address, timeout=30) as client:
+            client.wait_for_workers(2, timeout=60)
+        yield address, procs
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(timeout=15)
+
+
+def test_options_are_checked_and_named(tmp_path):
+    out = tmp_path / "out"
+    emit(small_mlp(1, dims=(8, 4, 2)), out, EmitOptions(), name="small")
+    assert_usage_error(run_cli("report", out, "--synth", "--jobs", "0"), "--jobs 0")
+    assert_usage_error(run_cli("report", out, "--synth", "--cluster", "127.0.0.1"), "--cluster '127.0.0.1'",
+                       "tcp://")
+    assert_usage_error(run_cli("report", out, "--jobs", "2"), "--jobs/--cluster", "add --synth")
+    assert_usage_error(run_cli("report", out, "--synth", "--cluster", "tcp://127.0.0.1:1"),
+                       "--cluster tcp://127.0.0.1:1: no Dask scheduler answers")
+
+
+def test_a_local_cluster_returns_every_result_in_order_and_names_a_failing_job():
+    jobs = [Job(f"square {i}", slow_square, (i, 0.05)) for i in range(8)]
+    with open_pool(jobs=2) as pool:
+        assert pool.workers == 2 and "local cluster" in pool.description
+        results = pool.run(jobs)
+        assert [r[0] for r in results] == [i * i for i in range(8)]
+        assert len({r[1] for r in results}) == 2 and os.getpid() not in {r[1] for r in results}
+        with pytest.raises(UsageError, match="fails 3: failed on the cluster .*no square for 3"):
+            pool.run([Job("fails 3", fails, (3,))])
+    with open_pool() as serial:                        # no option: this process
+        assert [r[0] for r in serial.run(jobs)] == [i * i for i in range(8)]
+
+
+def test_a_killed_worker_loses_no_job(scheduler):
+    address, procs = scheduler
+    with open_pool(cluster=address) as pool:
+        assert pool.workers == 2
+        jobs = [Job(f"square {i}", slow_square, (i, 0.5)) for i in range(12)]
+        done: list[str] = []
+
+        def progress(text: str) -> None:
+            done.append(text)
+            if len(done) == 3:                         # mid-run: one worker dies with its job
+                procs[1].send_signal(signal.SIGKILL)
+
+        results = pool.run(jobs, progress)
+    assert [r[0] for r in results] == [i * i for i in range(12)]
+    assert procs[1].wait(timeout=10) == -signal.SIGKILL
+
+
+def test_report_synth_on_a_cluster_equals_the_serial_run(tmp_path, scheduler):
+    address, procs = scheduler
+    if procs[1].poll() is not None:          # the killing test ran first: start a second worker again
+        procs[1] = _worker(address, tmp_path)
+    emit(small_mlp(3, dims=(8, 6, 4), w_hidden=2, a_hidden=2), tmp_path / "design", EmitOptions(pe=2, simd=2),
+         name="small")
+    outs = {}
+    for how, extra in (("serial", ()), ("cluster", ("--cluster", address)), ("local", ("--jobs", "2"))):
+        out = shutil.copytree(tmp_path / "design", tmp_path / how)
+        proc = run_cli("report", out, "--synth", *extra, timeout=900)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        if extra:
+            assert ("scheduler " + address if how == "cluster" else "local cluster") in proc.stderr
+        outs[how] = json.loads((out / "report" / "report.json").read_text())
+    cells = {how: [{k: v for k, v in l["cells"].items() if k != "seconds"} for l in doc["layers"]]
+             for how, doc in outs.items()}
+    assert cells["serial"] == cells["cluster"] == cells["local"]
+    assert all(c["lut"] > 0 for c in cells["serial"])
