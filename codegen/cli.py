@@ -174,6 +174,10 @@ def sim(
         False, "--allow-modified", help="simulate out/ even where its files differ from what lbgen emit wrote "
         "(out/manifest.json), e.g. a ROM bit flipped on purpose for mutation testing; the ROM sizes and the HLS "
         "parameters are still checked against the IR"),
+    jobs: Optional[int] = typer.Option(None, "--jobs", help="split the vectors into N shards that run in parallel "
+                                       "on a local Dask cluster of N worker processes (--simulator csim)"),
+    cluster: Optional[str] = typer.Option(None, "--cluster", help="run the shards on the workers of this Dask "
+                                          "scheduler (tcp://host:port; they must see out/ by path)"),
 ) -> None:
     """Simulate out/ against the golden model, bit for bit; print cycles/frame and accuracy.
 
@@ -186,6 +190,10 @@ def sim(
             raise UsageError(f"--backpressure {backpressure}: must be in [0, 1)")
         if frames is not None and frames < 1:
             raise UsageError(f"--frames {frames}: must be at least 1")
+        check_pool_options(jobs, cluster)
+        if (jobs is not None or cluster is not None) and simulator != Simulator.csim:
+            raise UsageError(f"--jobs/--cluster with --simulator {simulator.value}: shards run the C-simulation "
+                             "(--simulator csim); the RTL simulators run in one process")
         graph, values, labels, trace = prepare_sim(out_dir, inputs, frames, allow_modified)
     except UsageError as exc:
         _fail(exc)
@@ -193,11 +201,14 @@ def sim(
     bound = folding_bound(graph)
     chosen = ["csim", "icarus", "verilator"] if simulator == Simulator.all else [simulator.value]
     ok = True
-    for name in chosen:
-        try:
-            ok &= _run_one(name, out_dir, graph, values, trace, seed, backpressure, bound, labels)
-        except UsageError as exc:
-            _fail(exc)
+    try:
+        with open_pool(jobs, cluster) as pool:
+            if pool.client is not None:
+                err_console.print(f"shards on {pool.description}", highlight=False)
+            for name in chosen:
+                ok &= _run_one(name, out_dir, graph, values, trace, seed, backpressure, bound, labels, pool)
+    except UsageError as exc:
+        _fail(exc)
     if labels is not None:
         from .golden import predicted
 
@@ -263,15 +274,15 @@ def _stored_vectors(out_dir: Path, graph) -> tuple[np.ndarray, Optional[np.ndarr
     return values, labels
 
 
-def _run_one(name, out_dir, graph, values, trace, seed, backpressure, bound, labels) -> bool:
+def _run_one(name, out_dir, graph, values, trace, seed, backpressure, bound, labels, pool) -> bool:
     """One executor against the golden trace; print the verdict, return True if bit-exact."""
     expected = trace.result
     cycles = None
     if name == "csim":
-        from .csim import CsimError, run_csim
+        from .csim import CsimError, run_csim_sharded
         try:
             with err_console.status("C-simulation (g++, the ap_int code HLS synthesises) ..."):
-                res = run_csim(Path(out_dir), values, native=False)
+                res = run_csim_sharded(Path(out_dir), values, pool, pool.workers, native=False)
         except CsimError as exc:
             raise UsageError(str(exc)) from None
         first = res.mismatch(trace)

@@ -30,6 +30,7 @@ import numpy as np
 from .emitters.hls import trace_names
 from .ir import DType, Graph, IRError
 from .packing import pack_stream, unpack_stream
+from .pool import Job, Pool
 
 CXX_STD = "-std=c++14"
 CXX_FLAGS = ("-O2", "-DLBGEN_TRACE", "-w")
@@ -266,3 +267,36 @@ def run_csim(out_dir: Path, inputs: np.ndarray, build_dir: Path | None = None, *
                 layers[layer.name] = unpack_stream(frames, layer.out_dtype, layer.pe)
     return CsimResult(result=result, layers=layers, build_seconds=build_seconds, run_seconds=run_seconds,
                       sim_seconds=sim_seconds, frames=n, binary=binary)
+
+
+def _csim_shard(out_dir: str, inputs: np.ndarray, native: bool, trace: bool) -> CsimResult:
+    """One shard of ``run_csim_sharded`` (a pool job: a top-level function of plain arguments)."""
+    return run_csim(Path(out_dir), inputs, native=native, trace=trace)
+
+
+def run_csim_sharded(out_dir: Path, inputs: np.ndarray, pool: Pool, shards: int, *, native: bool = True,
+                     trace: bool = True) -> CsimResult:
+    """``run_csim`` in ``shards`` contiguous pieces of the frames, run as jobs of ``pool``
+    (``lbgen.pool``) and merged in frame order.
+
+    The binary is built once, here, before any shard starts, so the shards only
+    run it. Frames are independent (the top function leaves no state behind a
+    frame), so the merged result is the one-run result; ``tests/test_pool.py``
+    checks that, and ``lbgen sim`` compares it with golden as usual."""
+    out_dir = Path(out_dir)
+    x = np.asarray(inputs)
+    if len(x) == 0 or pool.client is None:
+        return run_csim(out_dir, x, native=native, trace=trace)
+    t0 = time.perf_counter()
+    binary = build_csim(out_dir / "hls", out_dir / "build" / "csim", native=native)
+    build_seconds = time.perf_counter() - t0
+    pieces = [idx for idx in np.array_split(np.arange(len(x)), max(1, min(int(shards), len(x)))) if len(idx)]
+    jobs = [Job(f"C-sim frames {idx[0]}..{idx[-1]}", _csim_shard, (str(out_dir), x[idx], native, trace))
+            for idx in pieces]
+    t1 = time.perf_counter()
+    parts: list[CsimResult] = pool.run(jobs)
+    run_seconds = time.perf_counter() - t1
+    layers = {name: np.concatenate([p.layers[name] for p in parts]) for name in parts[0].layers} if parts else {}
+    return CsimResult(result=np.concatenate([p.result for p in parts]) if parts else np.zeros((0, 0), np.int64),
+                      layers=layers, build_seconds=build_seconds, run_seconds=run_seconds,
+                      sim_seconds=max((p.sim_seconds for p in parts), default=0.0), frames=len(x), binary=binary)

@@ -19,10 +19,15 @@ from pathlib import Path
 
 import pytest
 
+from lbgen.csim import run_csim, run_csim_sharded
+from lbgen.emitters.hls import emit_hls
 from lbgen.errors import UsageError
 from lbgen.flow import EmitOptions, emit
+from lbgen.golden import run as golden_run
+from lbgen.ir import DType
 from lbgen.pool import Job, open_pool
 from lbgen_testing.common import assert_usage_error, run_cli, small_mlp
+from lbgen_testing.graphs import ConvSpec, random_cnn, random_inputs
 from lbgen_testing.pool_jobs import fails, slow_square
 
 distributed = pytest.importorskip("distributed")
@@ -68,6 +73,17 @@ def scheduler(tmp_path_factory):
                 p.wait(timeout=15)
 
 
+def _two_workers(scheduler, directory: Path) -> str:
+    """The scheduler's address, with a new worker in place of one a test killed."""
+    address, procs = scheduler
+    for i in (1, 2):
+        if procs[i].poll() is not None:
+            procs[i] = _worker(address, directory)
+    with distributed.Client(address, timeout=30) as client:
+        client.wait_for_workers(2, timeout=60)
+    return address
+
+
 def test_options_are_checked_and_named(tmp_path):
     out = tmp_path / "out"
     emit(small_mlp(1, dims=(8, 4, 2)), out, EmitOptions(), name="small")
@@ -110,9 +126,7 @@ def test_a_killed_worker_loses_no_job(scheduler):
 
 
 def test_report_synth_on_a_cluster_equals_the_serial_run(tmp_path, scheduler):
-    address, procs = scheduler
-    if procs[1].poll() is not None:          # the killing test ran first: start a second worker again
-        procs[1] = _worker(address, tmp_path)
+    address = _two_workers(scheduler, tmp_path)
     emit(small_mlp(3, dims=(8, 6, 4), w_hidden=2, a_hidden=2), tmp_path / "design", EmitOptions(pe=2, simd=2),
          name="small")
     outs = {}
@@ -127,3 +141,33 @@ def test_report_synth_on_a_cluster_equals_the_serial_run(tmp_path, scheduler):
              for how, doc in outs.items()}
     assert cells["serial"] == cells["cluster"] == cells["local"]
     assert all(c["lut"] > 0 for c in cells["serial"])
+
+
+def test_csim_shards_equal_one_run_locally_and_on_the_cluster(tmp_path, scheduler):
+    """The shards' merged result and every layer's trace are the one-run C-sim's; lbgen sim
+    says bit-exact with --jobs and with --cluster, and refuses shards for an RTL simulator."""
+    address = _two_workers(scheduler, tmp_path)
+    B, U2, I3 = DType("bipolar", 1), DType("uint", 2), DType("int", 3)
+    graph = random_cnn(5, (2, 6, 6), U2, [ConvSpec(4, 3, 1, 1, 2, I3, B, (2, 2))], 3, I3, (3, 1))
+    out = tmp_path / "out"
+    graph.save(out)
+    emit_hls(graph, out / "hls")
+    x = random_inputs(graph, 23, seed=2)
+    one = run_csim(out, x, native=False)
+    want = golden_run(graph, x)
+    assert (one.result == want.result).all()
+    for kwargs in ({"jobs": 3}, {"cluster": address}):
+        with open_pool(**kwargs) as pool:
+            sharded = run_csim_sharded(out, x, pool, 3, native=False)
+        assert (sharded.result == one.result).all() and sharded.frames == 23
+        assert sharded.layers.keys() == one.layers.keys()
+        assert all((sharded.layers[k] == one.layers[k]).all() for k in one.layers)
+    emitted = tmp_path / "emitted"
+    emit(small_mlp(5, dims=(8, 6, 4)), emitted, EmitOptions(), name="small")
+    for extra in (("--jobs", "2"), ("--cluster", address)):
+        proc = run_cli("sim", emitted, "--simulator", "csim", *extra, timeout=600)
+        assert proc.returncode == 0 and "csim: " in proc.stdout and "bit-exact" in proc.stdout, \
+            proc.stdout + proc.stderr
+        assert "shards on " in proc.stderr
+    assert_usage_error(run_cli("sim", emitted, "--simulator", "icarus", "--jobs", "2"),
+                       "--jobs/--cluster with --simulator icarus")
