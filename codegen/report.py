@@ -19,8 +19,8 @@ from typing import Optional
 
 from .ir import Graph, MatVec
 
-#: the Yosys cell columns of the table
-CELL_COLUMNS = ("lut", "ff", "carry4", "bram", "dsp")
+#: the Yosys cells the totals add up (the table shows all but the block RAMs by size)
+CELL_COLUMNS = ("lut", "ff", "carry4", "bram", "ramb36", "ramb18", "dsp")
 
 
 @dataclass
@@ -250,7 +250,8 @@ def total_lines(report: Report) -> list[str]:
     if report.output:
         lines.append(report.output)
     if t.cells:
-        lines.append("total (Yosys, layer engines): " + ", ".join(f"{h} {t.cells[k]:,}" for h, k in CELL_HEADERS))
+        lines.append("total (Yosys, layer engines): " + ", ".join(f"{h} {t.cells[k]:,}" for h, k in CELL_HEADERS)
+                     + f" (block RAMs: RAMB36 {t.cells.get('ramb36', 0):,}, RAMB18 {t.cells.get('ramb18', 0):,})")
     return lines
 
 

@@ -45,7 +45,8 @@ LUTRAM = {"RAM32M": 4, "RAM64M": 4, "RAM32X1D": 2, "RAM64X1D": 2, "RAM128X1D": 4
 
 
 def parse_stat(text: str) -> dict[str, int]:
-    """Yosys' ``stat`` text -> LUTs (logic + memory in LUT6 units), FFs, CARRY4, MUXF7/8, DSP, BRAM."""
+    """Yosys' ``stat`` text -> LUTs (logic + memory in LUT6 units), FFs, CARRY4, MUXF7/8, DSP, and
+    block RAMs: ``bram`` primitives of either size, ``ramb36`` and ``ramb18`` apart."""
     cells: dict[str, int] = {}
     for m in re.finditer(r"^\s+(\S+)\s+(\d+)\s*$", text, re.M):
         cells[m.group(1)] = cells.get(m.group(1), 0) + int(m.group(2))
@@ -55,7 +56,9 @@ def parse_stat(text: str) -> dict[str, int]:
     return {"lut_logic": lut, "lut_mem": mem, "lut": lut + mem, "ff": ff,
             "carry4": cells.get("CARRY4", 0), "muxf": cells.get("MUXF7", 0) + cells.get("MUXF8", 0),
             "dsp": sum(v for k, v in cells.items() if k.startswith("DSP")),
-            "bram": sum(v for k, v in cells.items() if k.startswith("RAMB"))}
+            "bram": sum(v for k, v in cells.items() if k.startswith("RAMB")),
+            "ramb36": sum(v for k, v in cells.items() if k.startswith("RAMB36")),
+            "ramb18": sum(v for k, v in cells.items() if k.startswith("RAMB18"))}
 
 
 def synth_module(module: str, params: dict, sources: dict, script: str, label: str,
@@ -174,7 +177,7 @@ def huffman_decoder_cells(out_dir: Path, layer: MatVec) -> tuple[Cells, Cells]:
 #: per-layer synthesis: DSPs allowed (a k-bit multiply may map to one), ROMs read their .mem files
 LAYER_SYNTH = "synth_xilinx -family xc7 -flatten -top {top}"
 #: the report's cell columns, from parse_stat
-LAYER_CELLS = ("lut", "ff", "carry4", "muxf", "bram", "dsp")
+LAYER_CELLS = ("lut", "ff", "carry4", "muxf", "bram", "ramb36", "ramb18", "dsp")
 
 
 def layer_units(graph: Graph) -> dict[str, list[tuple[str, dict]]]:
@@ -204,7 +207,8 @@ def _synth_unit(module: str, params: dict, sources: dict, rtl: str, log: str, la
 def _unit_key(library: bytes, module: str, params: dict, rtl: Path, layer: str) -> str:
     """The cache key of one unit: the library, its parameters, the script and the ROM images it reads."""
     digest = hashlib.sha256(library)
-    digest.update(json.dumps(params, sort_keys=True).encode() + LAYER_SYNTH.encode() + module.encode())
+    digest.update(json.dumps([params, LAYER_CELLS], sort_keys=True).encode() + LAYER_SYNTH.encode()
+                  + module.encode())
     for m in sorted(v.strip('"') for v in map(str, params.values()) if str(v).endswith('.mem"')):
         path = rtl / m
         if not path.is_file():

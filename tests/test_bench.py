@@ -122,3 +122,18 @@ def test_vs_hls4ml_lbgen_side_on_32_frames(tmp_path):
     assert any(c.startswith("Brevitas forward vs lbgen on 32 vectors") for c in row["checks"])
     pairs = mod.ratios([{**row, "side": "hls4ml", "config": "x"}, row])   # the ratio bookkeeping
     assert pairs["hls4ml x vs lbgen ap_int C-sim"]["total_time_ratio"] == pytest.approx(1.0)
+
+
+@needs_yosys
+def test_rom_style_rule_as_docs_state_it():
+    """docs/user-guide.md's rule for the ROMs' storage, on its edges: Yosys maps an lb_rom to
+    block RAM from 256 words and 16 Kbit up, to LUTs below (2048x8 block, 1024x8 and
+    128x144 LUT)."""
+    spec = importlib.util.spec_from_file_location("rom_style", ROOT / "bench" / "rom_style.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    got = {shape: mod.synth_rom(*shape) for shape in ((2048, 8), (1024, 8), (128, 144), (256, 72))}
+    assert {shape: r["style"] for shape, r in got.items()} == {(2048, 8): "block", (1024, 8): "lut",
+                                                              (128, 144): "lut", (256, 72): "block"}
+    assert got[(2048, 8)]["ramb18"] == 1 and got[(256, 72)]["ramb36"] == 1
+    assert got[(1024, 8)]["lut"] == 154 and got[(128, 144)]["lut"] == 288
