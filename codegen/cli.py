@@ -40,6 +40,13 @@ class Simulator(str, Enum):
     all = "all"
 
 
+class Harness(str, Enum):
+    """How lbgen sim drives an RTL simulator: the native Verilog testbench (bulk
+    frames, no Python per clock) or the cocotb one (per-cycle Python)."""
+    native = "native"
+    cocotb = "cocotb"
+
+
 def _fail(exc: Exception) -> None:
     # escaped: a message quotes paths and names, which may contain "[...]" that rich reads as markup
     err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
@@ -169,6 +176,8 @@ def sim(
     frames: Optional[int] = typer.Option(None, "--frames", help="simulate only the first N vectors"),
     seed: int = typer.Option(0, "--seed", help="seed of the random tvalid gaps and tready back-pressure"),
     backpressure: float = typer.Option(0.3, "--backpressure", help="probability that tready is low in a cycle"),
+    harness: Harness = typer.Option(Harness.native, "--harness", help="RTL testbench: native (a Verilog "
+                                    "testbench, no Python per clock; the default) or cocotb"),
     allow_modified: bool = typer.Option(
         False, "--allow-modified", help="simulate out/ even where its files differ from what lbgen emit wrote "
         "(out/manifest.json), e.g. a ROM bit flipped on purpose for mutation testing; the ROM sizes and the HLS "
@@ -194,7 +203,7 @@ def sim(
     ok = True
     for name in chosen:
         try:
-            ok &= _run_one(name, out_dir, graph, values, trace, seed, backpressure, bound, labels)
+            ok &= _run_one(name, out_dir, graph, values, trace, seed, backpressure, bound, labels, harness.value)
         except UsageError as exc:
             _fail(exc)
     if labels is not None:
@@ -262,7 +271,7 @@ def _stored_vectors(out_dir: Path, graph) -> tuple[np.ndarray, Optional[np.ndarr
     return values, labels
 
 
-def _run_one(name, out_dir, graph, values, trace, seed, backpressure, bound, labels) -> bool:
+def _run_one(name, out_dir, graph, values, trace, seed, backpressure, bound, labels, harness="native") -> bool:
     """One executor against the golden trace; print the verdict, return True if bit-exact."""
     expected = trace.result
     cycles = None
@@ -276,10 +285,12 @@ def _run_one(name, out_dir, graph, values, trace, seed, backpressure, bound, lab
         first = res.mismatch(trace)
         messages = [first] if first else []
     else:
+        from .native_tb import run_native
         from .simulate import ToolchainError, run_rtl
+        run = run_native if harness == "native" else run_rtl
         try:
-            with err_console.status(f"RTL simulation ({name}, cocotb) ..."):
-                res = run_rtl(Path(out_dir), values, simulator=name, seed=seed, backpressure=backpressure)
+            with err_console.status(f"RTL simulation ({name}, {harness} testbench) ..."):
+                res = run(Path(out_dir), values, simulator=name, seed=seed, backpressure=backpressure)
         except ToolchainError as exc:
             raise UsageError(str(exc)) from None
         cycles, messages = res.cycles_per_frame, list(res.mismatches) + list(res.errors)
