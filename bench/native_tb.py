@@ -100,7 +100,7 @@ def plot(doc: dict, path: Path) -> None:
     ax.barh(names[::-1], vals[::-1], color=["#888", "#c44", "#48c", "#4a4"][:len(names)][::-1])
     ax.set_xscale("log")
     ax.set_xlabel("simulated clock cycles per second (log)")
-    ax.set_title(f"{doc['design']}: {doc['cycles_per_frame_bound']} cycles/frame")
+    ax.set_title(f"CNV-1w1a ({doc['cycles_per_frame_bound']:,} cycles/frame)")
     for i, v in enumerate(vals[::-1]):
         ax.text(v, i, f" {v:,}", va="center", fontsize=8)
     fig.tight_layout()

@@ -29,6 +29,7 @@ import hashlib
 import importlib.resources
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -167,6 +168,24 @@ def build_native(simulator: str, graph: Graph, rtl_dir: Path, build_dir: Optiona
 
 # --------------------------------------------------------------------------- run
 
+def contract_errors(graph: Graph, rtl_dir: Path, probes: bool = True) -> list[str]:
+    """What the testbench needs of ``lbgen_top.v`` and does not find, in the cocotb testbench's
+    words: the top's ports and every probed layer's ``<prefix>_out_tdata/_tvalid/_tready`` wires.
+    Checked on the text before building: a missing name would otherwise end as a compile error."""
+    path = Path(rtl_dir) / "lbgen_top.v"
+    text = path.read_text(errors="replace") if path.is_file() else ""
+    have = set(re.findall(r"\b\w+\b", re.sub(r"//[^\n]*", "", text)))
+    errors = [f"lbgen_top has no port {port}" for port in
+              ("clk", "rst_n", "s_axis_tdata", "s_axis_tvalid", "s_axis_tready", "s_axis_tlast",
+               "m_axis_tdata", "m_axis_tvalid", "m_axis_tready", "m_axis_tlast") if port not in have]
+    for spec in layer_specs(graph) if probes else []:
+        missing = [n for n in (f"{spec.prefix}_out_{s}" for s in ("tdata", "tvalid", "tready")) if n not in have]
+        if missing:
+            errors.append(f"layer {spec.name!r}: lbgen_top has no wire {', '.join(missing)} "
+                          f"(docs/emit-contract.md: every layer's output stream is visible in the top)")
+    return errors
+
+
 def _hex_beats(frames: list[list[int]], width: int) -> str:
     digits = max(1, (width + 3) // 4)
     return "".join(f"{beat:0{digits}x}\n" for frame in frames for beat in frame)
@@ -252,6 +271,11 @@ def run_native(out_dir: Path, inputs: Optional[np.ndarray] = None, simulator: st
     trace = golden.run(graph, all_inputs)
     env = toolchain_env(simulator)
     rtl_dir = out_dir / "rtl"
+    errors = contract_errors(graph, rtl_dir, probes)
+    if errors:
+        return RtlResult(simulator=simulator, passed=False, outputs=np.zeros((0, trace.result.shape[1]), np.int64),
+                         expected=trace.result[:n1], layer_outputs={}, mismatches=errors, errors=errors,
+                         cycles_per_frame=None, expected_cycles_per_frame=folding_bound(graph))
     program, reused, build_s = build_native(simulator, graph, rtl_dir, build_dir, env, probes)
     run_dir = _run_dir(f"native-{simulator}", build_dir)
     keep = keep or build_dir is not None

@@ -163,3 +163,25 @@ def test_a_stalled_design_times_out(designs, tmp_path):
     assert any(m.startswith("timeout: no handshake on any stream for 200 cycles") for m in res.mismatches), \
         res.mismatches
     assert any("only 0 of" in m for m in res.mismatches), res.mismatches
+
+
+def test_missing_layer_wire_is_a_contract_error_like_cocotb(designs, tmp_path):
+    out, _, inputs, _ = designs["mlp"]
+    mutant = tmp_path / "mutant"
+    shutil.copytree(out, mutant)
+    top = mutant / "rtl" / "lbgen_top.v"
+    top.write_text(top.read_text().replace("fc1_out_tvalid", "fc1_o_tvalid"))
+    res = run_native(mutant, inputs[:2], simulator="icarus", throughput_frames=0)
+    assert not res.passed and res.build_dir is None
+    assert res.mismatches[0] == ("layer 'fc1': lbgen_top has no wire fc1_out_tvalid (docs/emit-contract.md: "
+                                 "every layer's output stream is visible in the top)")
+
+
+def test_probe_words_with_x_reach_the_scoreboard_as_unknown():
+    from lbgen.native_tb import _beat
+    from lbgen.simlib.streams import StreamSpec, decode_beats
+
+    assert _beat("3f") == 0x3F
+    spec = StreamSpec("fc0", "uint", 4, per_beat=2, beats=1)
+    values, known = decode_beats([_beat("x5")], spec)
+    assert values.tolist() == [[5, 0]] and known.tolist() == [[True, False]]
