@@ -47,7 +47,7 @@ from .simlib.scoreboard import check_stream, report
 from .simlib.streams import StreamSpec, input_spec, layer_specs, pack_frames
 from .simulate import (DATA_SUFFIXES, SIMULATORS, RtlResult, SimulationError, _check_probability, _input_values,
                        _run_dir, _tail, _verilator_version, _wheel_version, cache_root, read_filelist,
-                       stage_outputs, toolchain_env)
+                       stage_outputs, toolchain_env, _prune_cache)
 
 TB_TOP = "lbgen_tb"
 #: Verilator: an executable around lbgen_tb_main.cpp, which toggles the clock (no --timing:
@@ -163,6 +163,8 @@ def build_native(simulator: str, graph: Graph, rtl_dir: Path, build_dir: Optiona
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+    if build_dir is None:
+        _prune_cache(final.parent)
     return final / name, False, time.monotonic() - t0
 
 
@@ -339,4 +341,5 @@ def _collect(graph: Graph, trace: golden.Trace, n1: int, n2: int, simulator: str
     return RtlResult(simulator=simulator, passed=passed, outputs=r.values[:n1], expected=trace.result[:n1],
                      layer_outputs=layer_outputs, mismatches=mismatches, cycles_per_frame=cpf,
                      cycles=int(summary.get("cycles", 0)), log_tail="" if passed else _tail(run_dir / "sim.log"),
-                     stress={"timeout_cycles": stall, "phase1_cycles": summary.get("phase1_cycles")}, **meta)
+                     stress={"timeout_cycles": stall, "phase1_cycles": summary.get("phase1_cycles"),
+                             "phase2_start_cycle": summary.get("phase2_start")}, **meta)

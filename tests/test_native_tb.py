@@ -117,6 +117,8 @@ def test_native_equals_golden(designs, mlp_runs, name, simulator):
     for layer in graph.layers:
         np.testing.assert_array_equal(res.layer_outputs[layer.name], trace.outputs[layer.name])
     assert res.cycles_per_frame == res.expected_cycles_per_frame, res.summary()
+    # phase 1 ends, settles, then phase 2 starts; the run ends after phase 2
+    assert 0 < res.stress["phase1_cycles"] < res.stress["phase2_start_cycle"] < res.cycles
 
 
 def test_native_and_cocotb_agree(mlp_runs):
