@@ -300,6 +300,8 @@ def _run_one(name, out_dir, graph, values, trace, seed, backpressure, bound, lab
     line = f"{name}: {len(values)} frames {status} vs golden"
     if cycles is not None:
         line += f"; {cycles:.1f} cycles/frame measured, folding bound {bound}"
+    if name != "csim":
+        line += f" ({harness} testbench)"
     out_console.print(line, highlight=False)
     for message in messages[:5]:
         out_console.print(f"  [red]{escape(str(message))}[/]", highlight=False)

@@ -187,3 +187,16 @@ def test_probe_words_with_x_reach_the_scoreboard_as_unknown():
     spec = StreamSpec("fc0", "uint", 4, per_beat=2, beats=1)
     values, known = decode_beats([_beat("x5")], spec)
     assert values.tolist() == [[5, 0]] and known.tolist() == [[True, False]]
+
+
+def test_lbgen_sim_runs_the_native_testbench_unless_told_cocotb(tmp_path):
+    from lbgen_testing.common import DIGITS
+
+    out = tmp_path / "out"
+    proc = run_cli("emit", DIGITS / "digits_w1a2.pt", "--target", "fpga", "--w", "1", "--a", "2", "-o", out)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for extra, harness in (((), "native"), (("--harness", "cocotb"), "cocotb")):
+        proc = run_cli("sim", out, "--simulator", "icarus", "--frames", 3, *extra)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert re.search(rf"icarus: 3 frames bit-exact vs golden; 256.0 cycles/frame measured, folding bound 256 "
+                         rf"\({harness} testbench\)", proc.stdout), proc.stdout
