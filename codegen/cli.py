@@ -184,7 +184,8 @@ def sim(
         "(out/manifest.json), e.g. a ROM bit flipped on purpose for mutation testing; the ROM sizes and the HLS "
         "parameters are still checked against the IR"),
     jobs: Optional[int] = typer.Option(None, "--jobs", help="split the vectors into N shards that run in parallel "
-                                       "on a local Dask cluster of N worker processes (--simulator csim)"),
+                                       "on a local Dask cluster of N worker processes (C-sim and the native "
+                                       "testbench)"),
     cluster: Optional[str] = typer.Option(None, "--cluster", help="run the shards on the workers of this Dask "
                                           "scheduler (tcp://host:port; they must see out/ by path)"),
 ) -> None:
@@ -200,9 +201,9 @@ def sim(
         if frames is not None and frames < 1:
             raise UsageError(f"--frames {frames}: must be at least 1")
         check_pool_options(jobs, cluster)
-        if (jobs is not None or cluster is not None) and simulator != Simulator.csim:
-            raise UsageError(f"--jobs/--cluster with --simulator {simulator.value}: shards run the C-simulation "
-                             "(--simulator csim); the RTL simulators run in one process")
+        if (jobs is not None or cluster is not None) and harness == Harness.cocotb and simulator != Simulator.csim:
+            raise UsageError("--jobs/--cluster with --harness cocotb: shards run the native testbench and the "
+                             "C-simulation; the cocotb testbench runs in one process")
         graph, values, labels, trace = prepare_sim(out_dir, inputs, frames, allow_modified)
     except UsageError as exc:
         _fail(exc)
@@ -299,12 +300,17 @@ def _run_one(name, out_dir, graph, values, trace, seed, backpressure, bound, lab
         first = res.mismatch(trace)
         messages = [first] if first else []
     else:
-        from .native_tb import run_native
+        from .native_tb import run_native, run_native_sharded
         from .simulate import ToolchainError, run_rtl
-        run = run_native if harness == "native" else run_rtl
         try:
             with err_console.status(f"RTL simulation ({name}, {harness} testbench) ..."):
-                res = run(Path(out_dir), values, simulator=name, seed=seed, backpressure=backpressure)
+                if harness != "native":
+                    res = run_rtl(Path(out_dir), values, simulator=name, seed=seed, backpressure=backpressure)
+                elif pool.client is not None:
+                    res = run_native_sharded(Path(out_dir), values, pool, pool.workers, simulator=name, seed=seed,
+                                             backpressure=backpressure)
+                else:
+                    res = run_native(Path(out_dir), values, simulator=name, seed=seed, backpressure=backpressure)
         except ToolchainError as exc:
             raise UsageError(str(exc)) from None
         cycles, messages = res.cycles_per_frame, list(res.mismatches) + list(res.errors)

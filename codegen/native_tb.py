@@ -43,6 +43,7 @@ import numpy as np
 from . import golden
 from .ir import Graph
 from .passes.folding import folding_bound
+from .pool import Job
 from .simlib.scoreboard import check_stream, report
 from .simlib.streams import input_spec, layer_specs, pack_frames
 from .simulate import (DATA_SUFFIXES, SIMULATORS, RtlResult, SimulationError, _check_probability, _input_values,
@@ -250,7 +251,7 @@ def _simulate(simulator: str, program: Path, run_dir: Path, args: list[str], env
 def run_native(out_dir: Path, inputs: Optional[np.ndarray] = None, simulator: str = "verilator", seed: int = 0,
                backpressure: float = 0.3, gaps: float = 0.3, throughput_frames: int = 20,
                build_dir: Optional[Path] = None, *, probes: bool = True, keep: bool = False,
-               stall_cycles: Optional[int] = None) -> RtlResult:
+               stall_cycles: Optional[int] = None, frame_base: int = 0) -> RtlResult:
     """Simulate ``out_dir/rtl`` on ``inputs`` with the native testbench; compare with golden.
 
     The same phases, options and result as ``simulate.run_rtl`` (without its
@@ -260,6 +261,7 @@ def run_native(out_dir: Path, inputs: Optional[np.ndarray] = None, simulator: st
     between the output tlast of its frame 2 and of its last frame (needs >= 3).
     ``probes=False`` records m_axis only (the fastest run). ``stall_cycles``
     overrides the timeout (no handshake on any stream for that many cycles).
+    ``frame_base``: the number of the first frame in mismatch messages (a shard).
     """
     if simulator not in SIMULATORS:
         raise ValueError(f"unknown simulator {simulator!r}; expected one of {SIMULATORS}")
@@ -293,7 +295,7 @@ def run_native(out_dir: Path, inputs: Optional[np.ndarray] = None, simulator: st
         t0 = time.monotonic()
         sim_error = _simulate(simulator, program, run_dir, args, env)
         run_s = time.monotonic() - t0
-        return _collect(graph, trace, n1, n2, simulator, run_dir, sim_error, stall, probes,
+        return _collect(graph, trace, n1, n2, simulator, run_dir, sim_error, stall, probes, frame_base,
                         dict(build_dir=program.parent, build_reused=reused, build_seconds=build_s,
                              run_seconds=run_s, expected_cycles_per_frame=bound,
                              run_dir=run_dir if keep else None))
@@ -303,7 +305,7 @@ def run_native(out_dir: Path, inputs: Optional[np.ndarray] = None, simulator: st
 
 
 def _collect(graph: Graph, trace: golden.Trace, n1: int, n2: int, simulator: str, run_dir: Path,
-             sim_error: Optional[str], stall: int, probes: bool, meta: dict) -> RtlResult:
+             sim_error: Optional[str], stall: int, probes: bool, frame_base: int, meta: dict) -> RtlResult:
     """Read the probe files back and check them with the cocotb testbench's scoreboard."""
     specs = layer_specs(graph)
     expected = stage_outputs(graph, trace)
@@ -312,14 +314,14 @@ def _collect(graph: Graph, trace: golden.Trace, n1: int, n2: int, simulator: str
     if probes:
         for k, spec in enumerate(specs):
             beats, _, _ = _read_probe(run_dir / f"stream_{k}.hex", False)
-            r = check_stream(spec, expected[k], beats, order=k, phase1_frames=n1)
+            r = check_stream(spec, expected[k], beats, order=k, phase1_frames=n1, frame_base=frame_base)
             results.append(r)
             if spec.stage == "layer":
                 layer_outputs[spec.name] = r.values[:n1]
     out_spec = specs[-1]
     out, lasts, cycles = _read_probe(run_dir / "m_axis.hex", True)
     r = check_stream(out_spec, expected[-1], out, order=len(specs), label=f"{out_spec.label} (m_axis)",
-                     tlast=lasts, phase1_frames=n1, tlast_only=probes)
+                     tlast=lasts, phase1_frames=n1, tlast_only=probes, frame_base=frame_base)
     results.append(r)
     extra = [f"layer {graph.layers[i].name!r}: weight_err: its Huffman-coded weight stream does not decode "
              f"(a code that does not exist, a pass that ends off its last bit, or a checksum that differs)"
@@ -343,3 +345,52 @@ def _collect(graph: Graph, trace: golden.Trace, n1: int, n2: int, simulator: str
                      cycles=int(summary.get("cycles", 0)), log_tail="" if passed else _tail(run_dir / "sim.log"),
                      stress={"timeout_cycles": stall, "phase1_cycles": summary.get("phase1_cycles"),
                              "phase2_start_cycle": summary.get("phase2_start")}, **meta)
+
+
+def _native_shard(out_dir: str, inputs: np.ndarray, simulator: str, seed: int, backpressure: float,
+                  throughput_frames: int, frame_base: int) -> RtlResult:
+    """One shard of ``run_native_sharded`` (a pool job: a top-level function of plain arguments)."""
+    return run_native(Path(out_dir), inputs, simulator=simulator, seed=seed, backpressure=backpressure,
+                      throughput_frames=throughput_frames, frame_base=frame_base)
+
+
+def run_native_sharded(out_dir: Path, inputs: Optional[np.ndarray], pool, shards: int, simulator: str = "verilator",
+                       seed: int = 0, backpressure: float = 0.3, throughput_frames: int = 20) -> RtlResult:
+    """``run_native`` on ``shards`` contiguous pieces of the frames, as jobs of ``pool``
+    (``lbgen.pool``), merged in frame order.
+
+    The testbench is built once, here, so the shards only run it (from the
+    shared build cache, which every worker on this machine or a shared home
+    sees). Each shard has its own seed (``seed + i``) for the random gaps and
+    back-pressure; its mismatch messages number frames as the whole run
+    would (``frame_base``). The throughput phase runs in the first shard."""
+    out_dir = Path(out_dir)
+    graph = Graph.load(out_dir)
+    x = _input_values(out_dir, graph, inputs)
+    if pool.client is None or len(x) < 2:
+        return run_native(out_dir, x, simulator=simulator, seed=seed, backpressure=backpressure,
+                          throughput_frames=throughput_frames)
+    errors = contract_errors(graph, out_dir / "rtl")
+    program, reused, build_s = (None, False, 0.0) if errors else \
+        build_native(simulator, graph, out_dir / "rtl", None, toolchain_env(simulator))
+    pieces = [idx for idx in np.array_split(np.arange(len(x)), min(int(shards), len(x))) if len(idx)]
+    jobs = [Job(f"{simulator} frames {idx[0]}..{idx[-1]}", _native_shard,
+                (str(out_dir), x[idx], simulator, seed + i, backpressure, throughput_frames if i == 0 else 0,
+                 int(idx[0])))
+            for i, idx in enumerate(pieces)]
+    t0 = time.monotonic()
+    parts: list[RtlResult] = pool.run(jobs)
+    run_s = time.monotonic() - t0
+    first = parts[0]
+    return RtlResult(
+        simulator=simulator, passed=all(p.passed for p in parts),
+        outputs=np.concatenate([p.outputs for p in parts]), expected=np.concatenate([p.expected for p in parts]),
+        layer_outputs={k: np.concatenate([p.layer_outputs[k] for p in parts]) for k in first.layer_outputs
+                       if all(k in p.layer_outputs for p in parts)},
+        mismatches=[m for p in parts for m in p.mismatches], cycles_per_frame=first.cycles_per_frame,
+        expected_cycles_per_frame=first.expected_cycles_per_frame, cycles=sum(p.cycles for p in parts),
+        build_seconds=build_s, run_seconds=run_s, build_reused=reused,
+        build_dir=program.parent if program is not None else None,
+        errors=[e for p in parts for e in p.errors], log_tail=next((p.log_tail for p in parts if p.log_tail), ""),
+        stress={"shards": [{"frames": len(idx), "first_frame": int(idx[0]), "passed": p.passed,
+                            "run_seconds": round(p.run_seconds, 2)} for idx, p in zip(pieces, parts)]})

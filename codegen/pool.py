@@ -75,8 +75,9 @@ class Pool:
             return results
         from distributed import as_completed
 
-        futures = [self.client.submit(job.fn, *job.args, key=f"lbgen-{i}-{_key(job.name)}", retries=RETRIES,
-                                      pure=False) for i, job in enumerate(jobs)]
+        # pure=False: a fresh key per submission (Dask would hand back an earlier run's result for a
+        # key it still holds)
+        futures = [self.client.submit(job.fn, *job.args, retries=RETRIES, pure=False) for job in jobs]
         names = {f.key: job.name for f, job in zip(futures, jobs)}
         done = 0
         for future in as_completed(futures):
@@ -93,10 +94,6 @@ class Pool:
 
 def _call(job: Job) -> Any:
     return job.fn(*job.args)
-
-
-def _key(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:60]
 
 
 @contextmanager

@@ -63,16 +63,21 @@ def _frame_note(frame: int, phase1_frames: Optional[int]) -> str:
 
 def check_stream(spec: StreamSpec, expected: np.ndarray, beats: Sequence[int | str], *, order: int,
                  label: Optional[str] = None, tlast: Optional[Sequence[int]] = None,
-                 phase1_frames: Optional[int] = None, tlast_only: bool = False) -> StreamResult:
+                 phase1_frames: Optional[int] = None, tlast_only: bool = False,
+                 frame_base: int = 0) -> StreamResult:
     """Check the observed ``beats`` of one stream against ``expected`` (frames, elements) values.
 
     ``order`` is the stream's position in the pipeline (for sorting findings);
     ``tlast``, if given, holds the observed tlast bit of every beat and must be
     1 exactly on the last beat of each frame. ``tlast_only`` checks nothing but
     tlast (for m_axis when the same beats were already checked as the last
-    layer's internal stream).
+    layer's internal stream). ``frame_base``: the number of the first frame in
+    messages (a shard of the test vectors names frames as the whole run would).
     """
     label = label or spec.label
+
+    def fr(f: int) -> int:
+        return f + frame_base if phase1_frames is None or f < phase1_frames else f
     expected = np.asarray(expected, dtype=np.int64)
     n_frames = expected.shape[0]
     want = n_frames * spec.beats
@@ -98,7 +103,7 @@ def check_stream(spec: StreamSpec, expected: np.ndarray, beats: Sequence[int | s
                 got = int(values[b, e]) if known[b, e] else "X"
                 res.details.append(Finding(
                     (int(f), order, 0, ch),
-                    f"{label} frame {int(f)} {spec.element_word} {ch}: expected {int(exp[b, e])}, got {got}"
+                    f"{label} frame {fr(int(f))} {spec.element_word} {ch}: expected {int(exp[b, e])}, got {got}"
                     + _frame_note(int(f), phase1_frames)))
     if tlast is not None:
         shown = 0
@@ -111,7 +116,7 @@ def check_stream(spec: StreamSpec, expected: np.ndarray, beats: Sequence[int | s
                     f, beat = divmod(b, spec.beats)
                     res.details.append(Finding(
                         (f, order, 1, beat),
-                        f"{label} frame {f} beat {beat}: tlast {int(tlast[b])}, expected {want_last}"
+                        f"{label} frame {fr(f)} beat {beat}: tlast {int(tlast[b])}, expected {want_last}"
                         + _frame_note(f, phase1_frames)))
     if tlast_only:
         pass
@@ -119,7 +124,7 @@ def check_stream(spec: StreamSpec, expected: np.ndarray, beats: Sequence[int | s
         f, b = divmod(seen, spec.beats)
         res.problems.append(Finding(
             (order, 0), f"{label}: only {seen} of {want} output beats seen; "
-                        f"the first missing is frame {f} beat {b}" + _frame_note(f, phase1_frames)))
+                        f"the first missing is frame {fr(f)} beat {b}" + _frame_note(f, phase1_frames)))
     elif seen > want:
         res.problems.append(Finding((order, 1), f"{label}: {seen - want} beats more than the expected {want}"))
     if res.wrong_elements or res.tlast_errors:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -17,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from lbgen.csim import run_csim, run_csim_sharded
@@ -24,10 +26,12 @@ from lbgen.emitters.hls import emit_hls
 from lbgen.errors import UsageError
 from lbgen.flow import EmitOptions, emit
 from lbgen.golden import run as golden_run
-from lbgen.ir import DType
+from lbgen.ir import DType, Graph
+from lbgen.native_tb import run_native, run_native_sharded
 from lbgen.pool import Job, open_pool
 from lbgen_testing.common import assert_usage_error, run_cli, small_mlp
 from lbgen_testing.graphs import ConvSpec, random_cnn, random_inputs
+from lbgen_testing.mutation import flip_mem_bit, rtl_rom_flip
 from lbgen_testing.pool_jobs import fails, slow_square
 
 distributed = pytest.importorskip("distributed")
@@ -169,5 +173,39 @@ def test_csim_shards_equal_one_run_locally_and_on_the_cluster(tmp_path, schedule
         assert proc.returncode == 0 and "csim: " in proc.stdout and "bit-exact" in proc.stdout, \
             proc.stdout + proc.stderr
         assert "shards on " in proc.stderr
-    assert_usage_error(run_cli("sim", emitted, "--simulator", "icarus", "--jobs", "2"),
-                       "--jobs/--cluster with --simulator icarus")
+    assert_usage_error(run_cli("sim", emitted, "--simulator", "icarus", "--harness", "cocotb", "--jobs", "2"),
+                       "--jobs/--cluster with --harness cocotb")
+
+
+def test_native_testbench_shards_on_the_cluster(tmp_path, scheduler):
+    """Verilator shards on a real scheduler's two workers: the one-run outputs and per-layer
+    values; a flipped weight bit is named in every shard with the frame number the whole run
+    uses (checked against golden at that frame); lbgen sim --cluster says bit-exact."""
+    address = _two_workers(scheduler, tmp_path)
+    out = tmp_path / "out"
+    emit(small_mlp(6, dims=(10, 8, 6, 4), w_hidden=2, a_hidden=2), out, EmitOptions(pe=2, simd=2), name="small")
+    graph = Graph.load(out)
+    x = random_inputs(graph, 12, seed=4)
+    one = run_native(out, x, simulator="verilator", seed=1)
+    with open_pool(cluster=address) as pool:
+        sharded = run_native_sharded(out, x, pool, 2, simulator="verilator", seed=1)
+        assert one.passed and sharded.passed, sharded.summary()
+        np.testing.assert_array_equal(sharded.outputs, one.outputs)
+        for name, values in one.layer_outputs.items():
+            np.testing.assert_array_equal(sharded.layer_outputs[name], values)
+        assert sharded.cycles_per_frame == one.cycles_per_frame == one.expected_cycles_per_frame
+        assert [s["first_frame"] for s in sharded.stress["shards"]] == [0, 6]
+        flip, mem, word, bit = rtl_rom_flip(graph, x[6:], "fc1", "weights")    # it shows in the second shard
+        mutant = shutil.copytree(out, tmp_path / "mutant")
+        flip_mem_bit(mutant / "rtl" / mem, word, bit)
+        bad = run_native_sharded(mutant, x, pool, 2, simulator="verilator", seed=1)
+    assert not bad.passed
+    details = [re.match(r"layer '(\w+)' frame (\d+) channel (\d+): expected (-?\d+), got", m) for m in bad.mismatches]
+    found = [(d.group(1), int(d.group(2)), int(d.group(3)), int(d.group(4))) for d in details if d]
+    want = golden_run(graph, x)
+    assert {f for _, f, _, _ in found if f >= 6}, bad.mismatches
+    for layer, frame, channel, expected in found:
+        assert want.outputs[layer][frame, channel] == expected, (layer, frame, channel)
+    proc = run_cli("sim", out, "--simulator", "verilator", "--cluster", address, timeout=600)
+    assert proc.returncode == 0 and "verilator: " in proc.stdout and "bit-exact" in proc.stdout, \
+        proc.stdout + proc.stderr
