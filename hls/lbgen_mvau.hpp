@@ -94,9 +94,19 @@ struct mac_stage {
                                 const typename CFG::in_beat_t &x, bool first) {
 #pragma HLS INLINE
         typedef typename CFG::acc_t acc_t;
+#ifndef __SYNTHESIS__
+        // C-simulation: the word cut into its 64-bit limbs once, the rows taken from those
+        // (the same bits as the range() below, without a copy of the whole word per row)
+        uint64_t wl[(CFG::weight_word_t::width + 63) / 64];
+        to_limbs(w, wl);
+#endif
         for (unsigned p = 0; p < CFG::PE; p++) {
 #pragma HLS UNROLL
+#ifdef __SYNTHESIS__
             const ap_uint<ROW_BITS> row = w.range(p * ROW_BITS + ROW_BITS - 1, p * ROW_BITS);
+#else
+            const ap_uint<ROW_BITS> row = from_limb_field<ROW_BITS>(wl, p * ROW_BITS);
+#endif
             const acc_t partial = CFG::product_t::template dot<CFG::SIMD, acc_t>(row, x);
             acc[p] = first ? partial : acc_t(acc[p] + partial);
         }
