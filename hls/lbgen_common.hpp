@@ -218,20 +218,25 @@ struct is_hetero<hetero<N, K0, K1, K2, K3> > {
 };
 
 // Little-endian 64-bit limbs of a word: limb k = bits [64k +: 64] (C-simulation only).
-// One copy of the word, shifted right 64 bits at a time: a multi-word range()
-// builds and shifts a copy of the whole word per call.
+// The word is halved (at a multiple of 64 bits) until the parts fit one limb:
+// a multi-word range() or shift builds and shifts a copy of the whole word, so
+// cutting L limbs off one at a time costs L whole-word copies, halving about log2(L).
 #ifndef __SYNTHESIS__
+template <int N, bool WIDE = (N > 64)>
+struct limb_split {
+    static void apply(const ap_uint<N> &word, uint64_t *limbs) { limbs[0] = word.to_uint64(); }
+};
+template <int N>
+struct limb_split<N, true> {
+    static const int LO = 64 * (((N + 63) / 64 + 1) / 2);  // the low half, whole limbs
+    static void apply(const ap_uint<N> &word, uint64_t *limbs) {
+        limb_split<LO>::apply(ap_uint<LO>(word), limbs);
+        limb_split<N - LO>::apply(ap_uint<N - LO>(word >> LO), limbs + LO / 64);
+    }
+};
 template <int N>
 inline void to_limbs(const ap_uint<N> &word, uint64_t *limbs) {
-    if (N <= 64) {
-        limbs[0] = word.to_uint64();
-        return;
-    }
-    ap_uint<N> rest = word;
-    for (unsigned k = 0; k < ((unsigned)N + 63) / 64; k++) {
-        limbs[k] = rest.to_uint64();
-        if (64 * (k + 1) < (unsigned)N) rest >>= 64;
-    }
+    limb_split<N>::apply(word, limbs);
 }
 
 // bits [lo +: n] of a little-endian limb array, 1 <= n <= 64 (C-simulation only)
