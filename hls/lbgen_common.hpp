@@ -23,9 +23,14 @@
 // LBGEN_CSIM_NATIVE (a fast g++ C-simulation, never synthesis) selects a
 // native-integer model of the MVAU's MAC stage (lbgen_mvau.hpp) and, in the
 // generated lbgen_params.h, ROMs built from plain 64-bit limb tables
-// (lbgen_csim.hpp RomImage). Without it every line is the synthesized code.
+// (lbgen_csim.hpp RomImage). Without it every operation is the synthesized
+// code's; only wiring has C-simulation paths (#ifndef __SYNTHESIS__: cutting
+// wide words apart through 64-bit limbs, ROM words cut into rows or threshold
+// elements once per ROM), which give the same bits.
 #if defined(LBGEN_CSIM_NATIVE) && !defined(__SYNTHESIS__)
 #define LBGEN_NATIVE_MODEL 1
+#endif
+#ifndef __SYNTHESIS__
 #include <vector>
 #endif
 
