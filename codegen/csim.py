@@ -32,7 +32,8 @@ from .ir import DType, Graph, IRError
 from .packing import pack_stream, unpack_stream
 
 CXX_STD = "-std=c++14"
-CXX_FLAGS = ("-O2", "-DLBGEN_TRACE", "-w")
+#: -O3, portable (no -march=native: a cached binary may run on another machine); ap_types asserts kept
+CXX_FLAGS = ("-O3", "-DLBGEN_TRACE", "-w")
 #: the C-simulation model of the MVAU dot products and threshold compares in native integers
 #: (hls/lbgen_pe.hpp, hls/lbgen_mvau.hpp)
 NATIVE_FLAG = "-DLBGEN_CSIM_NATIVE"
@@ -118,7 +119,7 @@ def _sources(hls_dir: Path) -> list[Path]:
 
 
 def build_csim(hls_dir: Path, build_dir: Path, *, native: bool = True, force: bool = False) -> Path:
-    """Compile the testbench and the top with g++ -O2; return the binary.
+    """Compile the testbench and the top with g++ -O3; return the binary.
 
     ``native`` (default) builds the top with ``-DLBGEN_CSIM_NATIVE``: the MVAU's
     MAC stage and multi-threshold compare run as native-integer models of the
