@@ -123,8 +123,10 @@ def build_csim(hls_dir: Path, build_dir: Path, *, native: bool = True, force: bo
 
     ``native`` (default) builds the top with ``-DLBGEN_CSIM_NATIVE``: the MVAU's
     MAC stage and multi-threshold compare run as native-integer models of the
-    same arithmetic in C-simulation (tens of times faster); without it every
-    operation is the ap_int code that synthesis sees. The two translation
+    same arithmetic in C-simulation (5-10x faster on the digits MLPs); without
+    it every operation is the ap_int code that synthesis sees (the headers cut
+    constant ROM words apart once, a C-simulation path for wiring only, see
+    hls/lbgen_mvau.hpp). The two translation
     units compile in parallel; an object or binary built from the same sources
     with the same command is reused unless ``force`` (the testbench object is
     shared by both variants). Raises CsimError with the compiler output on failure.
