@@ -24,9 +24,10 @@
 // native-integer model of the MVAU's MAC stage (lbgen_mvau.hpp) and, in the
 // generated lbgen_params.h, ROMs built from plain 64-bit limb tables
 // (lbgen_csim.hpp RomImage). Without it every operation is the synthesized
-// code's; only wiring has C-simulation paths (#ifndef __SYNTHESIS__: cutting
-// wide words apart through 64-bit limbs, ROM words cut into rows or threshold
-// elements once per ROM), which give the same bits.
+// code's ap_int arithmetic; the C-simulation paths (#ifndef __SYNTHESIS__)
+// give the same bits and values: wide words cut apart through 64-bit limbs,
+// ROM words cut into rows or threshold elements once per ROM, and a lane
+// product taken in its operands' own ap_int widths (lbgen_pe.hpp).
 #if defined(LBGEN_CSIM_NATIVE) && !defined(__SYNTHESIS__)
 #define LBGEN_NATIVE_MODEL 1
 #endif

@@ -42,12 +42,13 @@
 // the multi-threshold compare run as native-integer models of the same
 // arithmetic (mac_stage<CFG, true>, act_stage<CFG, true>); streams, buffering
 // and fold order stay the ap_int code. lbgen's tests run every design both
-// ways against the golden model. Without it every operation is the ap_int
-// code; only wiring has C-simulation paths (#ifndef __SYNTHESIS__, the same
-// bits): the weight ROM's PE rows and the threshold ROM's elements are cut
-// out once per ROM instead of on every iteration (a multi-word range() in the
-// reference ap_types copies and shifts the whole word), and wide words are
-// cut apart through 64-bit limbs (lbgen_common.hpp to_limbs, unpack).
+// ways against the golden model. Without it every operation is ap_int code;
+// its C-simulation paths (#ifndef __SYNTHESIS__) give the same bits: the
+// weight ROM's PE rows and the threshold ROM's elements are cut out once per
+// ROM instead of on every iteration (a multi-word range() in the reference
+// ap_types copies and shifts the whole word), wide words are cut apart
+// through 64-bit limbs (lbgen_common.hpp to_limbs, unpack), and a lane
+// product is taken in its operands' own widths (lbgen_pe.hpp).
 #ifndef LBGEN_MVAU_HPP
 #define LBGEN_MVAU_HPP
 
