@@ -33,7 +33,8 @@ from .packing import pack_stream, unpack_stream
 from .pool import Job, Pool
 
 CXX_STD = "-std=c++14"
-CXX_FLAGS = ("-O2", "-DLBGEN_TRACE", "-w")
+#: -O3, portable (no -march=native: a cached binary may run on another machine); ap_types asserts kept
+CXX_FLAGS = ("-O3", "-DLBGEN_TRACE", "-w")
 #: the C-simulation model of the MVAU dot products and threshold compares in native integers
 #: (hls/lbgen_pe.hpp, hls/lbgen_mvau.hpp)
 NATIVE_FLAG = "-DLBGEN_CSIM_NATIVE"
@@ -119,12 +120,14 @@ def _sources(hls_dir: Path) -> list[Path]:
 
 
 def build_csim(hls_dir: Path, build_dir: Path, *, native: bool = True, force: bool = False) -> Path:
-    """Compile the testbench and the top with g++ -O2; return the binary.
+    """Compile the testbench and the top with g++ -O3; return the binary.
 
     ``native`` (default) builds the top with ``-DLBGEN_CSIM_NATIVE``: the MVAU's
     MAC stage and multi-threshold compare run as native-integer models of the
-    same arithmetic in C-simulation (tens of times faster); without it every
-    operation is the ap_int code that synthesis sees. The two translation
+    same arithmetic in C-simulation (5-10x faster on the digits MLPs); without
+    it every operation is the ap_int code that synthesis sees (the headers cut
+    constant ROM words apart once, a C-simulation path for wiring only, see
+    hls/lbgen_mvau.hpp). The two translation
     units compile in parallel; an object or binary built from the same sources
     with the same command is reused unless ``force`` (the testbench object is
     shared by both variants). Raises CsimError with the compiler output on failure.

@@ -38,12 +38,18 @@ struct MultiThreshold {
         ap_uint<ACC_BITS> t[T];
 #pragma HLS ARRAY_PARTITION variable=t complete dim=1
         unpack<ACC_BITS, T>(word, t);
+        const bool invert = word[T * ACC_BITS];
+        return levels(acc, t, invert);
+    }
+
+    // the compare of activate on a channel's unpacked thresholds and invert flag
+    static ap_uint<OUT_BITS> levels(const ap_int<ACC_BITS> &acc, const ap_uint<ACC_BITS> t[T], bool invert) {
+#pragma HLS INLINE
         ap_uint<OUT_BITS + 1> count = 0;
         for (unsigned j = 0; j < T; j++) {
 #pragma HLS UNROLL
             count += (acc >= ap_int<ACC_BITS>(t[j])) ? 1 : 0;
         }
-        const bool invert = word[T * ACC_BITS];
         const ap_uint<OUT_BITS + 1> level = invert ? ap_uint<OUT_BITS + 1>(T - count) : count;
         return level;
     }

@@ -23,9 +23,15 @@
 // LBGEN_CSIM_NATIVE (a fast g++ C-simulation, never synthesis) selects a
 // native-integer model of the MVAU's MAC stage (lbgen_mvau.hpp) and, in the
 // generated lbgen_params.h, ROMs built from plain 64-bit limb tables
-// (lbgen_csim.hpp RomImage). Without it every line is the synthesized code.
+// (lbgen_csim.hpp RomImage). Without it every operation is the synthesized
+// code's ap_int arithmetic; the C-simulation paths (#ifndef __SYNTHESIS__)
+// give the same bits and values: wide words cut apart through 64-bit limbs,
+// ROM words cut into rows or threshold elements once per ROM, and a lane
+// product taken in its operands' own ap_int widths (lbgen_pe.hpp).
 #if defined(LBGEN_CSIM_NATIVE) && !defined(__SYNTHESIS__)
 #define LBGEN_NATIVE_MODEL 1
+#endif
+#ifndef __SYNTHESIS__
 #include <vector>
 #endif
 
@@ -217,15 +223,61 @@ struct is_hetero<hetero<N, K0, K1, K2, K3> > {
     static const bool value = true;
 };
 
+// Little-endian 64-bit limbs of a word: limb k = bits [64k +: 64] (C-simulation only).
+// The word is halved (at a multiple of 64 bits) until the parts fit one limb:
+// a multi-word range() or shift builds and shifts a copy of the whole word, so
+// cutting L limbs off one at a time costs L whole-word copies, halving about log2(L).
+#ifndef __SYNTHESIS__
+template <int N, bool WIDE = (N > 64)>
+struct limb_split {
+    static void apply(const ap_uint<N> &word, uint64_t *limbs) { limbs[0] = word.to_uint64(); }
+};
+template <int N>
+struct limb_split<N, true> {
+    static const int LO = 64 * (((N + 63) / 64 + 1) / 2);  // the low half, whole limbs
+    static void apply(const ap_uint<N> &word, uint64_t *limbs) {
+        limb_split<LO>::apply(ap_uint<LO>(word), limbs);
+        limb_split<N - LO>::apply(ap_uint<N - LO>(word >> LO), limbs + LO / 64);
+    }
+};
+template <int N>
+inline void to_limbs(const ap_uint<N> &word, uint64_t *limbs) {
+    limb_split<N>::apply(word, limbs);
+}
+
+// bits [lo +: n] of a little-endian limb array, 1 <= n <= 64 (C-simulation only)
+inline uint64_t limb_field(const uint64_t *limbs, unsigned lo, unsigned n) {
+    const unsigned k = lo / 64, s = lo % 64;
+    uint64_t v = limbs[k] >> s;
+    if (s + n > 64) v |= limbs[k + 1] << (64 - s);
+    return n < 64 ? v & ((uint64_t(1) << n) - 1) : v;
+}
+
+// bits [lo +: N] of a limb array as an ap_uint<N> (C-simulation only)
+template <int N>
+inline ap_uint<N> from_limb_field(const uint64_t *limbs, unsigned lo) {
+    if (N <= 64) return ap_uint<N>(limb_field(limbs, lo, N));
+    const int TOP = (N - 1) / 64;
+    ap_uint<N> word = ap_uint<N>(limb_field(limbs, lo + 64 * TOP, (unsigned)N - 64 * TOP));
+    for (int k = TOP - 1; k >= 0; k--) {
+        word <<= 64;
+        word |= ap_uint<N>(limb_field(limbs, lo + 64 * k, 64));
+    }
+    return word;
+}
+#endif
+
 // Unpack COUNT elements of EB bits (element i at bits [i*EB +: EB]) into an
 // array. The word is cut into chunks of at most 64 bits first: pure wiring in
-// hardware, and in C-simulation it keeps multi-word ap_uint shifts out of the
+// hardware. C-simulation cuts the word through its 64-bit limbs (the same
+// bits), which keeps multi-word ap_uint shifts and range() calls out of the
 // per-element work.
 template <unsigned EB, unsigned COUNT, int N>
 inline void unpack(const ap_uint<N> &word, ap_uint<EB> out[COUNT]) {
 #pragma HLS INLINE
     static_assert(EB >= 1 && EB <= 64, "unpack: elements of 1..64 bits");
     static_assert(EB * COUNT <= (unsigned)N, "unpack: more elements than the word holds");
+#ifdef __SYNTHESIS__
     const unsigned PER = 64 / EB;  // elements per chunk
     for (unsigned first = 0; first < COUNT; first += PER) {
 #pragma HLS UNROLL
@@ -236,22 +288,12 @@ inline void unpack(const ap_uint<N> &word, ap_uint<EB> out[COUNT]) {
             out[first + k] = chunk.range(k * EB + EB - 1, k * EB);
         }
     }
-}
-
-// Little-endian 64-bit limbs of a word: limb k = bits [64k +: 64] (C-simulation only).
-#ifndef __SYNTHESIS__
-template <int N>
-inline void to_limbs(const ap_uint<N> &word, uint64_t *limbs) {
-    if (N <= 64) {
-        limbs[0] = word.to_uint64();
-        return;
-    }
-    for (unsigned lo = 0; lo < (unsigned)N; lo += 64) {
-        const unsigned hi = lo + 63 < (unsigned)N - 1 ? lo + 63 : (unsigned)N - 1;
-        limbs[lo / 64] = word.range(hi, lo).to_uint64();
-    }
-}
+#else
+    uint64_t limbs[(N + 63) / 64];
+    to_limbs(word, limbs);
+    for (unsigned i = 0; i < COUNT; i++) out[i] = ap_uint<EB>(limb_field(limbs, i * EB, EB));
 #endif
+}
 
 // Number of set bits of a word.
 template <int N>
@@ -266,11 +308,10 @@ inline ap_uint<bits_for(N)> popcount(const ap_uint<N> &word) {
     return count;
 #else
     // C-simulation model: the same count, 64 bits at a time
+    uint64_t limbs[(N + 63) / 64];
+    to_limbs(word, limbs);
     unsigned count = 0;
-    for (unsigned lo = 0; lo < (unsigned)N; lo += 64) {
-        const unsigned hi = lo + 63 < (unsigned)N - 1 ? lo + 63 : (unsigned)N - 1;
-        count += (unsigned)__builtin_popcountll(word.range(hi, lo).to_uint64());
-    }
+    for (unsigned k = 0; k < ((unsigned)N + 63) / 64; k++) count += (unsigned)__builtin_popcountll(limbs[k]);
     return count;
 #endif
 }

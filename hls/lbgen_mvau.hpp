@@ -42,7 +42,13 @@
 // the multi-threshold compare run as native-integer models of the same
 // arithmetic (mac_stage<CFG, true>, act_stage<CFG, true>); streams, buffering
 // and fold order stay the ap_int code. lbgen's tests run every design both
-// ways against the golden model.
+// ways against the golden model. Without it every operation is ap_int code;
+// its C-simulation paths (#ifndef __SYNTHESIS__) give the same bits: the
+// weight ROM's PE rows and the threshold ROM's elements are cut out once per
+// ROM instead of on every iteration (a multi-word range() in the reference
+// ap_types copies and shifts the whole word), wide words are cut apart
+// through 64-bit limbs (lbgen_common.hpp to_limbs, unpack), and a lane
+// product is taken in its operands' own widths (lbgen_pe.hpp).
 #ifndef LBGEN_MVAU_HPP
 #define LBGEN_MVAU_HPP
 
@@ -87,16 +93,57 @@ struct mac_stage {
     static void accumulate(store_t acc[CFG::PE], const typename CFG::weight_word_t weights[], unsigned i,
                            const typename CFG::in_beat_t &x, bool first) {
 #pragma HLS INLINE
+#ifdef __SYNTHESIS__
         accumulate_word(acc, weights[i], x, first);
+#else
+        // C-simulation: the PE rows of every ROM word cut out once per ROM (the same bits as
+        // accumulate_word's range(); keyed by the ROM's address, as the native model's rows:
+        // the weight ROMs are constant arrays at namespace scope, lbgen_params.h); the dot
+        // products and the accumulation are accumulate_word's
+        typedef typename CFG::acc_t acc_t;
+        const ap_uint<ROW_BITS> *rows = rom_rows(weights) + (size_t)i * CFG::PE;
+        for (unsigned p = 0; p < CFG::PE; p++) {
+            const acc_t partial = CFG::product_t::template dot<CFG::SIMD, acc_t>(rows[p], x);
+            acc[p] = first ? partial : acc_t(acc[p] + partial);
+        }
+#endif
     }
+
+#ifndef __SYNTHESIS__
+    static const ap_uint<ROW_BITS> *rom_rows(const typename CFG::weight_word_t rom[]) {
+        static const typename CFG::weight_word_t *key = 0;
+        static std::vector<ap_uint<ROW_BITS> > rows;
+        if (key != rom) {
+            rows.assign((size_t)CFG::NF * CFG::SF * CFG::PE, ap_uint<ROW_BITS>(0));
+            uint64_t wl[(CFG::weight_word_t::width + 63) / 64];
+            for (unsigned i = 0; i < CFG::NF * CFG::SF; i++) {
+                to_limbs(rom[i], wl);
+                for (unsigned p = 0; p < CFG::PE; p++)
+                    rows[(size_t)i * CFG::PE + p] = from_limb_field<ROW_BITS>(wl, p * ROW_BITS);
+            }
+            key = rom;
+        }
+        return rows.data();
+    }
+#endif
 
     static void accumulate_word(store_t acc[CFG::PE], const typename CFG::weight_word_t &w,
                                 const typename CFG::in_beat_t &x, bool first) {
 #pragma HLS INLINE
         typedef typename CFG::acc_t acc_t;
+#ifndef __SYNTHESIS__
+        // C-simulation: the word cut into its 64-bit limbs once, the rows taken from those
+        // (the same bits as the range() below, without a copy of the whole word per row)
+        uint64_t wl[(CFG::weight_word_t::width + 63) / 64];
+        to_limbs(w, wl);
+#endif
         for (unsigned p = 0; p < CFG::PE; p++) {
 #pragma HLS UNROLL
+#ifdef __SYNTHESIS__
             const ap_uint<ROW_BITS> row = w.range(p * ROW_BITS + ROW_BITS - 1, p * ROW_BITS);
+#else
+            const ap_uint<ROW_BITS> row = from_limb_field<ROW_BITS>(wl, p * ROW_BITS);
+#endif
             const acc_t partial = CFG::product_t::template dot<CFG::SIMD, acc_t>(row, x);
             acc[p] = first ? partial : acc_t(acc[p] + partial);
         }
@@ -186,8 +233,51 @@ struct act_stage {
                                        const typename ACT::word_t act_rom[CFG::PE][CFG::NF], unsigned nf,
                                        unsigned p) {
 #pragma HLS INLINE
+#ifdef __SYNTHESIS__
         return ACT::activate(acc, act_rom[p][nf]);
+#else
+        // C-simulation: the same compare on thresholds unpacked once per ROM
+        return csim_rom<ACT, (ACT::N_THRESHOLDS > 0)>::apply(acc, act_rom, nf, p);
+#endif
     }
+
+#ifndef __SYNTHESIS__
+    // C-simulation: every threshold word of the layer's ROM unpacked once (the same bits
+    // as activate's unpack, which cuts a word of T * ACC_BITS + 1 bits apart on every
+    // call), then activate's compare (MultiThreshold::levels). One table per layer
+    // configuration, keyed by the ROM's address as the native model's tables: the
+    // threshold ROMs are constant arrays at namespace scope (lbgen_params.h).
+    template <class A, bool ROM>
+    struct csim_rom {
+        static const unsigned T = A::N_THRESHOLDS, PE = CFG::PE, NF = CFG::NF, AB = CFG::ACC_BITS;
+        static ap_uint<CFG::OUT_BITS> apply(const typename CFG::acc_t &acc,
+                                           const typename A::word_t rom[CFG::PE][CFG::NF], unsigned nf,
+                                           unsigned p) {
+            static const void *key = 0;
+            static std::vector<ap_uint<AB> > t;
+            static std::vector<unsigned char> invert;
+            if (key != (const void *)rom) {
+                t.assign((size_t)PE * NF * T, ap_uint<AB>(0));
+                invert.assign((size_t)PE * NF, 0);
+                for (unsigned q = 0; q < PE; q++)
+                    for (unsigned f = 0; f < NF; f++) {
+                        unpack<AB, T>(rom[q][f], &t[((size_t)q * NF + f) * T]);
+                        invert[(size_t)q * NF + f] = rom[q][f][T * AB];
+                    }
+                key = (const void *)rom;
+            }
+            return A::levels(acc, &t[((size_t)p * NF + nf) * T], invert[(size_t)p * NF + nf] != 0);
+        }
+    };
+    template <class A>
+    struct csim_rom<A, false> {  // RawAccumulator: no ROM
+        static ap_uint<CFG::OUT_BITS> apply(const typename CFG::acc_t &acc,
+                                           const typename A::word_t act_rom[CFG::PE][CFG::NF], unsigned nf,
+                                           unsigned p) {
+            return A::activate(acc, act_rom[p][nf]);
+        }
+    };
+#endif
 };
 
 #ifdef LBGEN_NATIVE_MODEL

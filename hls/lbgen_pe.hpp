@@ -46,7 +46,15 @@ struct lane_product {
     typedef ap_int<WE::BITS + XE::BITS + 1> type;
     static type apply(const ap_uint<WE::BITS> &w, const ap_uint<XE::BITS> &x) {
 #pragma HLS INLINE
+#ifdef __SYNTHESIS__
         return type(WE::value(w)) * type(XE::value(x));
+#else
+        // C-simulation: the same product from the operands' own widths. The reference
+        // ap_types multiply two ap_int<type> in a 2 * 2 * width (> 64 bit) temporary on
+        // the heap; value_t * value_t is exact in its own width (ap_int<WB + XB>, signed
+        // or unsigned alike) and stays in one 64-bit word for narrow operands.
+        return type(WE::value(w) * XE::value(x));
+#endif
     }
 };
 
