@@ -204,13 +204,13 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--nets: unknown {', '.join(bad)} (known: {', '.join(NETS)})")
     path = RESULTS / "scale.json"
     doc = json.loads(path.read_text()) if path.is_file() else {"rows": {}}
+    RESULTS.mkdir(exist_ok=True)
     for name in nets:
         t0 = time.perf_counter()
         doc["rows"][name] = run_net(name, args)
         print(f"{name}: {time.perf_counter() - t0:.0f} s", flush=True)
-    doc["rows"] = {n: doc["rows"][n] for n in NETS if n in doc["rows"]}
-    RESULTS.mkdir(exist_ok=True)
-    path.write_text(json.dumps(doc, indent=1) + "\n")
+        doc["rows"] = {n: doc["rows"][n] for n in NETS if n in doc["rows"]}
+        path.write_text(json.dumps(doc, indent=1) + "\n")      # after every network: a long run keeps its rows
     plot(doc["rows"], RESULTS / "scale.png")
     print(table(doc["rows"]))
     return 0
