@@ -46,8 +46,8 @@ from .passes.folding import folding_bound
 from .pool import Job
 from .simlib.scoreboard import check_stream, report
 from .simlib.streams import input_spec, layer_specs, pack_frames
-from .simulate import (DATA_SUFFIXES, SIMULATORS, RtlResult, SimulationError, _check_probability, _input_values,
-                       _run_dir, _tail, _verilator_version, _wheel_version, cache_root, read_filelist,
+from .simulate import (DATA_SUFFIXES, SIMULATORS, phase_vectors, RtlResult, SimulationError, _check_probability,
+                       _input_values, _run_dir, _tail, _verilator_version, _wheel_version, cache_root, read_filelist,
                        stage_outputs, toolchain_env, _prune_cache)
 
 TB_TOP = "lbgen_tb"
@@ -269,10 +269,7 @@ def run_native(out_dir: Path, inputs: Optional[np.ndarray] = None, simulator: st
     gaps = _check_probability("gaps", gaps)
     out_dir = Path(out_dir)
     graph = Graph.load(out_dir)
-    inputs = _input_values(out_dir, graph, inputs)
-    n1, n2 = len(inputs), max(0, int(throughput_frames))
-    all_inputs = np.concatenate([inputs, inputs[np.arange(n2) % n1]]) if n2 else inputs
-    trace = golden.run(graph, all_inputs)
+    inputs, all_inputs, n1, n2, trace = phase_vectors(out_dir, graph, inputs, throughput_frames)
     env = toolchain_env(simulator)
     rtl_dir = out_dir / "rtl"
     errors = contract_errors(graph, rtl_dir, probes)

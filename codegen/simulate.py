@@ -478,6 +478,15 @@ def _input_values(out_dir: Path, graph: Graph, inputs) -> np.ndarray:
     return inputs
 
 
+def phase_vectors(out_dir: Path, graph: Graph, inputs, throughput_frames: int):
+    """(phase-1 inputs, all inputs, n1, n2, golden trace of all): the N frames of phase 1, then
+    ``throughput_frames`` of them again (cyclically) for the throughput phase, as both testbenches send them."""
+    inputs = _input_values(out_dir, graph, inputs)
+    n1, n2 = len(inputs), max(0, int(throughput_frames))
+    all_inputs = np.concatenate([inputs, inputs[np.arange(n2) % n1]]) if n2 else inputs
+    return inputs, all_inputs, n1, n2, golden.run(graph, all_inputs)
+
+
 def _run_dir(simulator: str, build_dir: Optional[Path]) -> Path:
     """A fresh directory for one run: ``build_dir/run-<simulator>`` (kept), else a temporary one."""
     if build_dir is None:
@@ -546,10 +555,7 @@ def run_rtl(out_dir: Path, inputs: Optional[np.ndarray] = None, simulator: str =
     out_dir = Path(out_dir)
     graph = Graph.load(out_dir)
     resets = _reset_points(reset_at, graph, monitor_layers)
-    inputs = _input_values(out_dir, graph, inputs)
-    n1, n2 = len(inputs), max(0, int(throughput_frames))
-    all_inputs = np.concatenate([inputs, inputs[np.arange(n2) % n1]]) if n2 else inputs
-    trace = golden.run(graph, all_inputs)
+    inputs, all_inputs, n1, n2, trace = phase_vectors(out_dir, graph, inputs, throughput_frames)
 
     env = toolchain_env(simulator)
     rtl_dir = out_dir / "rtl"
