@@ -10,7 +10,10 @@ one after the other in this process:
 (b) native, Verilator: ``lbgen.native_tb.run_native``, back-pressure and gaps
     0.3 in phase 1, every layer's stream probed, then the throughput frames;
 (c) native, Icarus: a few frames, no throughput phase;
-(d) cocotb, Verilator (``lbgen.simulate.run_rtl``): 1 frame.
+(d) cocotb, Verilator (``lbgen.simulate.run_rtl``): 1 frame;
+(e) native, Verilator with ``--threads N`` for each N of ``--threads``
+    (default 2): the same frames as (b), on a model Verilator partitions
+    over N threads.
 
 cycles/s = simulated clock cycles / seconds of the simulator run (build
 excluded; the native and cocotb figures include the process start and the
@@ -94,10 +97,12 @@ def plot(doc: dict, path: Path) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         return
-    names = [k for k in ("bare", "native_verilator", "native_icarus", "cocotb_verilator") if k in doc["runs"]]
+    names = [k for k in ("bare", "native_verilator", *sorted(k for k in doc["runs"] if k.startswith("native_verilator_t")),
+                         "native_icarus", "cocotb_verilator") if k in doc["runs"]]
     vals = [doc["runs"][k]["cycles_per_s"] for k in names]
     fig, ax = plt.subplots(figsize=(6, 3.2))
-    ax.barh(names[::-1], vals[::-1], color=["#888", "#c44", "#48c", "#4a4"][:len(names)][::-1])
+    palette = {"bare": "#888", "native_icarus": "#48c", "cocotb_verilator": "#4a4"}
+    ax.barh(names[::-1], vals[::-1], color=[palette.get(n, "#c44") for n in names][::-1])
     ax.set_xscale("log")
     ax.set_xlabel("simulated clock cycles per second (log)")
     ax.set_title(f"CNV-1w1a ({doc['cycles_per_frame_bound']:,} cycles/frame)")
@@ -119,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--throughput", type=int, default=4, help="throughput frames (native Verilator)")
     ap.add_argument("--icarus-frames", type=int, default=1)
     ap.add_argument("--cocotb-frames", type=int, default=1)
-    ap.add_argument("--skip", default="", help="comma-separated: bare, icarus, cocotb")
+    ap.add_argument("--threads", default="2", help="comma-separated Verilator model thread counts for (e)")
+    ap.add_argument("--skip", default="", help="comma-separated: bare, icarus, cocotb, threads")
     args = ap.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
     out, emit_s = emit_cnv(args.work)
@@ -147,6 +153,14 @@ def main(argv: list[str] | None = None) -> int:
                     build_dir=args.work / "cocotb")
         runs["cocotb_verilator"] = figures(r, args.cocotb_frames)
         print("cocotb verilator", runs["cocotb_verilator"], flush=True)
+    if "threads" not in skip:
+        for n in [int(t) for t in args.threads.split(",") if t]:
+            r = run_native(out, x[:n1], simulator="verilator", seed=1, backpressure=0.3, gaps=0.3,
+                           throughput_frames=args.throughput, build_dir=args.work / "native", threads=n)
+            runs[f"native_verilator_t{n}"] = {**figures(r, n1 + args.throughput), "threads": n}
+            doc[f"threads{n}_over_threads1"] = round(runs[f"native_verilator_t{n}"]["cycles_per_s"]
+                                                     / runs["native_verilator"]["cycles_per_s"], 3)
+            print(f"native verilator --threads {n}", runs[f"native_verilator_t{n}"], flush=True)
     if "bare" in runs:
         doc["native_over_bare"] = round(runs["native_verilator"]["cycles_per_s"] / runs["bare"]["cycles_per_s"], 3)
     if "cocotb_verilator" in runs:

@@ -8,6 +8,7 @@ simulation that disagrees with the golden model exits with code 1.
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Optional
@@ -188,6 +189,8 @@ def sim(
                                        "testbench)"),
     cluster: Optional[str] = typer.Option(None, "--cluster", help="run the shards on the workers of this Dask "
                                           "scheduler (tcp://host:port; they must see out/ by path)"),
+    threads: int = typer.Option(1, "--threads", help="Verilator only: evaluate the model on N threads "
+                                "(verilator --threads; a build of its own). docs/benchmarks.md has when it pays"),
 ) -> None:
     """Simulate out/ against the golden model, bit for bit; print cycles/frame and accuracy.
 
@@ -201,6 +204,11 @@ def sim(
         if frames is not None and frames < 1:
             raise UsageError(f"--frames {frames}: must be at least 1")
         check_pool_options(jobs, cluster)
+        if threads < 1:
+            raise UsageError(f"--threads {threads}: must be at least 1")
+        if threads > 1 and (simulator not in (Simulator.verilator, Simulator.all) or harness != Harness.native):
+            raise UsageError(f"--threads {threads}: only the native testbench on Verilator runs a multithreaded "
+                             f"model (--simulator verilator or all, --harness native)")
         if (jobs is not None or cluster is not None) and harness == Harness.cocotb and simulator != Simulator.csim:
             raise UsageError("--jobs/--cluster with --harness cocotb: shards run the native testbench and the "
                              "C-simulation; the cocotb testbench runs in one process")
@@ -210,14 +218,14 @@ def sim(
         return
     bound = folding_bound(graph)
     chosen = ["csim", "icarus", "verilator"] if simulator == Simulator.all else [simulator.value]
+    options = RtlOptions(harness.value, seed, backpressure, threads)
     ok = True
     try:
         with open_pool(jobs, cluster) as pool:
             if pool.client is not None:
                 err_console.print(f"shards on {pool.description}", highlight=False)
             for name in chosen:
-                ok &= _run_one(name, out_dir, graph, values, trace, seed, backpressure, bound, labels, pool,
-                               harness.value)
+                ok &= _run_one(name, out_dir, graph, values, trace, options, bound, labels, pool)
     except UsageError as exc:
         _fail(exc)
     if labels is not None:
@@ -285,16 +293,33 @@ def _stored_vectors(out_dir: Path, graph) -> tuple[np.ndarray, Optional[np.ndarr
     return values, labels
 
 
-def _run_one(name, out_dir, graph, values, trace, seed, backpressure, bound, labels, pool,
-             harness="native") -> bool:
+@dataclass(frozen=True)
+class RtlOptions:
+    """How ``lbgen sim`` runs an RTL simulator, parsed once from its options."""
+    harness: str = "native"        # native (Verilog testbench) or cocotb
+    seed: int = 0
+    backpressure: float = 0.3
+    threads: int = 1               # Verilator model threads (native testbench)
+
+    def threads_for(self, simulator: str) -> int:
+        return self.threads if simulator == "verilator" else 1
+
+
+def _shard_progress(status, what: str):
+    """A Pool.run progress callback that shows the shards done in the spinner's line."""
+    return lambda text: status.update(f"{what}: shard {text}")
+
+
+def _run_one(name, out_dir, graph, values, trace, options: RtlOptions, bound, labels, pool) -> bool:
     """One executor against the golden trace; print the verdict, return True if bit-exact."""
     expected = trace.result
     cycles = None
     if name == "csim":
         from .csim import CsimError, run_csim_sharded
         try:
-            with err_console.status("C-simulation (g++, the ap_int code HLS synthesises) ..."):
-                res = run_csim_sharded(Path(out_dir), values, pool, pool.workers, native=False)
+            with err_console.status("C-simulation (g++, the ap_int code HLS synthesises) ...") as status:
+                res = run_csim_sharded(Path(out_dir), values, pool, pool.workers, native=False,
+                                       progress=_shard_progress(status, "C-simulation"))
         except CsimError as exc:
             raise UsageError(str(exc)) from None
         first = res.mismatch(trace)
@@ -303,14 +328,16 @@ def _run_one(name, out_dir, graph, values, trace, seed, backpressure, bound, lab
         from .native_tb import run_native, run_native_sharded
         from .simulate import ToolchainError, run_rtl
         try:
-            with err_console.status(f"RTL simulation ({name}, {harness} testbench) ..."):
-                if harness != "native":
-                    res = run_rtl(Path(out_dir), values, simulator=name, seed=seed, backpressure=backpressure)
+            common = dict(simulator=name, seed=options.seed, backpressure=options.backpressure)
+            with err_console.status(f"RTL simulation ({name}, {options.harness} testbench) ...") as status:
+                if options.harness != "native":
+                    res = run_rtl(Path(out_dir), values, **common)
                 elif pool.client is not None:
-                    res = run_native_sharded(Path(out_dir), values, pool, pool.workers, simulator=name, seed=seed,
-                                             backpressure=backpressure)
+                    res = run_native_sharded(Path(out_dir), values, pool, pool.workers, **common,
+                                             threads=options.threads_for(name),
+                                             progress=_shard_progress(status, f"RTL simulation ({name})"))
                 else:
-                    res = run_native(Path(out_dir), values, simulator=name, seed=seed, backpressure=backpressure)
+                    res = run_native(Path(out_dir), values, **common, threads=options.threads_for(name))
         except ToolchainError as exc:
             raise UsageError(str(exc)) from None
         cycles, messages = res.cycles_per_frame, list(res.mismatches) + list(res.errors)
@@ -321,7 +348,7 @@ def _run_one(name, out_dir, graph, values, trace, seed, backpressure, bound, lab
     if cycles is not None:
         line += f"; {cycles:.1f} cycles/frame measured, folding bound {bound}"
     if name != "csim":
-        line += f" ({harness} testbench)"
+        line += f" ({options.harness} testbench)"
     out_console.print(line, highlight=False)
     for message in messages[:5]:
         out_console.print(f"  [red]{escape(str(message))}[/]", highlight=False)

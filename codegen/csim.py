@@ -278,14 +278,15 @@ def _csim_shard(out_dir: str, inputs: np.ndarray, native: bool, trace: bool) -> 
 
 
 def run_csim_sharded(out_dir: Path, inputs: np.ndarray, pool: Pool, shards: int, *, native: bool = True,
-                     trace: bool = True) -> CsimResult:
+                     trace: bool = True, progress=None) -> CsimResult:
     """``run_csim`` in ``shards`` contiguous pieces of the frames, run as jobs of ``pool``
     (``lbgen.pool``) and merged in frame order.
 
     The binary is built once, here, before any shard starts, so the shards only
     run it. Frames are independent (the top function leaves no state behind a
     frame), so the merged result is the one-run result; ``tests/test_pool.py``
-    checks that, and ``lbgen sim`` compares it with golden as usual."""
+    checks that, and ``lbgen sim`` compares it with golden as usual.
+    ``progress`` hears of each shard done (``Pool.run``)."""
     out_dir = Path(out_dir)
     x = np.asarray(inputs)
     if len(x) == 0 or pool.client is None:
@@ -297,7 +298,7 @@ def run_csim_sharded(out_dir: Path, inputs: np.ndarray, pool: Pool, shards: int,
     jobs = [Job(f"C-sim frames {idx[0]}..{idx[-1]}", _csim_shard, (str(out_dir), x[idx], native, trace))
             for idx in pieces]
     t1 = time.perf_counter()
-    parts: list[CsimResult] = pool.run(jobs)
+    parts: list[CsimResult] = pool.run(jobs, progress)
     run_seconds = time.perf_counter() - t1
     layers = {name: np.concatenate([p.layers[name] for p in parts]) for name in parts[0].layers} if parts else {}
     return CsimResult(result=np.concatenate([p.result for p in parts]) if parts else np.zeros((0, 0), np.int64),

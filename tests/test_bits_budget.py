@@ -28,7 +28,7 @@ from lbgen.errors import UsageError
 from lbgen.flow import EmitOptions, emit
 from lbgen.ir import Graph, IRError
 from lbgen.passes.model.allocation import channel_noise
-from lbgen.simulate import run_rtl
+from lbgen.native_tb import run_native
 
 from lbgen_testing.common import DIGITS, random_bn
 
@@ -160,7 +160,7 @@ def test_budget_chain_rtl(budget_out, simulator, frames):
     """The first 24 test images on Icarus by default; the whole test set on both under make test-all."""
     out, result = budget_out
     values = result.vectors.values[:frames]
-    res = run_rtl(out, values, simulator=simulator, seed=3, backpressure=0.3)
+    res = run_native(out, values, simulator=simulator, seed=3, backpressure=0.3)
     assert res.passed, res.summary()
     np.testing.assert_array_equal(res.result, golden.run(result.graph, values).result)
 

@@ -28,7 +28,7 @@ import lbgen
 from lbgen import golden
 from lbgen.csim import run_csim
 from lbgen.flow import load_output
-from lbgen.simulate import run_rtl
+from lbgen.native_tb import run_native
 
 from bnn_models import bnn_model, input_shape, raw_inputs
 
@@ -144,7 +144,7 @@ def test_rtl_bit_exact(name, simulator, tmp_path):
     out = tmp_path / "out"
     lbgen.emit(model, out, inputs=tmp_path / "x.npy", name=name)
     values = np.load(out / "sim" / "inputs.npy")
-    res = run_rtl(out, values, simulator=simulator, seed=5, backpressure=0.3, gaps=0.3, throughput_frames=4)
+    res = run_native(out, values, simulator=simulator, seed=5, backpressure=0.3, gaps=0.3, throughput_frames=4)
     assert res.mismatches == [] and res.passed
     np.testing.assert_array_equal(res.result, golden.run(load_output(out), values).result)
 
@@ -158,6 +158,6 @@ def test_cnv_rtl_bit_exact(simulator, tmp_path):
     out = tmp_path / "out"
     lbgen.emit(model, out, inputs=tmp_path / "x.npy", input_shape=(3, 32, 32), name="cnv_1w1a")
     values = np.load(out / "sim" / "inputs.npy")[:2]
-    res = run_rtl(out, values, simulator=simulator, seed=5, backpressure=0.2, gaps=0.2, throughput_frames=3)
+    res = run_native(out, values, simulator=simulator, seed=5, backpressure=0.2, gaps=0.2, throughput_frames=3)
     assert res.mismatches == [] and res.passed
     np.testing.assert_array_equal(res.result, golden.run(load_output(out), values).result)

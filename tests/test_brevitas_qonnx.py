@@ -28,7 +28,7 @@ from lbgen.errors import UsageError
 from lbgen.flow import EmitOptions, build_graph, load_output
 from lbgen.frontend.brevitas_frontend import brevitas_levels
 from lbgen.frontend.onnx_frontend import load_onnx
-from lbgen.simulate import run_rtl
+from lbgen.native_tb import run_native
 
 from lbgen_testing.common import DIGITS, export_qonnx, ir_arrays
 
@@ -122,7 +122,7 @@ def test_rtl_equals_golden(routes, simulator, frames):
     name, model, outs = routes
     out = outs["arch" if simulator == "icarus" else "qonnx"]
     values = np.load(out / "sim" / "inputs.npy")[:frames]
-    res = run_rtl(out, values, simulator=simulator, seed=3, backpressure=0.3, gaps=0.3)
+    res = run_native(out, values, simulator=simulator, seed=3, backpressure=0.3, gaps=0.3)
     assert res.mismatches == [] and res.passed
     np.testing.assert_array_equal(res.result, golden.run(load_output(out), values).result)
 
@@ -234,7 +234,7 @@ def test_qonnx_multithreshold_graph_passes_the_chain(tmp_path):
     values = np.load(out / "sim" / "inputs.npy")
     trace = golden.run(graph, values)
     np.testing.assert_array_equal(run_csim(out, values, native=False).result, trace.result)
-    res = run_rtl(out, values, simulator="icarus", seed=5, backpressure=0.3, gaps=0.3)
+    res = run_native(out, values, simulator="icarus", seed=5, backpressure=0.3, gaps=0.3)
     assert res.mismatches == [] and res.passed
 
 
@@ -245,7 +245,7 @@ def test_qonnx_multithreshold_graph_on_verilator(tmp_path):
     model.save(str(path))
     out = tmp_path / "out"
     result = lbgen.emit(load_onnx(path), out)
-    res = run_rtl(out, result.vectors.values, simulator="verilator", seed=5, backpressure=0.3, gaps=0.3)
+    res = run_native(out, result.vectors.values, simulator="verilator", seed=5, backpressure=0.3, gaps=0.3)
     assert res.mismatches == [] and res.passed
 
 

@@ -27,7 +27,7 @@ from lbgen.csim import run_csim
 from lbgen.flow import EmitOptions, emit
 from lbgen.frontend.torch_frontend import load_module
 from lbgen.passes.folding import folding_bound
-from lbgen.simulate import run_rtl
+from lbgen.native_tb import run_native
 
 from lbgen_testing.common import DIGITS
 from lbgen_testing.executors import check_executors
@@ -71,7 +71,7 @@ def test_rtl_equals_golden_on_all_test_images_under_backpressure(digits_out, sim
     """Verilator on every test image; Icarus (which takes a minute for all 360) on 64 by default."""
     out, graph, values, trace = digits_out
     values, trace = values[:frames], golden.run(graph, values[:frames])
-    res = run_rtl(out, values, simulator=simulator, seed=7, backpressure=0.3, gaps=0.3)
+    res = run_native(out, values, simulator=simulator, seed=7, backpressure=0.3, gaps=0.3)
     assert res.mismatches == [] and res.passed
     np.testing.assert_array_equal(res.result, trace.result)
     bound = folding_bound(graph)
@@ -94,7 +94,7 @@ def test_cycles_per_frame_within_2_percent_of_folding_bound(folding, tmp_path):
     bound = folding_bound(graph)
     assert bound == max((l.mh // l.pe) * (l.mw // l.simd) for l in graph.layers)
     values = result.vectors.values[:24]
-    res = run_rtl(out, values, simulator="verilator", seed=1, backpressure=0.2, throughput_frames=24)
+    res = run_native(out, values, simulator="verilator", seed=1, backpressure=0.2, throughput_frames=24)
     np.testing.assert_array_equal(res.result, golden.run(graph, values).result)
     assert abs(res.cycles_per_frame - bound) <= 0.02 * bound, (res.cycles_per_frame, bound)
 
@@ -154,7 +154,7 @@ def _rtl_cases(slow: bool) -> list:
 
 def _check_rtl(out, result, simulator: str, frames: int | None) -> None:
     values = result.vectors.values[:frames]
-    res = run_rtl(out, values, simulator=simulator, seed=3, backpressure=0.3, gaps=0.3)
+    res = run_native(out, values, simulator=simulator, seed=3, backpressure=0.3, gaps=0.3)
     assert res.mismatches == [] and res.passed
     np.testing.assert_array_equal(res.result, golden.run(result.graph, values).result)
 

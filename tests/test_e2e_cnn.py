@@ -21,7 +21,7 @@ from lbgen.csim import run_csim
 from lbgen.flow import EmitOptions, emit
 from lbgen.frontend.torch_frontend import load_module
 from lbgen.passes.folding import folding_bound
-from lbgen.simulate import run_rtl
+from lbgen.native_tb import run_native
 
 from lbgen_testing.common import DIGITS
 
@@ -60,7 +60,7 @@ def test_cnn_csim_equals_golden_on_all_test_images(cnn_out):
 
 def _check_rtl(out, result, simulator: str, frames: int | None) -> None:
     values = result.vectors.values[:frames]
-    res = run_rtl(out, values, simulator=simulator, seed=3, backpressure=0.3, gaps=0.3)
+    res = run_native(out, values, simulator=simulator, seed=3, backpressure=0.3, gaps=0.3)
     assert res.mismatches == [] and res.passed
     np.testing.assert_array_equal(res.outputs, golden.run(result.graph, values).result)
 
@@ -91,7 +91,7 @@ def test_auto_folding_meets_the_target_and_rtl_runs_at_the_bound(target, tmp_pat
     folding = json.loads((out / "folding.json").read_text())
     assert folding == {l.name: {"pe": l.pe, "simd": l.simd} for l in graph.layers}
     values = result.vectors.values[:6]
-    res = run_rtl(out, values, simulator="icarus", seed=1, backpressure=0.0, gaps=0.0, throughput_frames=6)
+    res = run_native(out, values, simulator="icarus", seed=1, backpressure=0.0, gaps=0.0, throughput_frames=6)
     assert res.passed, res.mismatches[:3]
     assert abs(res.cycles_per_frame - bound) <= 0.02 * bound, (res.cycles_per_frame, bound)
 

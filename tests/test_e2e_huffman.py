@@ -20,7 +20,7 @@ from lbgen.flow import EmitOptions, emit
 from lbgen.frontend.torch_frontend import load_module
 from lbgen.passes.compress import layer_stats
 from lbgen.passes.folding import folding_bound
-from lbgen.simulate import run_rtl
+from lbgen.native_tb import run_native
 
 from lbgen_testing.common import DIGITS
 
@@ -58,7 +58,7 @@ def test_csim_huffman_on_all_test_images(huff_out):
 @pytest.mark.parametrize("simulator", ["verilator", "icarus"])
 def test_rtl_huffman_bit_exact_at_the_uncompressed_rate(huff_out, simulator):
     out, graph, values, trace = huff_out
-    res = run_rtl(out, values, simulator=simulator, seed=5, backpressure=0.3)
+    res = run_native(out, values, simulator=simulator, seed=5, backpressure=0.3)
     assert res.passed, res.summary()
     assert len(res.result) == len(values) == 360
     np.testing.assert_array_equal(res.result, trace.result)

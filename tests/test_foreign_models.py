@@ -33,7 +33,7 @@ from lbgen.csim import ap_types_include, run_csim
 from lbgen.errors import UsageError
 from lbgen.flow import load_output
 from lbgen.frontend.input_format import parse_input_format
-from lbgen.simulate import run_rtl
+from lbgen.native_tb import run_native
 
 from lbgen_testing.common import assert_usage_error, run_cli
 from qonnx_graphs import GraphBuilder, qkeras_style_mlp
@@ -105,7 +105,7 @@ def test_qkeras_graph_with_input_format_is_exact(qkeras):
     assert np.max(np.abs(theirs - trace.output)) < 1e-5
     values = np.load(out / "sim" / "inputs.npy")
     np.testing.assert_array_equal(run_csim(out, values, native=False).result, trace.result)
-    res = run_rtl(out, values, simulator="verilator", seed=2, backpressure=0.3, gaps=0.3)
+    res = run_native(out, values, simulator="verilator", seed=2, backpressure=0.3, gaps=0.3)
     assert res.passed and res.mismatches == []
     np.testing.assert_array_equal(res.result, trace.result)
 
@@ -545,7 +545,7 @@ def test_cybersecurity_mlp_output_levels_in_every_executor(tmp_path, route):
     assert len(np.unique(trace.result)) == 2, "the vectors should give both verdicts"
     np.testing.assert_array_equal(run_csim(out, values, native=False).result, trace.result)
     for simulator in ("icarus", "verilator"):
-        res = run_rtl(out, values, simulator=simulator, seed=4, backpressure=0.3, gaps=0.3)
+        res = run_native(out, values, simulator=simulator, seed=4, backpressure=0.3, gaps=0.3)
         assert res.passed and res.mismatches == [], simulator
         np.testing.assert_array_equal(res.result, trace.result)
 

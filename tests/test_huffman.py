@@ -189,10 +189,10 @@ def huff_design(tmp_path_factory):
 
 @pytest.mark.parametrize("simulator", ["icarus", "verilator"])
 def test_rtl_huffman_bit_exact_at_the_bound(huff_design, simulator):
-    from lbgen.simulate import run_rtl
+    from lbgen.native_tb import run_native
 
     out, g, x, trace = huff_design
-    res = run_rtl(out, x, simulator=simulator, seed=2, backpressure=0.3)
+    res = run_native(out, x, simulator=simulator, seed=2, backpressure=0.3)
     assert res.passed, res.summary()
     assert np.array_equal(res.result, trace.result)
     bound = max(layer.cycles for layer in g.layers)
@@ -220,11 +220,11 @@ def _corrupt(src: Path, dst: Path, layer: str, lane: int) -> Path:
 
 @pytest.mark.parametrize("simulator", ["icarus", pytest.param("verilator", marks=pytest.mark.slow)])
 def test_rtl_flipped_stream_bit_raises_weight_err(huff_design, tmp_path, simulator):
-    from lbgen.simulate import run_rtl
+    from lbgen.native_tb import run_native
 
     out, g, x, _ = huff_design
     bad = _corrupt(out, tmp_path / "bad", "fc1", 3)
-    res = run_rtl(bad, x[:6], simulator=simulator, seed=1)
+    res = run_native(bad, x[:6], simulator=simulator, seed=1)
     assert not res.passed
     assert any("layer 'fc1': weight_err" in m for m in res.mismatches), res.mismatches
 

@@ -24,7 +24,7 @@ from lbgen import golden, quant
 from lbgen.csim import run_csim
 from lbgen.flow import EmitOptions, build_graph
 from lbgen.ir import topk_terms
-from lbgen.simulate import run_rtl
+from lbgen.native_tb import run_native
 
 from lbgen_testing.common import random_bn, small_mlp
 
@@ -101,7 +101,7 @@ def test_thresholded_output_layer_bit_exact(tmp_path, which, topk):
         assert cs.mismatch(trace) is None
         assert np.array_equal(cs.result, trace.result)
     for simulator in ("icarus", "verilator"):
-        rtl = run_rtl(out, res.vectors.values, simulator=simulator, throughput_frames=6)
+        rtl = run_native(out, res.vectors.values, simulator=simulator, throughput_frames=6)
         assert rtl.passed, rtl.summary()
         assert np.array_equal(rtl.outputs, trace.result)
 

@@ -23,7 +23,7 @@ from lbgen import golden
 from lbgen.csim import run_csim
 from lbgen.frontend.brevitas_frontend import brevitas_levels
 from lbgen.frontend.onnx_frontend import load_onnx
-from lbgen.simulate import run_rtl
+from lbgen.native_tb import run_native
 
 from lbgen_testing.common import ir_arrays, random_bn2d_stats
 from lbgen_testing.common import export_qonnx
@@ -128,7 +128,7 @@ def test_csim_equals_golden(emitted):
 def test_rtl_equals_golden(emitted, simulator):
     tmp, model, result = emitted
     values = result.vectors.values
-    res = run_rtl(tmp / "mem", values, simulator=simulator, seed=7, backpressure=0.3, gaps=0.3)
+    res = run_native(tmp / "mem", values, simulator=simulator, seed=7, backpressure=0.3, gaps=0.3)
     assert res.mismatches == [] and res.passed, res.summary()
     trace = golden.run(result.graph, values)
     for layer in result.graph.layers:

@@ -27,7 +27,7 @@ from lbgen.errors import UsageError
 from lbgen.flow import EmitOptions, emit
 from lbgen.golden import run as golden_run
 from lbgen.ir import DType, Graph
-from lbgen.native_tb import run_native, run_native_sharded
+from lbgen.native_tb import run_native, run_native_sharded, shard_frames
 from lbgen.pool import Job, open_pool
 from lbgen_testing.common import assert_usage_error, run_cli, small_mlp
 from lbgen_testing.graphs import ConvSpec, random_cnn, random_inputs
@@ -194,8 +194,9 @@ def test_native_testbench_shards_on_the_cluster(tmp_path, scheduler):
         for name, values in one.layer_outputs.items():
             np.testing.assert_array_equal(sharded.layer_outputs[name], values)
         assert sharded.cycles_per_frame == one.cycles_per_frame == one.expected_cycles_per_frame
-        assert [s["first_frame"] for s in sharded.stress["shards"]] == [0, 6]
-        flip, mem, word, bit = rtl_rom_flip(graph, x[6:], "fc1", "weights")    # it shows in the second shard
+        second = int(shard_frames(12, 2, 20)[1][0])     # shard 0 also runs the 20 throughput frames
+        assert [s["first_frame"] for s in sharded.stress["shards"]] == [0, second]
+        flip, mem, word, bit = rtl_rom_flip(graph, x[second:], "fc1", "weights")    # it shows in the second shard
         mutant = shutil.copytree(out, tmp_path / "mutant")
         flip_mem_bit(mutant / "rtl" / mem, word, bit)
         bad = run_native_sharded(mutant, x, pool, 2, simulator="verilator", seed=1)
@@ -203,9 +204,44 @@ def test_native_testbench_shards_on_the_cluster(tmp_path, scheduler):
     details = [re.match(r"layer '(\w+)' frame (\d+) channel (\d+): expected (-?\d+), got", m) for m in bad.mismatches]
     found = [(d.group(1), int(d.group(2)), int(d.group(3)), int(d.group(4))) for d in details if d]
     want = golden_run(graph, x)
-    assert {f for _, f, _, _ in found if f >= 6}, bad.mismatches
+    assert {f for _, f, _, _ in found if f >= second}, bad.mismatches
     for layer, frame, channel, expected in found:
         assert want.outputs[layer][frame, channel] == expected, (layer, frame, channel)
     proc = run_cli("sim", out, "--simulator", "verilator", "--cluster", address, timeout=600)
     assert proc.returncode == 0 and "verilator: " in proc.stdout and "bit-exact" in proc.stdout, \
         proc.stdout + proc.stderr
+
+
+def test_a_killed_worker_loses_no_simulation_shard(tmp_path, scheduler):
+    """Six Verilator shards on two workers; when the first is done, the worker holding or
+    running the most shards is killed with SIGKILL. Its shards run again on the other worker:
+    the merged result is the serial run's, frame for frame and layer for layer."""
+    address = _two_workers(scheduler, tmp_path)
+    out = tmp_path / "out"
+    emit(small_mlp(7, dims=(12, 8, 4), w_hidden=2, a_hidden=2), out, EmitOptions(), name="small")
+    graph = Graph.load(out)
+    x = random_inputs(graph, 600, seed=5)
+    one = run_native(out, x, simulator="verilator", seed=1, throughput_frames=0)
+    done: list[str] = []
+    lost: list[int] = []
+    with open_pool(cluster=address) as pool:
+        watcher = pool.client                          # one client per process: a second one's loop clashes
+        pids = watcher.run(os.getpid)                  # worker address -> process id
+
+        def progress(text: str) -> None:
+            done.append(text)
+            if len(done) == 1:                         # mid-run: the busiest worker dies with its shards
+                busy = {w: len(k) for w, k in watcher.processing().items()}
+                held = {w: len(k) for w, k in watcher.has_what().items()}
+                victim = max(pids, key=lambda w: busy.get(w, 0) + held.get(w, 0))
+                lost.append(busy.get(victim, 0) + held.get(victim, 0))
+                os.kill(pids[victim], signal.SIGKILL)
+
+        sharded = run_native_sharded(out, x, pool, 6, simulator="verilator", seed=1, throughput_frames=0,
+                                     progress=progress)
+    assert lost and lost[0] >= 1, "the killed worker held no shard"
+    assert one.passed and sharded.passed, sharded.summary()
+    assert len(done) == 6 and sum(s["frames"] for s in sharded.stress["shards"]) == 600
+    np.testing.assert_array_equal(sharded.outputs, one.outputs)
+    for name, values in one.layer_outputs.items():
+        np.testing.assert_array_equal(sharded.layer_outputs[name], values)

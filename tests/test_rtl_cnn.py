@@ -19,7 +19,8 @@ import pytest
 from lbgen import golden
 from lbgen.emitters.rtl import emit_rtl
 from lbgen.ir import DType
-from lbgen.simulate import run_rtl, toolchain_env
+from lbgen.native_tb import run_native
+from lbgen.simulate import toolchain_env
 
 from lbgen_testing.graphs import ConvSpec, random_cnn, random_inputs
 
@@ -101,7 +102,7 @@ def test_verilator_lint_is_clean(name, designs):
 def test_cnn_rtl_bit_exact_under_backpressure_at_the_folding_bound(name, simulator, designs):
     graph, out = designs(name)
     x = random_inputs(graph, 6, seed=2)
-    res = run_rtl(out, x, simulator=simulator, seed=5, backpressure=0.3, gaps=0.3, throughput_frames=4)
+    res = run_native(out, x, simulator=simulator, seed=5, backpressure=0.3, gaps=0.3, throughput_frames=4)
     assert res.passed, res.mismatches[:5]
     assert np.array_equal(res.outputs, golden.run(graph, x).result)
     assert res.expected_cycles_per_frame == max(l.cycles for l in graph.layers)

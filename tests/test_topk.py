@@ -40,6 +40,7 @@ from lbgen.flow import load_output
 from lbgen.frontend.torch_frontend import load_module
 from lbgen.ir import DType, Graph, IRError, TopK, dyadic_terms, topk_terms
 from lbgen.packing import pack_stream
+from lbgen.native_tb import run_native
 from lbgen.simulate import run_rtl
 
 from lbgen_testing.common import DIGITS, assert_usage_error, run_cli
@@ -142,7 +143,7 @@ def test_csim_equals_golden(tie_design):
 @pytest.mark.parametrize("simulator", ["icarus", pytest.param("verilator", marks=pytest.mark.slow)])
 def test_rtl_equals_golden(tie_design, simulator):
     k, out, graph, values, trace, sel, _ = tie_design
-    res = run_rtl(out, values[sel], simulator=simulator, throughput_frames=6)
+    res = run_native(out, values[sel], simulator=simulator, throughput_frames=6)
     assert res.passed, res.summary()
     assert np.array_equal(res.outputs, trace.topk[sel])
     assert res.throughput_ok(), res.summary()
@@ -177,7 +178,7 @@ def test_broken_tie_rule_is_caught(tie_design, monkeypatch):
     res = run_csim(out, values[sel], graph=graph)
     msg = res.mismatch(broken)
     assert msg is not None and msg.startswith("topk stage:") and "frame" in msg and "position" in msg, msg
-    rtl = run_rtl(out, values[sel[:8]], simulator="icarus", throughput_frames=0)
+    rtl = run_native(out, values[sel[:8]], simulator="icarus", throughput_frames=0)
     assert not rtl.passed
     assert any(m.startswith("topk stage frame") and "position" in m and "expected" in m
                for m in rtl.mismatches), rtl.mismatches
@@ -253,7 +254,7 @@ def test_scores_with_mixed_signs(tmp_path, case, k):
     for native in (False, True):
         res = run_csim(tmp_path, x, graph=graph, native=native)
         assert res.mismatch(trace) is None and np.array_equal(res.result, trace.topk)
-    res = run_rtl(tmp_path, x, simulator="icarus", throughput_frames=6)
+    res = run_native(tmp_path, x, simulator="icarus", throughput_frames=6)
     assert res.passed, res.summary()
     # the last layer takes 12 cycles/frame for 6 classes: the unit (one class per cycle) keeps up
     assert res.throughput_ok() and res.expected_cycles_per_frame == graph.output.cycles, res.summary()
@@ -280,7 +281,7 @@ def test_scores_with_mixed_signs_verilator(tmp_path, case, k):
     graph, x = scaled_graph(case, k)
     graph.save(tmp_path)
     emit_rtl(graph, tmp_path / "rtl")
-    res = run_rtl(tmp_path, x, simulator="verilator", throughput_frames=6)
+    res = run_native(tmp_path, x, simulator="verilator", throughput_frames=6)
     assert res.passed, res.summary()
 
 
@@ -330,7 +331,7 @@ def test_random_graphs_topk_csim_icarus(tmp_path, seed, fold, k, levels):
     emit_hls(graph, out / "hls")
     res = run_csim(out, x, graph=graph, native=False)
     assert res.mismatch(trace) is None
-    rtl = run_rtl(out, x, simulator="icarus", throughput_frames=6)
+    rtl = run_native(out, x, simulator="icarus", throughput_frames=6)
     assert rtl.passed, rtl.summary()
     # one class per cycle: with (4, 2) the last layer's 8 cycles/frame meet the unit's 8 classes
     assert rtl.throughput_ok(), rtl.summary()

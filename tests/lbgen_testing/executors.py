@@ -1,5 +1,9 @@
 """Every executor on one emitted design: golden = C-sim (ap_int) = Icarus =
-Verilator on every layer's output stream, and the RTL at its folding bound."""
+Verilator on every layer's output stream, and the RTL at its folding bound.
+
+The RTL runs in the native testbench (lbgen.native_tb): bulk bit-exactness is
+not what the cocotb testbench is for; tests/test_rtl_stress.py, test_sim.py
+and test_native_tb.py keep cocotb for resets, bursts and the protocol."""
 
 from __future__ import annotations
 
@@ -11,7 +15,8 @@ import numpy as np
 from lbgen import golden
 from lbgen.csim import run_csim
 from lbgen.ir import Graph
-from lbgen.simulate import SIMULATORS, run_rtl
+from lbgen.native_tb import run_native
+from lbgen.simulate import SIMULATORS
 
 THROUGHPUT = 6
 
@@ -21,7 +26,7 @@ def check_executors(out: Path, graph: Graph, inputs: np.ndarray, seed: int, gaps
     trace = golden.run(graph, inputs)
     problems = []
     # the C-sim builds and runs in a forked process beside the RTL simulations: CI's second core
-    # would idle otherwise (a process, not a thread: run_rtl sets os.environ for cocotb's runner)
+    # would idle otherwise
     with multiprocessing.get_context("fork").Pool(1) as pool:
         csim_job = pool.apply_async(run_csim, (out, inputs), {"native": False})
         for sim in SIMULATORS:
@@ -34,8 +39,8 @@ def check_executors(out: Path, graph: Graph, inputs: np.ndarray, seed: int, gaps
 
 def _rtl_problems(sim: str, out: Path, graph: Graph, inputs: np.ndarray, trace, seed: int, gaps: float,
                   backpressure: float) -> list[str]:
-    res = run_rtl(out, inputs, simulator=sim, seed=seed, backpressure=backpressure, gaps=gaps,
-                  throughput_frames=THROUGHPUT)
+    res = run_native(out, inputs, simulator=sim, seed=seed, backpressure=backpressure, gaps=gaps,
+                      throughput_frames=THROUGHPUT)
     if not res.passed:
         return [res.summary() + "\n" + res.log_tail]
     problems = [f"{sim}: layer {layer.name!r} differs from golden but the testbench passed it"
