@@ -311,38 +311,15 @@ def _shard_progress(status, what: str):
 
 
 def _run_one(name, out_dir, graph, values, trace, options: RtlOptions, bound, labels, pool) -> bool:
-    """One executor against the golden trace; print the verdict, return True if bit-exact."""
-    expected = trace.result
-    cycles = None
-    if name == "csim":
-        from .csim import CsimError, run_csim_sharded
-        try:
-            with err_console.status("C-simulation (g++, the ap_int code HLS synthesises) ...") as status:
-                res = run_csim_sharded(Path(out_dir), values, pool, pool.workers, native=False,
-                                       progress=_shard_progress(status, "C-simulation"))
-        except CsimError as exc:
-            raise UsageError(str(exc)) from None
-        first = res.mismatch(trace)
-        messages = [first] if first else []
-    else:
-        from .native_tb import run_native, run_native_sharded
-        from .simulate import ToolchainError, run_rtl
-        try:
-            common = dict(simulator=name, seed=options.seed, backpressure=options.backpressure)
-            with err_console.status(f"RTL simulation ({name}, {options.harness} testbench) ...") as status:
-                if options.harness != "native":
-                    res = run_rtl(Path(out_dir), values, **common)
-                elif pool.client is not None:
-                    res = run_native_sharded(Path(out_dir), values, pool, pool.workers, **common,
-                                             threads=options.threads_for(name),
-                                             progress=_shard_progress(status, f"RTL simulation ({name})"))
-                else:
-                    res = run_native(Path(out_dir), values, **common, threads=options.threads_for(name))
-        except ToolchainError as exc:
-            raise UsageError(str(exc)) from None
-        cycles, messages = res.cycles_per_frame, list(res.mismatches) + list(res.errors)
-    got = res.result
+    """One executor against the golden trace; print the verdict. True if bit-exact and, for the
+    RTL, the measured cycles/frame within the throughput tolerance of the folding bound."""
+    from .simulate import THROUGHPUT_TOLERANCE, throughput_within
+
+    res, messages = _execute(name, out_dir, values, trace, options, pool)
+    cycles = None if name == "csim" else res.cycles_per_frame
+    expected, got = trace.result, res.result
     exact = got.shape == expected.shape and np.array_equal(got, expected) and not messages
+    timely = cycles is None or throughput_within(cycles, bound)
     status = "[green]bit-exact[/]" if exact else "[bold red]MISMATCH[/]"
     line = f"{name}: {len(values)} frames {status} vs golden"
     if cycles is not None:
@@ -352,13 +329,47 @@ def _run_one(name, out_dir, graph, values, trace, options: RtlOptions, bound, la
     out_console.print(line, highlight=False)
     for message in messages[:5]:
         out_console.print(f"  [red]{escape(str(message))}[/]", highlight=False)
+    if not timely:
+        side = "above" if cycles > bound else "below"
+        out_console.print(f"  [red]throughput: {cycles:.1f} cycles/frame is more than {THROUGHPUT_TOLERANCE:.0%} "
+                          f"{side} the folding bound {bound} (docs/user-guide.md, Throughput)[/]", highlight=False)
     if labels is not None and got.shape == expected.shape:
         from .golden import predicted
 
         accuracy = float(np.mean(predicted(graph, got) == labels))
         out_console.print(f"  hardware ({name}) accuracy on {len(values)} frames: {100 * accuracy:.2f}%",
                           highlight=False)
-    return exact
+    return exact and timely
+
+
+def _execute(name, out_dir, values, trace, options: RtlOptions, pool):
+    """Run one executor on ``values``: (its result, its mismatch and error messages)."""
+    if name == "csim":
+        from .csim import CsimError, run_csim_sharded
+        try:
+            with err_console.status("C-simulation (g++, the ap_int code HLS synthesises) ...") as status:
+                res = run_csim_sharded(Path(out_dir), values, pool, pool.workers, native=False,
+                                       progress=_shard_progress(status, "C-simulation"))
+        except CsimError as exc:
+            raise UsageError(str(exc)) from None
+        first = res.mismatch(trace)
+        return res, [first] if first else []
+    from .native_tb import run_native, run_native_sharded
+    from .simulate import ToolchainError, run_rtl
+    common = dict(simulator=name, seed=options.seed, backpressure=options.backpressure)
+    try:
+        with err_console.status(f"RTL simulation ({name}, {options.harness} testbench) ...") as status:
+            if options.harness != "native":
+                res = run_rtl(Path(out_dir), values, **common)
+            elif pool.client is not None:
+                res = run_native_sharded(Path(out_dir), values, pool, pool.workers, **common,
+                                         threads=options.threads_for(name),
+                                         progress=_shard_progress(status, f"RTL simulation ({name})"))
+            else:
+                res = run_native(Path(out_dir), values, **common, threads=options.threads_for(name))
+    except ToolchainError as exc:
+        raise UsageError(str(exc)) from None
+    return res, list(res.mismatches) + list(res.errors)
 
 
 @app.command()

@@ -357,6 +357,17 @@ def build(simulator: str, rtl_dir: Path, build_dir: Optional[Path] = None, env: 
 
 # --------------------------------------------------------------------------- run
 
+#: The one throughput tolerance (docs/user-guide.md, "Throughput"): back to back, a design's
+#: measured cycles/frame is within 2 % of its folding bound, the slowest unit's cycles per frame
+#: (lbgen.passes.folding.folding_bound). Every test uses it, and ``lbgen sim`` fails beyond it.
+THROUGHPUT_TOLERANCE = 0.02
+
+
+def throughput_within(cycles_per_frame: Optional[float], bound: int) -> bool:
+    """``cycles_per_frame`` measured (None: not measured) within THROUGHPUT_TOLERANCE of ``bound``."""
+    return cycles_per_frame is not None and abs(cycles_per_frame - bound) <= THROUGHPUT_TOLERANCE * bound
+
+
 @dataclass
 class RtlResult:
     """What an RTL simulation delivered, compared with the golden model."""
@@ -389,10 +400,10 @@ class RtlResult:
         """Same as ``outputs`` (named like golden.Trace.result)."""
         return self.outputs
 
-    def throughput_ok(self, tolerance: float = 0.02) -> bool:
-        return (self.cycles_per_frame is not None
-                and abs(self.cycles_per_frame - self.expected_cycles_per_frame)
-                <= tolerance * self.expected_cycles_per_frame)
+    def throughput_ok(self) -> bool:
+        """The measured cycles/frame within ``THROUGHPUT_TOLERANCE`` of the folding bound
+        (either side: faster than the bound means the measurement is wrong)."""
+        return throughput_within(self.cycles_per_frame, self.expected_cycles_per_frame)
 
     def summary(self) -> str:
         n = len(self.expected)

@@ -22,7 +22,7 @@ import pytest
 from lbgen import golden
 from lbgen.emitters.rtl import emit_rtl, library_files
 from lbgen.ir import DType, TopK
-from lbgen.native_tb import render_tb, run_native, tb_library
+from lbgen.native_tb import render_tb, run_native, shard_frames, tb_library
 from lbgen.simulate import run_rtl, toolchain_env
 
 from lbgen_testing.common import assert_usage_error, run_cli
@@ -200,3 +200,60 @@ def test_lbgen_sim_runs_the_native_testbench_unless_told_cocotb(tmp_path):
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert re.search(rf"icarus: 3 frames bit-exact vs golden; 256.0 cycles/frame measured, folding bound 256 "
                          rf"\({harness} testbench\)", proc.stdout), proc.stdout
+
+
+def test_a_multithreaded_verilator_model_gives_the_same_run(designs, tmp_path):
+    """verilator --threads 2: its own build (not the one-thread model's), every layer equal
+    to golden and the same cycles/frame; Icarus and a thread count below 1 are refused by name."""
+    out, graph, inputs, trace = designs["cnn"]
+    res = run_native(out, inputs, simulator="verilator", seed=1, throughput_frames=5, threads=2)
+    assert res.passed, res.summary() + "\n" + res.log_tail
+    one = run_native(out, inputs, simulator="verilator", seed=1, throughput_frames=5)
+    assert one.build_dir != res.build_dir
+    np.testing.assert_array_equal(res.outputs, trace.result)
+    for layer in graph.layers:
+        np.testing.assert_array_equal(res.layer_outputs[layer.name], one.layer_outputs[layer.name])
+    assert res.cycles_per_frame == one.cycles_per_frame == res.expected_cycles_per_frame
+    with pytest.raises(ValueError, match="only Verilator builds a multithreaded model, not icarus"):
+        run_native(out, inputs, simulator="icarus", threads=2)
+    with pytest.raises(ValueError, match="threads=0: must be an integer >= 1"):
+        run_native(out, inputs, simulator="verilator", threads=0)
+    for args, needle in ((("--threads", "0"), "--threads 0: must be at least 1"),
+                         (("--threads", "2", "--simulator", "icarus"), "--threads 2: only the native testbench"),
+                         (("--threads", "2", "--simulator", "verilator", "--harness", "cocotb"),
+                          "--threads 2: only the native testbench")):
+        assert_usage_error(run_cli("sim", tmp_path, *args), needle)
+
+
+@pytest.mark.parametrize("frames, shards, throughput", [(100, 2, 20), (10, 2, 20), (2, 2, 20), (5, 3, 0),
+                                                        (7, 4, 20), (100, 4, 20), (1, 3, 20), (9, 1, 20)])
+def test_shards_cover_every_frame_once_and_balance_the_throughput_phase(frames, shards, throughput):
+    pieces = shard_frames(frames, shards, throughput)
+    assert np.concatenate(pieces).tolist() == list(range(frames)) and all(len(p) for p in pieces)
+    assert len(pieces) == min(shards, frames)
+    if len(pieces) > 1 and len(pieces[0]) > 1:    # shard 0 was not cut to its minimum of one frame
+        others = [len(p) for p in pieces[1:]]
+        assert max(others) - min(others) <= 1
+        assert abs(len(pieces[0]) + throughput - np.mean(others)) <= 1, pieces
+
+
+def test_lbgen_sim_fails_a_design_slower_than_its_folding_bound(tmp_path):
+    """A top whose input handshake is gated to every other cycle still computes every bit
+    right, but its 16-cycle bottleneck (fc0: NF 1, SF 16, one input element a beat) takes
+    32 cycles a frame: lbgen sim prints bit-exact and the throughput line, and exits 1."""
+    from lbgen.flow import EmitOptions, emit
+    from lbgen_testing.common import small_mlp
+
+    out = tmp_path / "out"
+    emit(small_mlp(1, dims=(16, 4, 4)), out, EmitOptions(pe=4, simd=1), name="small")
+    top = out / "rtl" / "lbgen_top.v"
+    text = top.read_text()
+    handshake = "  assign fc0_in_tvalid = s_axis_tvalid;\n  assign s_axis_tready = fc0_in_tready;\n"
+    assert handshake in text
+    top.write_text(text.replace(handshake, "  reg half_rate;\n  always @(posedge clk) half_rate <= rst_n & ~half_rate;\n"
+                                           "  assign fc0_in_tvalid = s_axis_tvalid & half_rate;\n"
+                                           "  assign s_axis_tready = fc0_in_tready & half_rate;\n"))
+    proc = run_cli("sim", out, "--simulator", "icarus", "--frames", 4, "--allow-modified")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "icarus: 4 frames bit-exact vs golden; 32.0 cycles/frame measured, folding bound 16" in proc.stdout
+    assert "throughput: 32.0 cycles/frame is more than 2% above the folding bound 16" in proc.stdout, proc.stdout

@@ -165,7 +165,7 @@ def test_reset_mid_frame_then_all_frames_exact(designs, name, simulator):
     res = run_rtl(out, inputs, simulator=simulator, seed=2, backpressure=0.3, gaps=0.2, throughput_frames=4,
                   reset_at=points)
     _check(res, graph, inputs)
-    assert res.throughput_ok(0.05), (res.cycles_per_frame, res.expected_cycles_per_frame)
+    assert res.throughput_ok(), (res.cycles_per_frame, res.expected_cycles_per_frame)
     log = res.stress["resets"]
     assert len(log) == len(points)
     beats = _frame_beats(graph)
@@ -199,7 +199,7 @@ def test_long_tready_stalls_and_tvalid_gaps(designs, name, simulator):
     res = run_rtl(out, inputs, simulator=simulator, seed=4, backpressure=0.2, gaps=0.2, throughput_frames=4,
                   stall_bursts=(0.03, (200, 1500)), gap_bursts=(0.03, (1, 600)))
     _check(res, graph, inputs)
-    assert res.throughput_ok(0.05), (res.cycles_per_frame, res.expected_cycles_per_frame)
+    assert res.throughput_ok(), (res.cycles_per_frame, res.expected_cycles_per_frame)
     stalls, gaps = res.stress["stall_bursts"], res.stress["gap_bursts"]
     assert stalls["count"] >= 2 and gaps["count"] >= 2, res.stress
     assert stalls["longest"] > 20 * max(_fifo_depths(out) + [2]), (stalls, _fifo_depths(out))
@@ -341,7 +341,7 @@ def test_many_resets_stalls_and_gaps_together(designs, name, simulator):
                   reset_at=points, stall_bursts=(0.005, (500, 3000)), gap_bursts=(0.005, (500, 3000)))
     _check(res, graph, inputs)
     assert len(res.stress["resets"]) == len(points)
-    assert res.throughput_ok(0.05), (res.cycles_per_frame, res.expected_cycles_per_frame)
+    assert res.throughput_ok(), (res.cycles_per_frame, res.expected_cycles_per_frame)
 
 
 @pytest.mark.slow
@@ -362,4 +362,4 @@ def test_larger_cnn_with_huffman_weights_under_resets(tmp_path, sim_cache, simul
                   reset_at=points, stall_bursts=(0.002, (1000, 3000)), gap_bursts=(0.002, (200, 2000)))
     _check(res, graph, inputs)
     assert len(res.stress["resets"]) == len(points)
-    assert res.throughput_ok(0.05), (res.cycles_per_frame, res.expected_cycles_per_frame)
+    assert res.throughput_ok(), (res.cycles_per_frame, res.expected_cycles_per_frame)

@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -361,13 +362,33 @@ def test_core_file_list_compiles_and_loads_its_roms_in_icarus(emitted, tmp_path)
     assert "readmem" in (res.stdout + res.stderr).lower()
 
 
-@pytest.mark.skipif(shutil.which("fusesoc") is None, reason="needs fusesoc (optional)")
-def test_core_file_is_accepted_by_fusesoc(emitted):
+def _fusesoc(cores_root: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    """fusesoc (installed by make install beside this Python) with the project's Icarus and Verilator."""
+    from lbgen.simulate import toolchain_env
+
+    fusesoc = Path(sys.executable).parent / "fusesoc"
+    assert fusesoc.is_file(), f"{fusesoc}: make install puts FuseSoC in the venv (pyproject dev extra)"
+    return subprocess.run([str(fusesoc), "--cores-root", str(cores_root), *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=300, env=toolchain_env("verilator"))
+
+
+def test_core_file_runs_its_sim_and_lint_targets_in_fusesoc(emitted, tmp_path):
+    """FuseSoC reads the core, elaborates it with Icarus (sim target, the .mem files copied to
+    its work root) and lints it with verilator -Wall (lint target); a top with an unused wire
+    (not named unused_*, which Verilator exempts) fails the lint, so the lint can fail."""
     out, _ = emitted
     _, core = _core(out)
-    res = subprocess.run(["fusesoc", "--cores-root", str(out / "rtl"), "core-info", core["name"]],
-                         capture_output=True, text=True, timeout=120)
-    assert res.returncode == 0 and core["name"] in res.stdout, res.stdout + res.stderr
+    name = core["name"]
+    res = _fusesoc(out / "rtl", tmp_path, "core-info", name)
+    assert res.returncode == 0 and name in res.stdout and "lint" in res.stdout, res.stdout + res.stderr
+    for target in ("sim", "lint"):
+        res = _fusesoc(out / "rtl", tmp_path, "run", "--target", target, name)
+        assert res.returncode == 0, f"{target}:\n{res.stdout[-3000:]}{res.stderr[-3000:]}"
+    dirty = shutil.copytree(out / "rtl", tmp_path / "dirty")
+    top = dirty / "lbgen_top.v"
+    top.write_text(top.read_text().replace("endmodule", "  wire lint_must_flag_this = rst_n;\nendmodule", 1))
+    res = _fusesoc(dirty, tmp_path / "dirty", "run", "--target", "lint", name)
+    assert res.returncode != 0 and "lint_must_flag_this" in res.stdout + res.stderr
 
 
 # ---- which files each target writes -------------------------------------------------------

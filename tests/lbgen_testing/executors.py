@@ -46,7 +46,7 @@ def _rtl_problems(sim: str, out: Path, graph: Graph, inputs: np.ndarray, trace, 
     problems = [f"{sim}: layer {layer.name!r} differs from golden but the testbench passed it"
                 for layer in graph.layers
                 if not np.array_equal(res.layer_outputs[layer.name], trace.outputs[layer.name])]
-    if not res.throughput_ok(0.1):
+    if not res.throughput_ok():
         problems.append(f"{sim}: {res.cycles_per_frame} cycles/frame measured, folding bound "
                         f"{res.expected_cycles_per_frame}")
     return problems
