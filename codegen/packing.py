@@ -1,6 +1,6 @@
 """Bit packing shared by every emitter, so RTL, HLS and the testbenches agree.
 
-Conventions (DESIGN.md): element i of a word sits at bits [i*W +: W].
+Conventions (docs/emit-contract.md, "Folding and order"): element i of a word sits at bits [i*W +: W].
 
 * Weight ROM of a layer: address a = nf*SF + sf; lane (p, s) at element
   index p*SIMD + s holds the code of W[nf*PE + p, sf*SIMD + s].

@@ -120,8 +120,29 @@ def test_vs_hls4ml_lbgen_side_on_32_frames(tmp_path):
     assert row["build_s"] > 0 and row["throughput_fps"] > 0
     assert row["total_s"] == pytest.approx(row["generation_s"] + row["build_s"] + row["verify_s"])
     assert any(c.startswith("Brevitas forward vs lbgen on 32 vectors") for c in row["checks"])
-    pairs = mod.ratios([{**row, "side": "hls4ml", "config": "x"}, row])   # the ratio bookkeeping
-    assert pairs["hls4ml x vs lbgen ap_int C-sim"]["total_time_ratio"] == pytest.approx(1.0)
+
+
+def test_vs_hls4ml_ratios_of_stated_figures():
+    """bench/vs_hls4ml.py's ratio bookkeeping on rows whose figures are stated here, so each
+    ratio has a value known beforehand (hls4ml over lbgen for times, lbgen over hls4ml for
+    throughput) and a swapped or self-divided ratio shows; error rows and same-side pairs
+    give no entry, a zero lbgen build time gives no build ratio."""
+    spec = importlib.util.spec_from_file_location("vs_hls4ml", ROOT / "bench" / "vs_hls4ml.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    hls = {"side": "hls4ml", "config": "io_stream", "throughput_fps": 250.0, "total_s": 60.0,
+           "generation_s": 12.0, "build_s": 40.0}
+    lb = {"side": "lbgen", "config": "ap_int C-sim", "throughput_fps": 1000.0, "total_s": 15.0,
+          "generation_s": 0.5, "build_s": 8.0}
+    cached = {**lb, "config": "native", "build_s": 0.0}
+    broken = {"side": "hls4ml", "config": "io_parallel", "error": "csynth failed"}
+    pairs = mod.ratios([hls, broken, lb, cached])
+    assert pairs == {
+        "hls4ml io_stream vs lbgen ap_int C-sim": {"csim_throughput_ratio": 4.0, "total_time_ratio": 4.0,
+                                                   "generation_ratio": 24.0, "build_ratio": 5.0},
+        "hls4ml io_stream vs lbgen native": {"csim_throughput_ratio": 4.0, "total_time_ratio": 4.0,
+                                             "generation_ratio": 24.0, "build_ratio": None},
+    }
 
 
 @needs_yosys

@@ -51,11 +51,14 @@ def _accumulate(layer: MatVec, g: ConvGeom, x: np.ndarray) -> np.ndarray:
     return golden.accumulate(layer, SlidingWindow("window", g).golden(x))
 
 
-def _torch_conv(layer: MatVec, g: ConvGeom, x: np.ndarray) -> np.ndarray:
+def _torch_weights(layer: MatVec, g: ConvGeom) -> torch.Tensor:
     # IR columns (ky, kx, c) -> torch's (out, c, ky, kx)
-    w = torch.from_numpy(layer.weights.reshape(layer.mh, g.k_h, g.k_w, g.in_ch).transpose(0, 3, 1, 2)
-                         .astype(np.float64))
-    y = F.conv2d(_nchw(x, g), w, stride=(g.s_h, g.s_w), padding=(g.p_h, g.p_w))
+    return torch.from_numpy(layer.weights.reshape(layer.mh, g.k_h, g.k_w, g.in_ch).transpose(0, 3, 1, 2)
+                            .astype(np.float64))
+
+
+def _torch_conv(layer: MatVec, g: ConvGeom, x: np.ndarray) -> np.ndarray:
+    y = F.conv2d(_nchw(x, g), _torch_weights(layer, g), stride=(g.s_h, g.s_w), padding=(g.p_h, g.p_w))
     return y.permute(0, 2, 3, 1).reshape(x.shape[0], -1).numpy().astype(np.int64)
 
 
@@ -127,19 +130,43 @@ def _cnn(rng) -> Graph:
                  layer_nodes(c0, g0, PoolGeom(4, 6, 6, 2, 2)) + layer_nodes(c1, g1) + [fc])
 
 
+def _torch_levels(acc_nchw: torch.Tensor, thresholds: np.ndarray, invert: np.ndarray) -> torch.Tensor:
+    """The multi-threshold rule of docs/emit-contract.md written out in torch, not golden's:
+    level = number of thresholds t_j of the channel with acc >= t_j (reaching a threshold
+    counts), T - that count on an inverted channel (T thresholds per channel)."""
+    thr = torch.from_numpy(thresholds.astype(np.float64))                    # (C, T)
+    reached = (acc_nchw[:, :, :, :, None] >= thr[None, :, None, None, :]).sum(dim=4)
+    inv = torch.from_numpy(invert)[None, :, None, None]
+    return torch.where(inv, thresholds.shape[1] - reached, reached)
+
+
+def _nhwc_flat(t: torch.Tensor) -> np.ndarray:
+    return t.permute(0, 2, 3, 1).reshape(t.shape[0], -1).numpy().astype(np.int64)
+
+
 def test_cnn_golden_and_save_load(tmp_path):
+    """golden.run of a small CNN against torch alone (conv2d, the threshold rule spelled out
+    with >=, max_pool2d, the bipolar mapping 2*level-1): no golden or IR helper builds the
+    expectation, and the data has accumulators exactly on thresholds, where >= and > differ."""
     rng = np.random.default_rng(9)
     graph = _cnn(rng).validate()
     x = rng.integers(0, 16, size=(3, 36))
     trace = golden.run(graph, x)
-    # by hand: conv, threshold, pool, next conv, FC over the NHWC frame
-    a0 = _torch_conv(graph.layers[0], graph.conv(graph.layers[0]), x)
-    l0 = golden.threshold_levels(graph.layers[0], a0)
-    v0 = 2 * graph.pool(graph.layers[0]).apply(l0) - 1
+    c0, c1, fc = graph.layers
+    # c0: conv (torch), thresholds (>= written out), 2x2 max-pool (torch), bipolar value 2*level-1
+    a0 = F.conv2d(_nchw(x, graph.conv(c0)), _torch_weights(c0, graph.conv(c0)), padding=1)
+    l0 = _torch_levels(a0, c0.thresholds, c0.threshold_invert)
+    v0 = _nhwc_flat(2 * F.max_pool2d(l0.double(), 2) - 1)
+    assert np.any(a0.numpy() == c0.thresholds[None, :, 0, None, None])    # ties: >= vs > matters here
     assert np.array_equal(trace.outputs["c0"], v0)
-    a1 = _torch_conv(graph.layers[1], graph.conv(graph.layers[1]), v0)
-    assert np.array_equal(trace.acc["c1"], a1)
-    assert np.array_equal(trace.result, trace.outputs["c1"] @ graph.layers[2].weights.T)
+    # c1: conv of c0's bipolar values, 3 thresholds -> uint2 levels, no pool
+    a1 = F.conv2d(_nchw(v0, graph.conv(c1)), _torch_weights(c1, graph.conv(c1)), padding=1)
+    assert np.array_equal(trace.acc["c1"], _nhwc_flat(a1))
+    l1 = _torch_levels(a1, c1.thresholds, c1.threshold_invert)
+    assert np.any(a1.numpy()[:, :, :, :, None] == c1.thresholds[None, :, None, None, :])
+    assert np.array_equal(trace.outputs["c1"], _nhwc_flat(l1))
+    # fc: a plain matrix product of c1's levels (NHWC order) gives the output accumulators
+    assert np.array_equal(trace.result, _nhwc_flat(l1) @ fc.weights.T)
     graph.save(tmp_path)
     back = Graph.load(tmp_path)
     assert back.conv(back.layers[0]) == graph.conv(graph.layers[0])

@@ -299,7 +299,15 @@ def test_acc64_packing():
     for nf, word in enumerate(threshold_words(layer)):
         got = acc.decode(unpack_elements(word, 64, layer.pe * t)).reshape(layer.pe, t)
         np.testing.assert_array_equal(got, layer.thresholds[nf * layer.pe:(nf + 1) * layer.pe])
+    # the two extremes by hand (two's complement, element j at bits [j*64 +: 64]): -2^63 is
+    # threshold 0 of channel 0 (element 0 of RTL word 0, of HLS word [0][0]) = 0x8000..0;
+    # 2^63-1 is the last threshold of the last channel (RTL: the last element of the last word)
+    last = layer.pe * t - 1
+    assert threshold_words(layer)[0] & ((1 << 64) - 1) == 0x8000_0000_0000_0000
+    assert (threshold_words(layer)[-1] >> (last * 64)) & ((1 << 64) - 1) == 0x7fff_ffff_ffff_ffff
     rom = threshold_rom(layer)
+    assert rom[0][0] & ((1 << 64) - 1) == 0x8000_0000_0000_0000
+    assert (rom[-1][-1] >> ((t - 1) * 64)) & ((1 << 64) - 1) == 0x7fff_ffff_ffff_ffff
     assert channel_threshold_bits(layer) == t * 64 + 1
     assert (len(rom), len(rom[0])) == (layer.pe, layer.nf)
     for p in range(layer.pe):

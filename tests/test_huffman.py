@@ -124,12 +124,22 @@ def test_lane_decoder_flags_every_single_flipped_bit():
 
 
 def test_lane_order_matches_the_weight_rom():
+    """Lane i = p*SIMD + s carries W[nf*PE + p][sf*SIMD + s] at position nf*SF + sf
+    (docs/emit-contract.md), checked element by element with that rule written out here,
+    and equal to the weight ROM's element p*SIMD + s of word nf*SF + sf (whose packing
+    tests/test_packing_by_hand.py anchors by hand)."""
     from lbgen.packing import unpack_elements, weight_words
 
     g = random_graph(2, [12, 8, 4], [DType("int", 4), DType("int", 3)], [DType("uint", 2), DType("uint", 2)],
                      [(4, 3), (2, 4)])
     layer = g.layers[0]
     seqs = lane_sequences(layer.codes(), layer.pe, layer.simd)
+    codes = layer.codes()
+    for nf in range(layer.nf):
+        for p in range(layer.pe):
+            for sf in range(layer.sf):
+                for s in range(layer.simd):
+                    assert seqs[p * layer.simd + s, nf * layer.sf + sf] == codes[nf * layer.pe + p, sf * layer.simd + s]
     for addr, word in enumerate(weight_words(layer)):
         lanes = unpack_elements(word, layer.wtype.bits, layer.pe * layer.simd)
         assert np.array_equal(lanes, seqs[:, addr].astype(np.uint64))

@@ -6,5 +6,6 @@
 * :mod:`.graphs` -- random, already-folded IR graphs and input frames;
 * :mod:`.mutation` -- single-bit weight and threshold flips and where they sit
   in the emitted ROM images;
-* :mod:`.rtl` -- the emitted top's port widths and stream formats, for testbenches.
+* :mod:`.rtl` -- the emitted top's port widths and stream formats, for testbenches;
+* :mod:`.params_text` -- ROM initialisers of the emitted ``lbgen_params.h`` as text.
 """
