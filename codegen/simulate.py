@@ -56,7 +56,7 @@ TOPLEVEL = "lbgen_top"
 TEST_MODULE = "lbgen.simlib.lbgen_tb"
 MIN_VERILATOR = (5, 36)
 #: Verilator flags on top of cocotb's (--vpi --public-flat-rw ...): lint warnings are
-#: the lint step's business (DESIGN.md: --lint-only -Wall clean), not the simulation's.
+#: the lint step's business (the FuseSoC lint target: --lint-only -Wall clean), not the simulation's.
 VERILATOR_BUILD_ARGS = ["-Wno-fatal", "-O3"]
 ICARUS_BUILD_ARGS: list[str] = []
 #: Files next to the sources that the design reads at run time ($readmemh/$readmemb).

@@ -1,6 +1,6 @@
 // lbgen HLS library: number kinds and packed-word helpers.
 //
-// Conventions (docs/emit-contract.md, DESIGN.md "Numbers"):
+// Conventions (docs/emit-contract.md and docs/reference.md, "Number formats"):
 //   * element i of any packed word (stream beat, ROM word) sits at bits [i*W +: W];
 //   * bipolar: value -1/+1 carried as bit (v+1)/2; uint k: the level; int k: two's complement;
 //   * log2 k (weights): sign bit on top + exponent field f of k-1 bits: f = 0 is 0,

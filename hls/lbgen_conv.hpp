@@ -3,7 +3,7 @@
 //   lbgen::sliding_window<CFG>(in, out)   im2col on a line buffer (the SWU)
 //   lbgen::maxpool<CFG>(in, out)          max-pool, stride == kernel, on integer codes
 //
-// Stream contract (DESIGN.md, "Convolutions"): a feature map of C channels,
+// Stream contract (docs/emit-contract.md, convolutions): a feature map of C channels,
 // H rows and W columns streams in NHWC order, pixels row-major (y, then x),
 // each pixel's channels in order. A beat carries N consecutive elements of E
 // bits, element i at bits [i*E +: E]; N divides C, so a beat never spans two
