@@ -2,7 +2,8 @@
 forward against the golden model of the IR it was compiled to.
 
 * :func:`compare_torch_golden`: torch on the float features vs golden on
-  their levels -- every hidden level, every argmax;
+  their levels -- every hidden level, the output layer's accumulators
+  (recovered from torch's float logits), every argmax;
 * :func:`compare_source`: a translated model's original (Brevitas) forward
   vs the translation;
 * the QONNX oracle (:func:`lbgen.frontend.qonnx_oracle.oracle_check`) for an
@@ -14,6 +15,7 @@ check failed: ...") naming the first layer, frame and channel that differ.
 
 from __future__ import annotations
 
+import copy
 from typing import Optional
 
 import numpy as np
@@ -25,7 +27,8 @@ from .inputs import Vectors, host_stream
 
 
 def compare_torch_golden(model, graph: Graph, vectors: Vectors, trace: golden.Trace) -> str:
-    """Torch on the float features vs golden (``trace``) on their levels: every level, every argmax."""
+    """Torch on the float features vs golden (``trace``) on their levels: every level, the
+    output layer's accumulators, every argmax."""
     from .frontend.torch_frontend import reference_levels
 
     if vectors.features is None:
@@ -39,11 +42,73 @@ def compare_torch_golden(model, graph: Graph, vectors: Vectors, trace: golden.Tr
     host = graph.meta.get("host_output")
     theirs = np.asarray(ref["logits"])
     _compare_argmax(host, theirs, trace)
+    if graph.output.is_output:
+        out_logits, eps = _output_logits(model, vectors.features, flat_chw, ref)
+        which = f"every hidden level equal, {compare_output_accumulators(graph, out_logits, trace, eps)}"
+    else:
+        which = "every level (output levels too) equal"
     what = "logit" if host is None else f"{host} output"
     diff = 0.0 if host == "ArgMax" else float(np.max(np.abs(theirs - trace.output)))
-    which = "every level (output levels too)" if not graph.output.is_output else "every hidden level"
-    return (f"torch vs golden on {len(vectors.values)} vectors: {which} equal, "
+    return (f"torch vs golden on {len(vectors.values)} vectors: {which}, "
             f"argmax equal, max |{what} difference| {diff:.3g}")
+
+
+def _output_logits(model, features: np.ndarray, input_chw, ref: dict) -> tuple[np.ndarray, float]:
+    """The float logits the model's output layer computed, and the unit roundoff they carry.
+
+    A float64 copy of the model rounds far below an accumulator step, so its
+    logits give every accumulator exactly; it is used when it runs and reaches
+    the float32 run's levels on every layer (float64 may break an exact tie of
+    an input quantizer the other way). Otherwise, the float32 run's logits."""
+    from .frontend.torch_frontend import reference_levels
+    from .quant.modules import float64_outputs
+
+    theirs32 = ref.get("pre_host", ref["logits"])
+    try:
+        with float64_outputs():
+            ref64 = reference_levels(copy.deepcopy(model).double(), features, input_chw=input_chw,
+                                     dtype=np.float64)
+    except (RuntimeError, TypeError, ValueError, AttributeError, NotImplementedError):
+        return theirs32, golden.EPS32        # a module that does not run in float64
+    if all(np.array_equal(ref64[k], ref[k]) for k in ref if k not in ("logits", "pre_host")):
+        return ref64.get("pre_host", ref64["logits"]), golden.EPS64
+    return theirs32, golden.EPS32
+
+
+def compare_output_accumulators(graph: Graph, theirs: np.ndarray, trace: golden.Trace,
+                                eps: float = golden.EPS32) -> str:
+    """The output layer's integer accumulators, recovered from a framework's float logits
+    (``theirs``, computed with unit roundoff ``eps``): acc = (logit - out_bias) / out_scale + out_zero.
+
+    Where the rounding (``golden.float32_logit_bound``) is below half an
+    accumulator step, the recovered value rounds to one integer, which must be
+    golden's; elsewhere it must lie within the rounding bound of golden's. A
+    wrong bias, scale or zero point, or one accumulator off by one, fails here
+    even when every argmax agrees. Returns the phrase for the emit line."""
+    out = graph.output
+    acc = trace.outputs[out.name]
+    if graph.conv(out) is not None:
+        return "output accumulators not compared (a convolutional output layer)"
+    theirs = np.asarray(theirs, dtype=np.float64).reshape(acc.shape)
+    scale = np.ones(out.mh) if out.out_scale is None else np.asarray(out.out_scale, dtype=np.float64)
+    bias = np.zeros(out.mh) if out.out_bias is None else np.asarray(out.out_bias, dtype=np.float64)
+    zero = np.zeros(out.mh, np.int64) if out.out_zero is None else np.asarray(out.out_zero, dtype=np.int64)
+    usable = scale != 0
+    recovered = np.where(usable, (theirs - bias) / np.where(usable, scale, 1.0) + zero, acc)
+    slack = golden.float32_logit_bound(graph, trace, eps) / np.where(usable, np.abs(scale), 1.0)
+    exact = slack < 0.5
+    wrong = np.where(exact, np.rint(recovered) != acc, np.abs(recovered - acc) > slack) & usable
+    if wrong.any():
+        n, c = (int(v) for v in np.argwhere(wrong)[0])
+        raise UsageError(f"internal check failed: output layer {out.name} ({out.source}) frame {n} channel {c}: "
+                         f"torch's logit {theirs[n, c]!r} is accumulator {recovered[n, c]:.6g}, golden's "
+                         f"{int(acc[n, c])} (out_scale {scale[c]!r}, out_bias {bias[c]!r}, out_zero {int(zero[c])})")
+    n_exact = int((exact & usable).sum())
+    kind = "float64" if eps == golden.EPS64 else "float32"
+    phrase = f"output accumulators equal ({n_exact} of {acc.size} recovered exactly from torch's {kind} logits"
+    if n_exact < acc.size:
+        phrase += f"; {acc.size - n_exact} within float32 rounding"
+    return phrase + ")"
 
 
 def _compare_levels(graph: Graph, ref: dict, trace: golden.Trace) -> None:

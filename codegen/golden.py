@@ -125,6 +125,27 @@ def run(graph: Graph, inputs: np.ndarray) -> Trace:
     return trace
 
 
+#: the unit roundoff of float32 and float64
+EPS32 = 2.0 ** -24
+EPS64 = 2.0 ** -53
+
+
+def float32_logit_bound(graph: Graph, trace: Trace, eps: float = EPS32) -> np.ndarray:
+    """(N, classes) bound on |a float32 (``eps=EPS64``: float64) framework's logit - the
+    exact logit| for a fully connected output layer: its products and sums (K + a few
+    roundings of each term's magnitude) and the few ops after it (batch norm, a scale)."""
+    out = graph.output
+    x = trace.inputs if len(graph.layers) == 1 else trace.outputs[graph.layers[-2].name]
+    w = np.abs(out.weights.astype(np.float64))
+    # sum |w| |x - zero| <= sum |w| (|x| + the largest level), the zero level being a level
+    top = float(max(abs(out.itype.min), abs(out.itype.max)))
+    mag = np.abs(x).astype(np.float64) @ w.T + top * w.sum(axis=1)[None, :]
+    scale = np.ones(out.mh) if out.out_scale is None else np.abs(np.asarray(out.out_scale, dtype=np.float64))
+    bias = np.zeros(out.mh) if out.out_bias is None else np.abs(np.asarray(out.out_bias, dtype=np.float64))
+    terms = mag * scale[None, :] + bias[None, :]
+    return (out.mw + 16) * eps * terms + 1e-300
+
+
 def logits(graph: Graph, out: np.ndarray) -> np.ndarray:
     """The last layer's stream (raw accumulators, or level values of a thresholded
     output layer) -> float64 logits: (x - out_zero) * out_scale + out_bias (levels

@@ -27,6 +27,7 @@ from typing import Optional
 import numpy as np
 
 from ..errors import UsageError
+from ..golden import EPS32, float32_logit_bound
 
 #: vectors the executor runs per emit, at most and at least; in between, as many
 #: as :data:`ORACLE_MACS` multiply-accumulates allow (FINN's CNV: 59 M per vector)
@@ -39,8 +40,6 @@ def oracle_vectors(graph) -> int:
     """How many vectors the executor runs for ``graph``."""
     macs = sum(layer.pixels * layer.mh * layer.mw for layer in graph.layers)
     return int(min(ORACLE_VECTORS, max(ORACLE_MIN_VECTORS, ORACLE_MACS // max(macs, 1))))
-#: float32 unit roundoff
-_EPS32 = 2.0 ** -24
 
 
 def oracle_features(graph, n: int, seed: int = 0) -> np.ndarray:
@@ -105,21 +104,6 @@ def _golden_levels(graph, trace) -> dict[str, np.ndarray]:
     return out
 
 
-def _logit_bound(graph, trace) -> np.ndarray:
-    """(N, classes) bound on |ONNX float32 logit - exact logit|: the float32
-    products and sums of the last layer (K + a few roundings of each term's
-    magnitude) and the ops after it."""
-    out = graph.output
-    x = trace.inputs if len(graph.layers) == 1 else trace.outputs[graph.layers[-2].name]
-    w = np.abs(out.weights.astype(np.float64))
-    # sum |w| |x - zero| <= sum |w| (|x| + the largest level), the zero level being a level
-    top = float(max(abs(out.itype.min), abs(out.itype.max)))
-    mag = np.abs(x).astype(np.float64) @ w.T + top * w.sum(axis=1)[None, :]      # the output layer is FC
-    terms = mag * np.abs(out.out_scale)[None, :] + np.abs(out.out_bias)[None, :]
-    k = out.mw
-    return (k + 16) * _EPS32 * terms + 1e-30
-
-
 def compare_with_qonnx(imported, graph, features: np.ndarray, host_values) -> str:
     """Run qonnx's executor on ``features`` (raw, as the model takes them) and
     compare with the golden model; UsageError naming the first node that
@@ -167,10 +151,11 @@ def _compare_output(graph, trace, onnx_out: np.ndarray, out_name: str, n: int) -
         return f"qonnx executor vs lbgen on {n} vectors: every quantized tensor equal, ArgMax equal"
     if host is not None:
         # a softmax moves by at most twice the largest logit error; a log-softmax by twice that too
-        bound = np.repeat(2 * _logit_bound(graph, trace).max(axis=1, keepdims=True), trace.logits.shape[1], axis=1)
-        bound = bound + 8 * _EPS32 * (1.0 + np.abs(trace.output))     # the op's own float32 rounding
+        bound = np.repeat(2 * float32_logit_bound(graph, trace).max(axis=1, keepdims=True), trace.logits.shape[1],
+                          axis=1)
+        bound = bound + 8 * EPS32 * (1.0 + np.abs(trace.output))     # the op's own float32 rounding
         return _within(trace.output, onnx_out, bound, out_name, n, host)
-    return _within(trace.logits, onnx_out, _logit_bound(graph, trace), out_name, n, "output")
+    return _within(trace.logits, onnx_out, float32_logit_bound(graph, trace), out_name, n, "output")
 
 
 def _within(ref: np.ndarray, onnx_out: np.ndarray, bound: np.ndarray, out_name: str, n: int, what: str) -> str:

@@ -1196,14 +1196,18 @@ def _nhwc_rows(t, chw: Optional[Sequence[int]] = None) -> np.ndarray:
     return a.reshape(a.shape[0], -1)
 
 
-def reference_levels(model, x: np.ndarray, input_chw: Optional[Sequence[int]] = None) -> dict[str, np.ndarray]:
+def reference_levels(model, x: np.ndarray, input_chw: Optional[Sequence[int]] = None,
+                     dtype=np.float32) -> dict[str, np.ndarray]:
     """Run torch on float features; return each quantizer's integer levels.
 
     Keys are the IR layer names whose *output* the quantizer produces
     (``input`` for the model's input quantizer), values (N, C) int64 levels in
     the IR's order (feature maps NHWC, after the layer's max-pool if it has
-    one); ``logits`` holds the float output. ``x`` is shaped as the model
-    takes it; ``input_chw`` is the (C, H, W) of a flat input vector.
+    one); ``logits`` holds the float output and, when the model ends in an op
+    the host applies (softmax, argmax), ``pre_host`` holds that op's input: the
+    float logits the output layer computed. ``x`` is shaped as the model takes
+    it; ``input_chw`` is the (C, H, W) of a flat input vector. ``dtype``: of
+    the input tensor (float64 for a model converted with ``.double()``).
     """
     torch = _torch()
     model.eval()
@@ -1227,9 +1231,15 @@ def reference_levels(model, x: np.ndarray, input_chw: Optional[Sequence[int]] = 
             captured[key] = _nhwc_rows(lv, input_chw if key == "input" else None)
 
         hooks.append(module.register_forward_hook(hook))
+    for module in model.modules():
+        if _kind_of(module) == "host_output":
+            def before_host(m, inputs, output):
+                captured["pre_host"] = inputs[0].detach().double().numpy()
+
+            hooks.append(module.register_forward_hook(before_host))
     try:
         with torch.no_grad():
-            logits = model(torch.from_numpy(np.asarray(x, dtype=np.float32)))
+            logits = model(torch.from_numpy(np.asarray(x, dtype=dtype)))
     finally:
         for h in hooks:
             h.remove()

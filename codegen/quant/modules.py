@@ -48,7 +48,10 @@ bools, strings) so that ``torch.save(model)`` can be read back with
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
+from typing import Iterator
 
 import torch
 import torch.nn as nn
@@ -92,6 +95,26 @@ CLIP_MIN = 1e-6
 
 
 
+
+
+_FLOAT64_OUTPUTS = contextvars.ContextVar("lbgen_quant_float64_outputs", default=False)
+
+
+@contextlib.contextmanager
+def float64_outputs() -> Iterator[None]:
+    """Inside: the linear and conv layers skip their final rounding to float32 and
+    return float64, for a model copy run in float64 (``.double()``), which is how
+    ``lbgen emit`` recovers the output layer's accumulators exactly. Outside, the
+    contract's float32 output, always."""
+    token = _FLOAT64_OUTPUTS.set(True)
+    try:
+        yield
+    finally:
+        _FLOAT64_OUTPUTS.reset(token)
+
+
+def _out_dtype(x: torch.Tensor) -> torch.dtype:
+    return torch.float64 if _FLOAT64_OUTPUTS.get() else torch.float32
 
 def snap_step(s: torch.Tensor) -> torch.Tensor:
     """Round a positive float32 step to at most ``STEP_MANTISSA_BITS``
@@ -237,22 +260,24 @@ class QuantLinearBase(nn.Module):
         ``(out, in)`` and positive float32 per-output-channel scales ``(out,)``."""
         raise NotImplementedError
 
-    def epilogue(self, s: torch.Tensor, w_scale: torch.Tensor | None = None) -> torch.Tensor:
+    def epilogue(self, s: torch.Tensor, w_scale: torch.Tensor | None = None,
+                 out_dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """``s``: float64 ``(N, out)`` = exact integer dot product times the
         input step.  Returns ``(s * w_scale.double() + bias.double()).float()``
         (without bias: ``(s * w_scale.double()).float()``).  ``w_scale``
-        defaults to ``self.quant_weight()[1]``."""
+        defaults to ``self.quant_weight()[1]``.  ``out_dtype`` float64 skips
+        the final rounding to float32 (:func:`float64_outputs`)."""
         if w_scale is None:
             _, w_scale = self.quant_weight()
         y = s * w_scale.double()
         if self.bias is not None:
             y = y + self.bias.double()
-        return y.float()
+        return y.to(out_dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w_int, w_scale = self.quant_weight()
         s = F.linear(x.double(), w_int.double())
-        return self.epilogue(s, w_scale)
+        return self.epilogue(s, w_scale, _out_dtype(x))
 
     def extra_repr(self) -> str:
         return (
@@ -741,7 +766,7 @@ class QuantConv2dMixin:
         y = s * w_scale.double()[None, :, None, None]
         if self.bias is not None:
             y = y + self.bias.double()[None, :, None, None]
-        return y.float()
+        return y.to(_out_dtype(x))
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
