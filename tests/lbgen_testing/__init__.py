@@ -6,5 +6,7 @@
 * :mod:`.graphs` -- random, already-folded IR graphs and input frames;
 * :mod:`.mutation` -- single-bit weight and threshold flips and where they sit
   in the emitted ROM images;
-* :mod:`.rtl` -- the emitted top's port widths and stream formats, for testbenches.
+* :mod:`.rtl` -- the emitted top's port widths and stream formats, for testbenches;
+* :mod:`.synthesis_paths` -- an emitted design copied with the ``__SYNTHESIS__``
+  branches of lbgen's HLS headers switched on, for g++.
 """
