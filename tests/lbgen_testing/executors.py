@@ -8,6 +8,7 @@ and test_native_tb.py keep cocotb for resets, bursts and the protocol."""
 from __future__ import annotations
 
 import multiprocessing
+import os
 from pathlib import Path
 
 import numpy as np
@@ -18,12 +19,15 @@ from lbgen.ir import Graph
 from lbgen.native_tb import run_native
 from lbgen.simulate import SIMULATORS
 
+from .coverage import record
+
 THROUGHPUT = 6
 
 
 def check_executors(out: Path, graph: Graph, inputs: np.ndarray, seed: int, gaps: float, backpressure: float) -> None:
     """golden = C-sim (ap_int) = Icarus = Verilator on every layer's output; the RTL meets the folding bound."""
     trace = golden.run(graph, inputs)
+    record(graph, os.environ.get("PYTEST_CURRENT_TEST", ""))
     problems = []
     # the C-sim builds and runs in a forked process beside the RTL simulations: CI's second core
     # would idle otherwise
