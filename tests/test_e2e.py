@@ -115,11 +115,9 @@ def test_cli_sim_reports_accuracy_and_cycles(digits_out):
     assert proc.returncode == 0 and f"bottleneck {folding_bound(graph)} cycles/frame" in proc.stdout
 
 
-#: w8a8's emit checks 255 thresholds per channel exhaustively (about a minute with its C-sim):
-#: make test-all; 8-bit weights and activations run in every executor by default through
-#: tests/test_property.py's random networks and tests/test_sim.py's W8A8 layer
-@pytest.fixture(scope="module", params=[pytest.param(n, marks=pytest.mark.slow) if n == "w8a8" else n
-                                        for n in sorted(SHIPPED)])
+#: every shipped model, w8a8 too (its emit checks 255 thresholds per channel exhaustively: about a
+#: minute with its C-sim), in the default run
+@pytest.fixture(scope="module", params=sorted(SHIPPED))
 def shipped_out(request, tmp_path_factory):
     """Emit a shipped model with its own precision (no --w/--a), as a user of a mixed model would."""
     name = request.param

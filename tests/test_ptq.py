@@ -22,6 +22,7 @@ from lbgen.flow import EmitOptions, build_graph, emit
 from lbgen.passes.model.ptq import PTQError, quantize_float_model
 
 from lbgen_testing.common import DIGITS
+from lbgen_testing.executors import check_executors
 
 sys.path.insert(0, str(DIGITS))
 import train as digits_train  # noqa: E402  (examples/digits/train.py: data and the training loop)
@@ -50,12 +51,15 @@ def test_ptq_model_emits_bit_exact_and_keeps_the_accuracy(float_mlp, tmp_path):
     model, calib, x_te, y_te = float_mlp
     float_acc = float(np.mean(model(torch.from_numpy(x_te)).argmax(1).numpy() == y_te))
     q = quantize_float_model(model, calib, w_bits=4, a_bits=4)
-    result = emit(q, tmp_path / "out", EmitOptions(w=4, a=4), inputs=TEST_SET)
+    result = emit(q, tmp_path / "out", EmitOptions(w=4, a=4, pe=2, simd=2), inputs=TEST_SET)
     assert "every hidden level equal" in result.checks[0]
     acc = float(np.mean(np.argmax(golden.run(result.graph, result.vectors.values).logits, 1) == y_te))
     assert acc >= float_acc - 0.02 and acc > 0.95
     widths = [l.wtype.bits for l in result.graph.layers]
     assert widths == [8, 4, 8] and result.graph.input.dtype.bits == 8
+    # the hardware computes the PTQ model bit for bit: golden = C-sim = Icarus = Verilator, every layer
+    check_executors(tmp_path / "out", result.graph, result.vectors.values[:24], seed=4, gaps=0.3,
+                    backpressure=0.3)
 
 
 def test_aciq_at_least_as_accurate_as_minmax_at_two_bits(float_mlp):
