@@ -28,7 +28,10 @@ an interrupted run or a collection error, also counts, e.g. when the mutated
 module no longer imports: the ``note`` says so). A selection that runs past
 ``--timeout`` is killed only if the mutant documents that a hang is the
 expected symptom (``timeout_kills``). A selection that collects no test is a
-broken list and stops the bench. The *mutation score* is killed / total: the
+broken list and stops the bench. Before any mutant, every distinct selection
+runs once on the unmutated sources (the *baseline*; ``--no-baseline`` skips
+it): a selection that fails there would "kill" every mutant, so the bench
+stops. The *mutation score* is killed / total: the
 fraction of these planted bugs the default checks catch. The bench exits 0
 when the score is at least ``TARGET`` (0.9) and every survivor carries a
 written reason (``reason``: an equivalent mutant, or a known gap).
@@ -36,6 +39,7 @@ written reason (``reason``: an equivalent mutant, or a known gap).
 Output, ``bench/results/mutation.json``::
 
     {"killed": K, "total": N, "score": K/N, "target": 0.9, "seconds": ...,
+     "baseline": [{"tests", "passed", "seconds"}],
      "mutants": [{"id", "layer", "file", "description", "tests": [pytest args],
                   "killed": bool, "status": "killed" | "survived" | "timeout" | "error",
                   "seconds", "evidence": first FAILED line (killed),
@@ -164,6 +168,10 @@ MUTANTS: tuple[Mutant, ...] = (
            "localparam XNEG = (IN_KIND == 2 && j == IB) ? 1 : 0;",
            "MAC engine: a signed input's top bit weighted +2^(IB-1) instead of -2^(IB-1) (sign handling)",
            PE_CORES),
+    Mutant("rtl-shift-exponent", "rtl", "templates/rtl/lb_pe_shift.v",
+           "wire [WB-2:0]   e  = f - ONE_F;", "wire [WB-2:0]   e  = f;",
+           "log2 shift engine: exponent field not biased (every product doubled)",
+           PE_CORES),
     Mutant("rtl-xnor-polarity", "rtl", "templates/rtl/lb_pe_xnor.v",
            "a0 = (3*t   < SIMD) ? ~(wf(w, 3*t+0) ^", "a0 = (3*t   < SIMD) ? (wf(w, 3*t+0) ^",
            "XNOR popcount engine: lane 0 of each triple counts disagreements (XOR for XNOR)",
@@ -188,6 +196,10 @@ MUTANTS: tuple[Mutant, ...] = (
            "assign better[i] = !v_q[i] || (a_score > s_i);", "assign better[i] = !v_q[i] || (a_score >= s_i);",
            "top-K: an equal score displaces the lower index (tie rule broken)",
            ("tests/test_topk.py", "-k", "test_rtl_equals_golden")),
+    Mutant("rtl-topk-last", "rtl", "templates/rtl/lb_topk.v",
+           "a_last  <= (cls_q == CLASSES - 1);", "a_last  <= (cls_q == CLASSES - 2);",
+           "top-K: the frame's last class flagged one class early (the last class never ranked)",
+           ("tests/test_topk.py", "-k", "test_rtl_equals_golden")),
     # ------------------------------------------------------------------ HLS library
     Mutant("hls-thresh-ge", "hls", "hls/lbgen_activation.hpp",
            "count += (acc >= ap_int<ACC_BITS>(t[j])) ? 1 : 0;", "count += (acc > ap_int<ACC_BITS>(t[j])) ? 1 : 0;",
@@ -200,6 +212,10 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant("hls-popcount-synth", "hls", "hls/lbgen_common.hpp",
            "        count += word[i];", "        if (i != 0) count += word[i];",
            "popcount (__SYNTHESIS__ path) skips bit 0",
+           SYNTH),
+    Mutant("hls-unpack-synth", "hls", "hls/lbgen_common.hpp",
+           "        for (unsigned k = 0; k < n; k++) {", "        for (unsigned k = 1; k < n; k++) {",
+           "unpack (__SYNTHESIS__ path) skips the first element of every 64-bit chunk",
            SYNTH),
     Mutant("hls-xnor-polarity", "hls", "hls/lbgen_pe.hpp",
            "const ap_uint<SIMD> agree = ~(w ^ x);", "const ap_uint<SIMD> agree = (w ^ x);",
@@ -248,6 +264,10 @@ MUTANTS: tuple[Mutant, ...] = (
            "w = layer.weights.astype(np.int64)", "w = np.abs(layer.weights.astype(np.int64))",
            "golden accumulator loses the weights' signs",
            TORCH_GOLDEN),
+    Mutant("golden-topk-tie", "golden", "codegen/golden.py",
+           "key=lambda c: (-int(row[c]), c))", "key=lambda c: (-int(row[c]), -c))",
+           "golden top-K breaks ties to the highest index (torch.argmax: the lowest)",
+           ("tests/test_topk.py", "-k", "test_torch_logits_are_exact_and_golden_indices_are_torchs")),
     Mutant("golden-maxpool", "golden", "codegen/ir.py",
            "self.k, self.ch).max(axis=(2, 4))", "self.k, self.ch).min(axis=(2, 4))",
            "golden max-pool takes the minimum",
@@ -347,11 +367,14 @@ def _run_pytest(tests: tuple[str, ...], timeout: float, env: dict) -> tuple[int 
 
 
 def _evidence(out: str) -> str:
-    for line in out.splitlines():
-        if line.startswith(("FAILED ", "ERROR ")):
-            return line.strip()[:300]
-    lines = [l for l in out.splitlines() if l.strip()]
-    return lines[-1][:300] if lines else ""
+    """The first failing test and the first line of its error message."""
+    lines = out.splitlines()
+    failed = next((l.split(" - ")[0].strip() for l in lines if l.startswith(("FAILED ", "ERROR "))), "")
+    message = next((l[1:].strip() for l in lines if l.startswith("E ") and l[1:].strip()), "")
+    if not failed:
+        rest = [l for l in lines if l.strip()]
+        return rest[-1][:300] if rest else ""
+    return f"{failed}: {message}"[:300] if message else failed[:300]
 
 
 def run_mutant(m: Mutant, timeout: float, env: dict) -> dict:
@@ -388,6 +411,24 @@ def run_mutant(m: Mutant, timeout: float, env: dict) -> dict:
         row["reason"] = m.reason or "UNEXPLAINED: no test catches this mutant and no reason is written"
         row["output_tail"] = "\n".join(out.splitlines()[-15:])
     return row
+
+
+def run_baseline(mutants: list[Mutant], timeout: float, env: dict) -> list[dict]:
+    """Each distinct selection of ``mutants`` on the unmutated sources: it must pass."""
+    rows, seen = [], set()
+    for m in mutants:
+        if m.tests in seen:
+            continue
+        seen.add(m.tests)
+        print(f"baseline: {' '.join(m.tests)} ...", end=" ", flush=True)
+        rc, out, seconds = _run_pytest(m.tests, timeout, env)
+        row = {"tests": list(m.tests), "passed": rc == 0, "seconds": round(seconds, 1)}
+        if rc != 0:
+            row["exit"] = rc
+            row["output_tail"] = "\n".join(out.splitlines()[-15:])
+        rows.append(row)
+        print(f"{'passed' if rc == 0 else f'FAILED (exit {rc})'} in {seconds:.0f} s", flush=True)
+    return rows
 
 
 def product_status() -> str:
@@ -429,6 +470,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--list", action="store_true", help="print the mutants and their tests, run nothing")
     ap.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds per mutant")
     ap.add_argument("--out", type=Path, default=RESULTS / "mutation.json")
+    ap.add_argument("--no-baseline", action="store_true",
+                    help="skip running each selection on the unmutated sources first")
     args = ap.parse_args(argv)
 
     problems = check_list()
@@ -457,8 +500,17 @@ def main(argv: list[str] | None = None) -> int:
     env = dict(os.environ, LBGEN_SIM_CACHE=str(cache), PYTHONDONTWRITEBYTECODE="1")
     previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))   # unwinds through the finally blocks
     rows: list[dict] = []
+    baseline: list[dict] = []
     t0 = time.monotonic()
     try:
+        if not args.no_baseline:
+            baseline = run_baseline(chosen, args.timeout, env)
+            failed = [b for b in baseline if not b["passed"]]
+            if failed:
+                for b in failed:
+                    print(f"baseline failed: {' '.join(b['tests'])}\n{b['output_tail']}", file=sys.stderr)
+                print("a selection fails on the unmutated sources: no mutant run", file=sys.stderr)
+                return 2
         for i, m in enumerate(chosen, 1):
             print(f"[{i}/{len(chosen)}] {m.id} ({m.file}) ...", end=" ", flush=True)
             row = run_mutant(m, args.timeout, env)
@@ -476,7 +528,7 @@ def main(argv: list[str] | None = None) -> int:
     score = killed / len(rows) if rows else 0.0
     result = {"killed": killed, "total": len(rows), "score": round(score, 4), "target": TARGET,
               "seconds": round(seconds, 1), "timeout": args.timeout,
-              "subset": bool(args.only), "mutants": rows}
+              "subset": bool(args.only), "baseline": baseline, "mutants": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     if not args.only:
