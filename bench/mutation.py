@@ -43,7 +43,8 @@ Output, ``bench/results/mutation.json``::
      "mutants": [{"id", "layer", "file", "description", "tests": [pytest args],
                   "killed": bool, "status": "killed" | "survived" | "timeout" | "error",
                   "seconds", "evidence": first FAILED line (killed),
-                  "reason": why it survives (survivors only), "note"}]}
+                  "reason": why it survives (survivors only), "note",
+                  "history": how a mutant that once survived came to be killed}]}
 
 and ``bench/results/mutation.png`` (killed / total per layer).
 
@@ -86,6 +87,7 @@ class Mutant:
     tests: tuple[str, ...]         # pytest arguments (paths, node ids, -k expressions)
     reason: str = ""               # why it is expected to survive (equivalent mutant, known gap)
     timeout_kills: bool = False    # a hang is the expected symptom: a timeout counts as killed
+    history: str = ""              # how an earlier survivor came to be killed (test added, selection)
 
 
 # Test selections (default-run tests only; see each test file's docstring).
@@ -157,7 +159,9 @@ MUTANTS: tuple[Mutant, ...] = (
            "always @* v = (($signed({x[O        +: IN_W], {XW{1'b0}}}) >>> XW)",
            "always @* v = (($signed({x[O        +: IN_W], {XW{1'b0}}}) >> XW)",
            "adder tree: first operand of a signed group zero-extended instead of sign-extended",
-           ("tests/test_rtl_emit.py", "-k", "test_adder_tree_equals_the_sum_of_extended_inputs")),
+           ("tests/test_rtl_emit.py", "-k", "test_adder_tree_equals_the_sum_of_extended_inputs"),
+           history="survived tests/test_pe_cores.py: no engine instantiates lb_adder_tree with IN_SIGNED = 1; "
+                   "killed by the SAT test test_adder_tree_equals_the_sum_of_extended_inputs added for it"),
     Mutant("rtl-adder-tree-carry", "rtl", "templates/rtl/lb_adder_tree.v",
            "      +  ((4*j + 3 < EP) ? g_b[b-1].g_e[K3].v : ZERO));",
            "      +  ((4*j + 3 < EP - 1) ? g_b[b-1].g_e[K3].v : ZERO));",
@@ -179,11 +183,15 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant("rtl-skid-drop", "rtl", "templates/rtl/lb_axis_skid.v",
            "main_v <= skid_v || s_axis_tvalid;", "main_v <= s_axis_tvalid;",
            "skid buffer drops its held beat when the consumer frees up",
-           STRESS),
+           STRESS,
+           history="survived the native testbench's random back-pressure (test_native_equals_golden, mlp, "
+                   "icarus); killed by the existing long-stall stress test, now its selection"),
     Mutant("rtl-fifo-full", "rtl", "templates/rtl/lb_axis_fifo.v",
            "assign s_axis_tready = (count != FULL);", "assign s_axis_tready = 1'b1;",
            "FIFO accepts beats when full (overwrites the oldest)",
-           STRESS),
+           STRESS,
+           history="survived test_rtl_emit's fifo_pressure design under back-pressure (its FIFOs never fill); "
+                   "killed by the existing long-stall stress test, now its selection"),
     Mutant("rtl-dwc-ready", "rtl", "templates/rtl/lb_axis_dwc.v",
            "assign s_axis_tready = (count <= ROOM);", "assign s_axis_tready = (count < ROOM);",
            "width converter refuses a beat it has room for (loses full throughput)",
@@ -224,7 +232,9 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant("hls-bipolar-negate", "hls", "hls/lbgen_pe.hpp",
            "return x ? type(v) : type(-v);", "return x ? type(-v) : type(v);",
            "weight x bipolar input: sign of the product flipped",
-           ("tests/test_synthesis_paths.py", "-k", "test_functors_match_numpy")),
+           ("tests/test_synthesis_paths.py", "-k", "test_functors_match_numpy"),
+           history="survived tests/test_hls.py's C-sim designs (none reaches int weights x bipolar inputs); "
+                   "killed after test_functors_match_numpy got the bipolar operand pairs"),
     Mutant("hls-conv-pad-value", "hls", "hls/lbgen_conv.hpp",
            "const beat_t pad_beat = detail::replicate<CFG::SIMD, CFG::E>(G::PAD);",
            "const beat_t pad_beat = detail::replicate<CFG::SIMD, CFG::E>(0);",
@@ -392,6 +402,8 @@ def run_mutant(m: Mutant, timeout: float, env: dict) -> dict:
             raise SystemExit(f"mutant {m.id}: {m.file} was not restored")
     row = {"id": m.id, "layer": m.layer, "file": m.file, "description": m.description,
            "tests": list(m.tests), "seconds": round(seconds, 1)}
+    if m.history:
+        row["history"] = m.history
     if rc is None:
         row.update(killed=m.timeout_kills, status="timeout",
                    note=f"no result within {timeout:.0f} s" + (" (documented: a hang is the symptom)"
