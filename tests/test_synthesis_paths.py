@@ -242,13 +242,17 @@ POP_WIDTHS = (1, 7, 64, 65, 130)
 #: one element per chunk, whole-limb elements
 UNPACK_SHAPES = ((1, 72), (3, 30), (7, 19), (10, 13), (33, 3), (63, 2), (64, 2))
 #: lane_product operand kinds (weight, input) and their values for every code
+#: (the bipolar pairs are lane_product's conditional-negate specialisations)
 PRODUCT_KINDS = (("int_k<4>", "uint_k<3>"), ("int_k<8>", "int_k<8>"), ("uint_k<5>", "int_k<6>"),
-                 ("int_k<2>", "uint_k<8>"))
+                 ("int_k<2>", "uint_k<8>"), ("int_k<4>", "bipolar"), ("uint_k<3>", "bipolar"),
+                 ("bipolar", "int_k<3>"), ("bipolar", "uint_k<2>"), ("bipolar", "bipolar"))
 N_WORDS = 24
 
 
 def _kind_values(kind: str) -> np.ndarray:
-    """value(code) for every code of ``int_k<B>`` / ``uint_k<B>``, as lbgen_common.hpp defines them."""
+    """value(code) for every code of ``int_k<B>`` / ``uint_k<B>`` / ``bipolar``, as lbgen_common.hpp defines them."""
+    if kind == "bipolar":
+        return np.array([-1, 1], dtype=np.int64)
     bits = int(kind.split("<")[1].rstrip(">"))
     codes = np.arange(1 << bits, dtype=np.int64)
     return np.where(codes >= 1 << (bits - 1), codes - (1 << bits), codes) if kind.startswith("int") else codes
