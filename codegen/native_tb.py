@@ -46,9 +46,9 @@ from .passes.folding import folding_bound
 from .pool import Job
 from .simlib.scoreboard import check_stream, report
 from .simlib.streams import input_spec, layer_specs, pack_frames
-from .simulate import (DATA_SUFFIXES, SIMULATORS, phase_vectors, RtlResult, SimulationError, _check_probability,
-                       _input_values, _run_dir, _tail, _verilator_version, _wheel_version, cache_root, read_filelist,
-                       stage_outputs, toolchain_env, _prune_cache)
+from .simulate import (SIMULATORS, phase_vectors, RtlResult, SimulationError, _check_probability, _input_values,
+                       _run_dir, _tail, _verilator_version, _wheel_version, cache_root, read_filelist, settle_cycles,
+                       stage_outputs, stall_timeout, toolchain_env, _prune_cache)
 
 TB_TOP = "lbgen_tb"
 #: Verilator: an executable around lbgen_tb_main.cpp, which toggles the clock (no --timing:
@@ -298,17 +298,14 @@ def run_native(out_dir: Path, inputs: Optional[np.ndarray] = None, simulator: st
                          expected=trace.result[:n1], layer_outputs={}, mismatches=errors, errors=errors,
                          cycles_per_frame=None, expected_cycles_per_frame=folding_bound(graph))
     program, reused, build_s = build_native(simulator, graph, rtl_dir, build_dir, env, probes, threads)
-    run_dir = _run_dir(f"native-{simulator}", build_dir)
+    run_dir = _run_dir(f"native-{simulator}", build_dir, rtl_dir)
     keep = keep or build_dir is not None
     try:
-        for f in rtl_dir.iterdir():
-            if f.is_file() and f.suffix in DATA_SUFFIXES:
-                shutil.copy2(f, run_dir / f.name)
         spec_in = input_spec(graph)
         (run_dir / "input.hex").write_text(_hex_beats(pack_frames(all_inputs, spec_in), spec_in.width))
         bound = folding_bound(graph)
-        stall = stall_cycles or 1000 + 10 * sum(max(l.cycles, l.sf) for l in graph.layers)
-        args = _plusargs(seed, gaps, backpressure, n1, n2, stall, 2 * bound + 32)
+        stall = stall_cycles or stall_timeout(graph)
+        args = _plusargs(seed, gaps, backpressure, n1, n2, stall, settle_cycles(bound))
         t0 = time.monotonic()
         sim_error = _simulate(simulator, program, run_dir, args, env)
         run_s = time.monotonic() - t0

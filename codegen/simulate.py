@@ -498,15 +498,35 @@ def phase_vectors(out_dir: Path, graph: Graph, inputs, throughput_frames: int):
     return inputs, all_inputs, n1, n2, golden.run(graph, all_inputs)
 
 
-def _run_dir(simulator: str, build_dir: Optional[Path]) -> Path:
-    """A fresh directory for one run: ``build_dir/run-<simulator>`` (kept), else a temporary one."""
+def _run_dir(simulator: str, build_dir: Optional[Path], rtl_dir: Path) -> Path:
+    """A fresh directory for one run: ``build_dir/run-<simulator>`` (kept), else a temporary one,
+    holding a copy of the files the design reads at run time (``DATA_SUFFIXES`` in ``rtl_dir``)."""
     if build_dir is None:
-        return Path(tempfile.mkdtemp(prefix=f"lbgen-{simulator}-"))
-    run_dir = Path(build_dir) / f"run-{simulator}"
-    if run_dir.exists():
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True)
+        run_dir = Path(tempfile.mkdtemp(prefix=f"lbgen-{simulator}-"))
+    else:
+        run_dir = Path(build_dir) / f"run-{simulator}"
+        if run_dir.exists():
+            shutil.rmtree(run_dir)
+        run_dir.mkdir(parents=True)
+    try:
+        for f in Path(rtl_dir).iterdir():
+            if f.is_file() and f.suffix in DATA_SUFFIXES:
+                shutil.copy2(f, run_dir / f.name)
+    except OSError:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     return run_dir
+
+
+def stall_timeout(graph: Graph) -> int:
+    """Cycles without a handshake on any stream after which a testbench calls the run stuck:
+    well above the longest a layer may legitimately sit between two beats."""
+    return 1000 + 10 * sum(max(layer.cycles, layer.sf) for layer in graph.layers)
+
+
+def settle_cycles(bound: int) -> int:
+    """Idle cycles between the randomised frames and the back-to-back ones (two frames' worth)."""
+    return 2 * bound + 32
 
 
 def _run_cocotb(simulator: str, env: dict[str, str], bdir: Path, run_dir: Path, seed: int,
@@ -572,12 +592,9 @@ def run_rtl(out_dir: Path, inputs: Optional[np.ndarray] = None, simulator: str =
     rtl_dir = out_dir / "rtl"
     bdir, reused, build_s = build(simulator, rtl_dir, build_dir, env, verbose)
 
-    run_dir = _run_dir(simulator, build_dir)
+    run_dir = _run_dir(simulator, build_dir, rtl_dir)
     keep = keep or build_dir is not None
     try:
-        for f in rtl_dir.iterdir():
-            if f.is_file() and f.suffix in DATA_SUFFIXES:
-                shutil.copy2(f, run_dir / f.name)
         specs = layer_specs(graph)
         np.savez(run_dir / "vectors.npz", inputs=all_inputs,
                  **{f"expected_{i}": want for i, want in enumerate(stage_outputs(graph, trace))})
@@ -588,8 +605,7 @@ def run_rtl(out_dir: Path, inputs: Optional[np.ndarray] = None, simulator: str =
             "input": input_spec(graph).to_json(), "layers": [s.to_json() for s in specs],
             "phase1_frames": n1, "phase2_frames": n2, "seed": int(seed), "gaps": gaps,
             "backpressure": backpressure, "monitor_layers": bool(monitor_layers),
-            "stall_cycles": 1000 + 10 * sum(max(l.cycles, l.sf) for l in graph.layers),
-            "settle_cycles": 2 * cycles_bound + 32, "clock_period_ns": 10, "reset_cycles": 8,
+            "stall_cycles": stall_timeout(graph), "settle_cycles": settle_cycles(cycles_bound), "clock_period_ns": 10, "reset_cycles": 8,
             "resets": [r.to_json() for r in resets], "stall_bursts": stalls, "gap_bursts": gap_runs,
         }
         (run_dir / "config.json").write_text(json.dumps(cfg, indent=1) + "\n")
