@@ -80,7 +80,7 @@ def compare_output_accumulators(graph: Graph, theirs: np.ndarray, trace: golden.
     """The output layer's integer accumulators, recovered from a framework's float logits
     (``theirs``, computed with unit roundoff ``eps``): acc = (logit - out_bias) / out_scale + out_zero.
 
-    Where the rounding (``golden.float32_logit_bound``) is below half an
+    Where the rounding (``golden.logit_rounding_bound``) is below half an
     accumulator step, the recovered value rounds to one integer, which must be
     golden's; elsewhere it must lie within the rounding bound of golden's. A
     wrong bias, scale or zero point, or one accumulator off by one, fails here
@@ -95,7 +95,7 @@ def compare_output_accumulators(graph: Graph, theirs: np.ndarray, trace: golden.
     zero = np.zeros(out.mh, np.int64) if out.out_zero is None else np.asarray(out.out_zero, dtype=np.int64)
     usable = scale != 0
     recovered = np.where(usable, (theirs - bias) / np.where(usable, scale, 1.0) + zero, acc)
-    slack = golden.float32_logit_bound(graph, trace, eps) / np.where(usable, np.abs(scale), 1.0)
+    slack = golden.logit_rounding_bound(graph, trace, eps) / np.where(usable, np.abs(scale), 1.0)
     exact = slack < 0.5
     wrong = np.where(exact, np.rint(recovered) != acc, np.abs(recovered - acc) > slack) & usable
     if wrong.any():

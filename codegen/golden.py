@@ -130,7 +130,7 @@ EPS32 = 2.0 ** -24
 EPS64 = 2.0 ** -53
 
 
-def float32_logit_bound(graph: Graph, trace: Trace, eps: float = EPS32) -> np.ndarray:
+def logit_rounding_bound(graph: Graph, trace: Trace, eps: float = EPS32) -> np.ndarray:
     """(N, classes) bound on |a float32 (``eps=EPS64``: float64) framework's logit - the
     exact logit| for a fully connected output layer: its products and sums (K + a few
     roundings of each term's magnitude) and the few ops after it (batch norm, a scale)."""

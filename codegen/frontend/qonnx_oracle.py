@@ -27,7 +27,7 @@ from typing import Optional
 import numpy as np
 
 from ..errors import UsageError
-from ..golden import EPS32, float32_logit_bound
+from ..golden import EPS32, logit_rounding_bound
 
 #: vectors the executor runs per emit, at most and at least; in between, as many
 #: as :data:`ORACLE_MACS` multiply-accumulates allow (FINN's CNV: 59 M per vector)
@@ -151,11 +151,11 @@ def _compare_output(graph, trace, onnx_out: np.ndarray, out_name: str, n: int) -
         return f"qonnx executor vs lbgen on {n} vectors: every quantized tensor equal, ArgMax equal"
     if host is not None:
         # a softmax moves by at most twice the largest logit error; a log-softmax by twice that too
-        bound = np.repeat(2 * float32_logit_bound(graph, trace).max(axis=1, keepdims=True), trace.logits.shape[1],
+        bound = np.repeat(2 * logit_rounding_bound(graph, trace).max(axis=1, keepdims=True), trace.logits.shape[1],
                           axis=1)
         bound = bound + 8 * EPS32 * (1.0 + np.abs(trace.output))     # the op's own float32 rounding
         return _within(trace.output, onnx_out, bound, out_name, n, host)
-    return _within(trace.logits, onnx_out, float32_logit_bound(graph, trace), out_name, n, "output")
+    return _within(trace.logits, onnx_out, logit_rounding_bound(graph, trace), out_name, n, "output")
 
 
 def _within(ref: np.ndarray, onnx_out: np.ndarray, bound: np.ndarray, out_name: str, n: int, what: str) -> str:

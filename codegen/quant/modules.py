@@ -113,7 +113,7 @@ def float64_outputs() -> Iterator[None]:
         _FLOAT64_OUTPUTS.reset(token)
 
 
-def _out_dtype(x: torch.Tensor) -> torch.dtype:
+def _out_dtype() -> torch.dtype:
     return torch.float64 if _FLOAT64_OUTPUTS.get() else torch.float32
 
 def snap_step(s: torch.Tensor) -> torch.Tensor:
@@ -277,7 +277,7 @@ class QuantLinearBase(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w_int, w_scale = self.quant_weight()
         s = F.linear(x.double(), w_int.double())
-        return self.epilogue(s, w_scale, _out_dtype(x))
+        return self.epilogue(s, w_scale, _out_dtype())
 
     def extra_repr(self) -> str:
         return (
@@ -766,7 +766,7 @@ class QuantConv2dMixin:
         y = s * w_scale.double()[None, :, None, None]
         if self.bias is not None:
             y = y + self.bias.double()[None, :, None, None]
-        return y.to(_out_dtype(x))
+        return y.to(_out_dtype())
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
