@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from lbgen_testing.common import ROOT, load_script
 
 needs_yosys = pytest.mark.skipif(shutil.which("yosys") is None, reason="yosys not installed")
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("lut_per_lane", ROOT / "bench" / "lut_per_lane.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["lut_per_lane"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(ROOT / "bench" / "lut_per_lane.py", "lut_per_lane")
 
 
 def test_finn_r_reference_numbers():
@@ -56,13 +50,7 @@ def test_synthesis_of_the_smallest_engine(tmp_path):
 def test_cnn_bench_plans_the_units_lbgen_emits(tmp_path):
     """bench/cnn_layers.py: one unit list per layer (window unit, engine, max-pool),
     every layer within the target, lb_mvau's ROM names black-boxed."""
-    sys.path.insert(0, str(ROOT / "bench"))
-    try:
-        spec = importlib.util.spec_from_file_location("cnn_layers", ROOT / "bench" / "cnn_layers.py")
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-    finally:
-        sys.path.remove(str(ROOT / "bench"))
+    mod = load_script(ROOT / "bench" / "cnn_layers.py", "cnn_layers")
     rows, jobs = mod.plan_jobs(ROOT / "examples" / "digits" / "digits_cnn_w1a2.pt", 1152, str(tmp_path))
     assert [r["units"] for r in rows] == [["lb_swu", "lb_mvau"], ["lb_swu", "lb_mvau", "lb_maxpool"],
                                          ["lb_swu", "lb_mvau"], ["lb_mvau"]]
@@ -107,9 +95,7 @@ def test_vs_hls4ml_lbgen_side_on_32_frames(tmp_path):
     pytest.importorskip("hls4ml")          # the ap_types headers of the C-simulation
     import numpy as np
 
-    spec = importlib.util.spec_from_file_location("vs_hls4ml", ROOT / "bench" / "vs_hls4ml.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script(ROOT / "bench" / "vs_hls4ml.py", "vs_hls4ml")
     model = mod.load_w1a2()
     with np.load(mod.TEST_SET) as z:
         x, y = z["x"][:32], z["y"][:32]
@@ -127,9 +113,7 @@ def test_vs_hls4ml_ratios_of_stated_figures():
     ratio has a value known beforehand (hls4ml over lbgen for times, lbgen over hls4ml for
     throughput) and a swapped or self-divided ratio shows; error rows and same-side pairs
     give no entry, a zero lbgen build time gives no build ratio."""
-    spec = importlib.util.spec_from_file_location("vs_hls4ml", ROOT / "bench" / "vs_hls4ml.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script(ROOT / "bench" / "vs_hls4ml.py", "vs_hls4ml")
     hls = {"side": "hls4ml", "config": "io_stream", "throughput_fps": 250.0, "total_s": 60.0,
            "generation_s": 12.0, "build_s": 40.0}
     lb = {"side": "lbgen", "config": "ap_int C-sim", "throughput_fps": 1000.0, "total_s": 15.0,
@@ -150,9 +134,7 @@ def test_rom_style_rule_as_docs_state_it():
     """docs/user-guide.md's rule for the ROMs' storage, on its edges: Yosys maps an lb_rom to
     block RAM from 256 words and 16 Kbit up, to LUTs below (2048x8 block, 1024x8 and
     128x144 LUT)."""
-    spec = importlib.util.spec_from_file_location("rom_style", ROOT / "bench" / "rom_style.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script(ROOT / "bench" / "rom_style.py", "rom_style")
     got = {shape: mod.synth_rom(*shape) for shape in ((2048, 8), (1024, 8), (128, 144), (256, 72))}
     assert {shape: r["style"] for shape, r in got.items()} == {(2048, 8): "block", (1024, 8): "lut",
                                                               (128, 144): "lut", (256, 72): "block"}

@@ -17,7 +17,7 @@ from lbgen.ir import Activation, DType, MatVec
 from lbgen.passes.accumulators import size_accumulators
 from lbgen.passes.thresholds import fold_layer
 
-from lbgen_testing.common import DIGITS, random_bn, small_mlp
+from lbgen_testing.common import DIGITS, load_script, random_bn, small_mlp
 
 
 def torch_vs_golden(model, graph, x):
@@ -459,11 +459,7 @@ def test_shipped_models_torch_equals_golden_on_whole_test_set(name):
 
 
 def test_readme_accuracy_table_is_current():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("digits_table", DIGITS / "table.py")
-    table = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(table)
+    table = load_script(DIGITS / "table.py", "digits_table")
     text = table.README.read_text()
     assert table.BEGIN in text and table.END in text, "README.md has no digits accuracy table"
     assert table.update_readme(text, table.render(table.rows())) == text, \

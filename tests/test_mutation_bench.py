@@ -9,20 +9,13 @@ selection names existing, default-run test files.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections import Counter
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from lbgen_testing.common import ROOT, load_script
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("lbgen_mutation_bench", ROOT / "bench" / "mutation.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["lbgen_mutation_bench"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(ROOT / "bench" / "mutation.py", "lbgen_mutation_bench")
 
 
 def test_every_old_text_occurs_exactly_once():

@@ -4,6 +4,7 @@ fresh process, small quantized models built in-test, IR comparison."""
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 import subprocess
 import sys
@@ -18,6 +19,21 @@ from lbgen import quant
 ROOT = Path(__file__).resolve().parents[2]
 DIGITS = ROOT / "examples" / "digits"
 LBGEN = [sys.executable, "-m", "lbgen.cli"]
+
+
+def load_script(path: Path, name: str):
+    """A script that is not a package module (bench/*.py, examples/digits/table.py) imported
+    as module ``name``; registered in sys.modules (its dataclasses need it), and with its own
+    directory on sys.path while it loads (bench scripts import their neighbours)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    sys.path.insert(0, str(Path(path).parent))
+    try:
+        spec.loader.exec_module(mod)
+    finally:
+        sys.path.remove(str(Path(path).parent))
+    return mod
 
 
 def run_cli(*args, cwd=None, env=None, timeout: int = 300, user: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
